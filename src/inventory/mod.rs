@@ -1,0 +1,35 @@
+//! The inventory: `services.yaml` (plus `environments/*.yaml`) loaded,
+//! resolved and validated into an [`Inventory`].
+//!
+//! Flow: `yaml` (positions) → `load` (serde, unknown keys) → `resolve`
+//! (inheritance, globs, references) → `validate` (graph checks) → `model`.
+//! Entry point: [`load`]. `schema` exports the JSON Schema of the file.
+
+mod load;
+mod model;
+pub mod names;
+mod raw;
+mod resolve;
+mod validate;
+pub mod yaml;
+
+pub use load::{read_source, SourceFile};
+pub use model::*;
+pub use raw::{RawInventory, RawTls, API_VERSION, KIND};
+pub use resolve::{deep_merge, load, Loaded};
+pub use validate::find_cycle;
+
+/// The JSON Schema of `services.yaml`, generated from the same serde types
+/// the loader uses, so the two never disagree.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(RawInventory)).expect("a schema always serializes");
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("$id".into(), "https://codex-k8s.io/schemas/services.v1alpha1.json".into());
+    }
+    schema
+}
+
+/// The JSON Schema of an `environments/<name>.yaml` file.
+pub fn environment_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(raw::RawEnvironment)).expect("a schema always serializes")
+}

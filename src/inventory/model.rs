@@ -1,0 +1,230 @@
+//! The validated inventory: what the renderer consumes.
+//!
+//! Everything here has been checked: names are DNS labels, references
+//! resolve, stages are ordered, manifests exist inside the project. Templated
+//! strings (`namespace`, `domain`, image parts, overlay strings, `when`) are
+//! still raw template text; `render` evaluates them per target.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::raw::RawTls;
+
+/// The default stage order when `stages` is absent.
+pub const DEFAULT_STAGES: [&str; 5] = ["stateful", "migrations", "internal", "edge", "frontend"];
+/// Idle TTL of slot environments that do not set `idleTTL`.
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Stage name used for the agent's directory and labels.
+pub const AGENT_STAGE: &str = "agent";
+
+/// A loaded, validated project.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Directory holding `services.yaml`; every path is relative to it.
+    pub root: PathBuf,
+    /// The inventory file, relative to `root`.
+    pub file: PathBuf,
+    /// Project name (DNS label).
+    pub project: String,
+    /// Stage names in order.
+    pub stages: Vec<String>,
+    /// `versions`, as strings.
+    pub versions: BTreeMap<String, String>,
+    /// `images`, with templated repository and tag.
+    pub images: BTreeMap<String, Image>,
+    /// Every environment, inheritance already applied.
+    pub environments: BTreeMap<String, Environment>,
+    /// Infrastructure then services, in file order.
+    pub components: Vec<Component>,
+    /// The agent, if any.
+    pub agent: Option<Component>,
+    /// Partial files (relative to `root`), sorted.
+    pub partials: Vec<PathBuf>,
+    /// Globs of environment variables `env_or` may read.
+    pub env_allow: Vec<String>,
+    /// Policy switches.
+    pub policy: Policy,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Every file read to build this inventory (relative to `root`), sorted;
+    /// their hash is the render's `Inputs-Digest`.
+    pub sources: Vec<PathBuf>,
+}
+
+/// An image with templated parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    /// Repository template.
+    pub repository: String,
+    /// Tag template.
+    pub tag: String,
+}
+
+/// One environment, after `from` inheritance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Environment {
+    /// Its name.
+    pub name: String,
+    /// The file that defines it (relative to the root).
+    pub file: PathBuf,
+    /// The chain it inherits from, nearest first.
+    pub inherits: Vec<String>,
+    /// Rendered once per slot.
+    pub slots: bool,
+    /// Namespace template.
+    pub namespace: String,
+    /// Host template.
+    pub domain: Option<String>,
+    /// TLS settings.
+    pub tls: Option<RawTls>,
+    /// Idle TTL (slot environments only).
+    #[serde(with = "humantime_serde_opt")]
+    pub idle_ttl: Option<Duration>,
+    /// Slot capacity.
+    pub max_slots: Option<u32>,
+    /// Template variables.
+    pub vars: serde_yaml::Mapping,
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// What a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentKind {
+    /// From `infrastructure`.
+    Infrastructure,
+    /// From `services`.
+    Service,
+    /// The `agent` section.
+    Agent,
+}
+
+/// A component: one unit of manifests with a stage and dependencies.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// Name (DNS label).
+    pub name: String,
+    /// Where it came from.
+    pub kind: ComponentKind,
+    /// Stage name (`agent` for the agent).
+    pub stage: String,
+    /// Index of the stage (number of stages for the agent).
+    pub stage_index: usize,
+    /// Dependencies by name.
+    pub depends_on: Vec<String>,
+    /// `when` expression.
+    pub when: Option<String>,
+    /// `envs` shorthand.
+    pub envs: Option<Vec<String>>,
+    /// Image name.
+    pub image: Option<String>,
+    /// Manifest files (relative to root), glob-expanded, in declaration order.
+    pub manifests: Vec<PathBuf>,
+    /// Overlays by environment name.
+    pub overlays: BTreeMap<String, Overlay>,
+    /// Line of the component in services.yaml, for messages.
+    #[serde(skip)]
+    pub line: usize,
+}
+
+/// Post-render changes for one environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Overlay {
+    /// PVC mounts added to every pod template.
+    pub pvc_mounts: Vec<PvcMount>,
+    /// Kinds dropped from the output.
+    pub drop_kinds: Vec<String>,
+    /// Env vars added to every container (values are templates).
+    pub env: BTreeMap<String, String>,
+}
+
+/// One PVC mount; string fields are templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcMount {
+    /// Volume name (template).
+    pub name: Option<String>,
+    /// Claim name (template).
+    pub claim_name: String,
+    /// Mount path (template).
+    pub mount_path: String,
+    /// Sub-path (template).
+    pub sub_path: Option<String>,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// Policy switches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Extra cluster-scoped kinds.
+    pub cluster_scoped_kinds: Vec<String>,
+    /// Secrets with data allowed.
+    pub allow_plain_secrets: bool,
+    /// Jobs get a spec-hash suffix.
+    pub hash_job_names: bool,
+}
+
+/// Template sandbox limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// minijinja fuel per template render.
+    pub fuel: u64,
+    /// Rendered bytes per target.
+    pub max_output_bytes: u64,
+    /// Nesting of partial calls.
+    pub max_partial_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { fuel: 5_000_000, max_output_bytes: 16 * 1024 * 1024, max_partial_depth: 32 }
+    }
+}
+
+impl Limits {
+    /// Upper bounds a project may raise its limits to.
+    pub const CEILING: Limits =
+        Limits { fuel: 500_000_000, max_output_bytes: 512 * 1024 * 1024, max_partial_depth: 128 };
+}
+
+impl Inventory {
+    /// The environment called `name`.
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.get(name)
+    }
+
+    /// A component (or the agent) by name.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().chain(self.agent.as_ref()).find(|c| c.name == name)
+    }
+
+    /// Wave of the agent: after every stage.
+    pub fn agent_wave(&self) -> u32 {
+        10 * self.stages.len() as u32
+    }
+
+    /// Every manifest file of every component, sorted and deduplicated.
+    pub fn manifest_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> =
+            self.components.iter().chain(self.agent.as_ref()).flat_map(|c| c.manifests.iter().cloned()).collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+}

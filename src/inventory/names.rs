@@ -1,0 +1,80 @@
+//! Name and duration rules shared by the inventory, the CLI and the renderer.
+
+use std::time::Duration;
+
+/// Why a name is not a DNS-1123 label, or `None` when it is one.
+///
+/// Kubernetes labels and namespace names must be at most 63 characters of
+/// `a-z`, `0-9` and `-`, starting and ending with an alphanumeric.
+pub fn dns_label_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.len() > 63 {
+        return Some(format!("is {} characters long; the limit is 63", name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Some(format!("contains `{c}`; only a-z, 0-9 and `-` are allowed"));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Some("starts or ends with `-`".into());
+    }
+    None
+}
+
+/// Turns arbitrary text into a DNS label: lower-case, invalid runs become `-`,
+/// trimmed to 63 characters. Used by the `dns_label` filter.
+pub fn to_dns_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed: String = out.trim_matches('-').chars().take(63).collect();
+    trimmed.trim_end_matches('-').to_owned()
+}
+
+/// Parses a humane duration (`8h`, `90m`, `1h 30m`, `2d`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("`{text}` is zero; use a positive duration such as `8h`"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels_follow_rfc_1123() {
+        for ok in ["a", "shop", "pr-42", "a1", &"a".repeat(63)] {
+            assert_eq!(dns_label_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "Shop", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(dns_label_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn to_dns_label_sanitizes() {
+        assert_eq!(to_dns_label("Feature/ABC_12"), "feature-abc-12");
+        assert_eq!(to_dns_label("--x--"), "x");
+        assert_eq!(to_dns_label(&"a".repeat(70)).len(), 63);
+    }
+
+    #[test]
+    fn durations_parse_humane_forms() {
+        assert_eq!(parse_duration("8h").unwrap(), Duration::from_secs(8 * 3600));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2days").unwrap(), Duration::from_secs(2 * 86400));
+        assert!(parse_duration("8 hours later").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

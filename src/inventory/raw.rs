@@ -1,0 +1,259 @@
+//! The shape of `services.yaml` and `environments/<name>.yaml` as serde sees it.
+//!
+//! These structs mirror the YAML one to one (and generate the JSON Schema);
+//! nothing here is checked beyond types. `resolve` turns them into the
+//! validated [`crate::inventory::Inventory`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The only `apiVersion` this build understands.
+pub const API_VERSION: &str = "codex-k8s.io/v1alpha1";
+/// The only `kind`.
+pub const KIND: &str = "ServiceStack";
+
+/// `services.yaml`: a whole project's runtime, described once.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "codex-k8s ServiceStack")]
+pub struct RawInventory {
+    /// Always `codex-k8s.io/v1alpha1`.
+    pub api_version: String,
+    /// Always `ServiceStack`.
+    pub kind: String,
+    /// Project name, a DNS-1123 label; prefixes namespaces and labels.
+    pub project: String,
+    /// Where partials live and which environment variables templates may read.
+    #[serde(default)]
+    pub templates: RawTemplates,
+    /// Stage order; default `[stateful, migrations, internal, edge, frontend]`.
+    #[serde(default)]
+    pub stages: Option<Vec<String>>,
+    /// Version strings by name, available to templates as `versions`.
+    #[serde(default)]
+    pub versions: BTreeMap<String, Scalar>,
+    /// Container images by name; `repository` and `tag` are templates.
+    #[serde(default)]
+    pub images: BTreeMap<String, RawImage>,
+    /// Environments by name (more may live in `environments/<name>.yaml`).
+    #[serde(default)]
+    pub environments: BTreeMap<String, RawEnvironment>,
+    /// Stateful dependencies; their stage defaults to the first stage.
+    #[serde(default)]
+    pub infrastructure: Vec<RawComponent>,
+    /// Application components; their stage defaults to `internal`.
+    #[serde(default)]
+    pub services: Vec<RawComponent>,
+    /// The AI agent Job, rendered after the last stage in slot environments.
+    #[serde(default)]
+    pub agent: Option<RawAgent>,
+    /// Render-time policy checks.
+    #[serde(default)]
+    pub policy: RawPolicy,
+    /// Sandbox limits for templates.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// A version string; numbers are accepted and kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "ScalarSchema")]
+pub struct Scalar(pub String);
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ScalarSchema {
+    Text(String),
+    Number(f64),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(Scalar(s)),
+            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
+            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
+            _ => Err(serde::de::Error::custom("expected a string or a number")),
+        }
+    }
+}
+
+/// `templates:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTemplates {
+    /// Globs of partial files; default `partials/**/*.j2`.
+    #[serde(default)]
+    pub partials: Option<Vec<String>>,
+    /// Names or globs of environment variables `env_or()` may read; default none.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// `images.<name>:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawImage {
+    /// Registry and path, a template.
+    pub repository: String,
+    /// Tag, a template (e.g. `"{{ env }}-{{ versions.users }}"`).
+    pub tag: String,
+}
+
+/// `environments.<name>:` or the whole of `environments/<name>.yaml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawEnvironment {
+    /// Inherit from this environment (maps merge, lists replace).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Render once per slot (one namespace per PR/issue run).
+    #[serde(default)]
+    pub slots: Option<bool>,
+    /// Namespace, a template.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Public host, a template (`host` in templates).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// TLS settings referenced by templates (`tls`).
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+    /// How long a slot may stay idle before the watcher removes it (e.g. `8h`).
+    #[serde(default, rename = "idleTTL")]
+    pub idle_ttl: Option<String>,
+    /// Most slots this environment may hold at once.
+    #[serde(default)]
+    pub max_slots: Option<u32>,
+    /// Free-form values for templates (`vars`).
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub vars: Option<serde_yaml::Mapping>,
+}
+
+/// `tls:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTls {
+    /// cert-manager ClusterIssuer name.
+    #[serde(default)]
+    pub cluster_issuer: Option<String>,
+    /// cert-manager Issuer name (namespaced).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Secret holding the certificate.
+    #[serde(default)]
+    pub secret_name: Option<String>,
+}
+
+/// One entry of `infrastructure:` or `services:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawComponent {
+    /// Component name, a DNS-1123 label, unique across the file.
+    pub name: String,
+    /// Stage; defaults to the first stage (infrastructure) or `internal` (services).
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Components that must be ready first (same or earlier stage).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// A minijinja expression; the component renders only where it is true.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Shorthand: enabled only in these environments.
+    #[serde(default)]
+    pub envs: Option<Vec<String>>,
+    /// Name of an entry of `images`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Manifest templates (paths or globs, relative to services.yaml).
+    pub manifests: Vec<String>,
+    /// Post-render changes per environment.
+    #[serde(default)]
+    pub overlays: BTreeMap<String, RawOverlay>,
+}
+
+/// `agent:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAgent {
+    /// Slot environments the agent runs in; default every slot environment.
+    #[serde(default)]
+    pub envs: Option<Vec<String>>,
+    /// Name of an entry of `images`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Manifest templates of the agent Job.
+    pub manifests: Vec<String>,
+    /// Post-render changes per environment.
+    #[serde(default)]
+    pub overlays: BTreeMap<String, RawOverlay>,
+}
+
+/// `overlays.<env>:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOverlay {
+    /// Volumes added to every pod template of the component.
+    #[serde(default)]
+    pub pvc_mounts: Vec<RawPvcMount>,
+    /// Kinds removed from the component's output.
+    #[serde(default)]
+    pub drop_kinds: Vec<String>,
+    /// Environment variables added to every container.
+    #[serde(default)]
+    pub env: BTreeMap<String, Scalar>,
+}
+
+/// One `pvcMounts` entry.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPvcMount {
+    /// PersistentVolumeClaim name, a template.
+    pub claim_name: String,
+    /// Where it is mounted in every container.
+    pub mount_path: String,
+    /// Sub-path inside the volume, a template.
+    #[serde(default)]
+    pub sub_path: Option<String>,
+    /// Mount read-only (default false).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Volume name; default derived from the claim name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `policy:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPolicy {
+    /// More kinds to treat as cluster-scoped (refused in slot environments).
+    #[serde(default)]
+    pub cluster_scoped_kinds: Vec<String>,
+    /// Allow `Secret` objects with `data`/`stringData` (default false).
+    #[serde(default)]
+    pub allow_plain_secrets: bool,
+    /// Suffix Job names with a hash of their spec (default true).
+    #[serde(default)]
+    pub hash_job_names: Option<bool>,
+}
+
+/// `limits:` — the template sandbox.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawLimits {
+    /// Instructions one template render may execute (minijinja fuel).
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Bytes of rendered YAML one target may produce.
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
+    /// Nesting depth of partial calls.
+    #[serde(default)]
+    pub max_partial_depth: Option<u32>,
+}

@@ -1,0 +1,950 @@
+//! From raw serde structs to the validated [`Inventory`]: environment files,
+//! `from` inheritance, stage defaults, manifest globs, and every reference
+//! check. All problems of a run are collected, then reported together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component as PathPart, Path, PathBuf};
+
+use globset::Glob;
+
+use super::load::{self, SourceFile};
+use super::model::*;
+use super::names::{dns_label_problem, parse_duration};
+use super::raw::*;
+use super::yaml::{Document, YamlPath};
+use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+
+/// The inventory plus the warnings found while loading it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated project.
+    pub inventory: Inventory,
+    /// Non-fatal findings.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Directories never searched by manifest and partial globs.
+const SKIPPED_DIRS: [&str; 5] = [".git", "target", "rendered", "node_modules", ".codex-k8s"];
+
+/// Loads and validates `file` (usually `services.yaml`) and the
+/// `environments/*.yaml` beside it. Nothing is rendered.
+pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
+    let file_name = PathBuf::from(file.file_name().unwrap_or(file.as_os_str()));
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let root = parent.canonicalize().map_err(|e| {
+        Diagnostics(vec![Diagnostic::error(file, None, format!("cannot open the project directory: {e}"))
+            .with_help("pass the inventory with -f, or change directory with -C")])
+    })?;
+    let source = load::read_source(&root, &file_name).map_err(|d| Diagnostics(vec![d]))?;
+    let doc = load::parse_document(&source).map_err(|d| Diagnostics(vec![d]))?;
+    if doc.value.is_null() {
+        return Err(Diagnostics(vec![Diagnostic::error(&source.path, None, "the inventory is empty")
+            .with_help("start from the example in docs/inventory.md")]));
+    }
+    let raw: RawInventory = load::deserialize(&source, &doc).map_err(Diagnostics)?;
+    let mut r = Resolver::new(root, source, doc);
+    let inventory = r.resolve(raw);
+    let mut diags = Diagnostics(r.diagnostics);
+    diags.sort();
+    match inventory {
+        Some(inventory) if !diags.has_errors() => Ok(Loaded { inventory, warnings: diags.0 }),
+        _ => Err(diags),
+    }
+}
+
+/// One parsed file, kept for positions in later messages.
+struct Parsed {
+    source: SourceFile,
+    doc: Document,
+}
+
+struct Resolver {
+    root: PathBuf,
+    main: Parsed,
+    env_files: BTreeMap<String, Parsed>,
+    files: Option<Vec<PathBuf>>,
+    diagnostics: Vec<Diagnostic>,
+    sources: BTreeSet<PathBuf>,
+}
+
+impl Resolver {
+    fn new(root: PathBuf, source: SourceFile, doc: Document) -> Self {
+        let mut sources = BTreeSet::new();
+        sources.insert(source.path.clone());
+        Resolver {
+            root,
+            main: Parsed { source, doc },
+            env_files: BTreeMap::new(),
+            files: None,
+            diagnostics: Vec::new(),
+            sources,
+        }
+    }
+
+    /// An error at `path` in services.yaml (pointing at the key).
+    fn error(&mut self, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
+        let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.key_location(path)), message)
+            .with_source(&self.main.source.text)
+            .with_help(help);
+        self.diagnostics.push(d);
+    }
+
+    /// An error at the value at `path` in services.yaml.
+    fn error_at_value(&mut self, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
+        let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.value_location(path)), message)
+            .with_source(&self.main.source.text)
+            .with_help(help);
+        self.diagnostics.push(d);
+    }
+
+    fn error_in_env_file(&mut self, env: &str, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
+        match self.env_files.get(env) {
+            Some(p) => {
+                let d = Diagnostic::error(&p.source.path, Some(p.doc.value_location(path)), message)
+                    .with_source(&p.source.text)
+                    .with_help(help);
+                self.diagnostics.push(d);
+            }
+            None => self.error_at_value(
+                &YamlPath::default()
+                    .key("environments")
+                    .key(env)
+                    .0
+                    .iter()
+                    .chain(path.0.iter())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into(),
+                message,
+                help,
+            ),
+        }
+    }
+
+    fn check_name(&mut self, path: &YamlPath, what: &str, name: &str) -> bool {
+        match dns_label_problem(name) {
+            None => true,
+            Some(problem) => {
+                self.error_at_value(
+                    path,
+                    format!("invalid {what} `{name}`: {problem}"),
+                    "use a DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters",
+                );
+                false
+            }
+        }
+    }
+
+    fn resolve(&mut self, raw: RawInventory) -> Option<Inventory> {
+        let top = YamlPath::default();
+        if raw.api_version != API_VERSION {
+            self.error_at_value(
+                &top.key("apiVersion"),
+                format!("unsupported apiVersion `{}`", raw.api_version),
+                format!("set `apiVersion: {API_VERSION}`"),
+            );
+        }
+        if raw.kind != KIND {
+            self.error_at_value(
+                &top.key("kind"),
+                format!("unsupported kind `{}`", raw.kind),
+                format!("set `kind: {KIND}`"),
+            );
+        }
+        self.check_name(&top.key("project"), "project name", &raw.project);
+
+        let stages = self.resolve_stages(&raw);
+        let partials = self.resolve_partials(&raw.templates);
+        let env_allow = self.resolve_env_allow(&raw.templates);
+        let images = self.resolve_images(&raw);
+        let environments = self.resolve_environments(&raw);
+        let env_names: Vec<String> = environments.keys().cloned().collect();
+
+        let mut components = Vec::new();
+        for (i, c) in raw.infrastructure.iter().enumerate() {
+            let path = top.key("infrastructure").index(i);
+            components.push(self.resolve_component(
+                &path,
+                c,
+                ComponentKind::Infrastructure,
+                &stages,
+                &images,
+                &env_names,
+            ));
+        }
+        for (i, c) in raw.services.iter().enumerate() {
+            let path = top.key("services").index(i);
+            components.push(self.resolve_component(&path, c, ComponentKind::Service, &stages, &images, &env_names));
+        }
+        let agent = raw.agent.as_ref().map(|a| self.resolve_agent(a, &stages, &images, &environments));
+        self.check_unique_names(&raw, agent.is_some());
+        for f in super::validate::dependency_problems(&components) {
+            self.depends_error(&raw, &f.component, f.dep_index, f.message, f.help);
+        }
+
+        let policy = Policy {
+            cluster_scoped_kinds: raw.policy.cluster_scoped_kinds.clone(),
+            allow_plain_secrets: raw.policy.allow_plain_secrets,
+            hash_job_names: raw.policy.hash_job_names.unwrap_or(true),
+        };
+        let limits = self.resolve_limits(&raw.limits);
+
+        Some(Inventory {
+            root: self.root.clone(),
+            file: self.main.source.path.clone(),
+            project: raw.project.clone(),
+            stages,
+            versions: raw.versions.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+            images,
+            environments,
+            components,
+            agent,
+            partials,
+            env_allow,
+            policy,
+            limits,
+            sources: std::mem::take(&mut self.sources).into_iter().collect(),
+        })
+    }
+
+    fn resolve_stages(&mut self, raw: &RawInventory) -> Vec<String> {
+        let Some(stages) = &raw.stages else {
+            return DEFAULT_STAGES.iter().map(|s| s.to_string()).collect();
+        };
+        let path = YamlPath::default().key("stages");
+        if stages.is_empty() {
+            self.error_at_value(
+                &path,
+                "`stages` is empty",
+                "list at least one stage, or remove `stages` for the default order",
+            );
+        }
+        if stages.len() > 9 {
+            self.error_at_value(
+                &path,
+                format!("{} stages; at most 9 fit the wave numbering", stages.len()),
+                "merge stages",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in stages.iter().enumerate() {
+            let p = path.index(i);
+            self.check_name(&p, "stage name", s);
+            if s == AGENT_STAGE {
+                self.error_at_value(&p, "the stage name `agent` is reserved for the agent Job", "rename the stage");
+            }
+            if !seen.insert(s.clone()) {
+                self.error_at_value(&p, format!("stage `{s}` is listed twice"), "remove the duplicate");
+            }
+        }
+        stages.clone()
+    }
+
+    fn project_files(&mut self) -> Vec<PathBuf> {
+        if let Some(files) = &self.files {
+            return files.clone();
+        }
+        let mut files = Vec::new();
+        let walker = walkdir::WalkDir::new(&self.root).follow_links(false).sort_by_file_name().into_iter();
+        for entry in walker.filter_entry(|e| {
+            !(e.file_type().is_dir() && e.depth() > 0 && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
+        }) {
+            let Ok(entry) = entry else { continue };
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            if let Ok(rel) = entry.path().strip_prefix(&self.root) {
+                files.push(rel.to_path_buf());
+            }
+        }
+        self.files = Some(files.clone());
+        files
+    }
+
+    /// Expands one manifest or partial entry: a plain path or a glob, relative
+    /// to the root, never escaping it.
+    fn expand(&mut self, path: &YamlPath, pattern: &str, what: &str, must_match: bool) -> Vec<PathBuf> {
+        if let Some(problem) = escape_problem(pattern) {
+            self.error_at_value(
+                path,
+                format!("{what} path `{pattern}` {problem}"),
+                "use a path inside the project directory, relative to services.yaml",
+            );
+            return Vec::new();
+        }
+        let is_glob = pattern.contains(['*', '?', '[', '{']);
+        let matches: Vec<PathBuf> = if is_glob {
+            let glob = match Glob::new(pattern) {
+                Ok(g) => g.compile_matcher(),
+                Err(e) => {
+                    self.error_at_value(path, format!("invalid glob `{pattern}`: {}", e.kind()), "fix the glob syntax");
+                    return Vec::new();
+                }
+            };
+            self.project_files().into_iter().filter(|f| glob.is_match(f)).collect()
+        } else {
+            let rel = PathBuf::from(pattern);
+            if self.root.join(&rel).is_file() {
+                vec![rel]
+            } else {
+                if must_match {
+                    self.error_at_value(
+                        path,
+                        format!("{what} `{pattern}` does not exist"),
+                        format!("create it, or fix the path (relative to {})", self.main.source.path.display()),
+                    );
+                }
+                return Vec::new();
+            }
+        };
+        if matches.is_empty() && must_match {
+            self.error_at_value(path, format!("glob `{pattern}` matches no file"), "fix the pattern or add the files");
+        }
+        let mut kept = Vec::new();
+        for m in matches {
+            match self.root.join(&m).canonicalize() {
+                Ok(real) if real.starts_with(&self.root) => {
+                    self.sources.insert(m.clone());
+                    kept.push(m);
+                }
+                Ok(_) => self.error_at_value(
+                    path,
+                    format!("{what} `{}` is a symlink that leads outside the project directory", m.display()),
+                    "copy the file into the project instead of linking to it",
+                ),
+                Err(e) => {
+                    self.error_at_value(path, format!("cannot read {what} `{}`: {e}", m.display()), "check the file")
+                }
+            }
+        }
+        kept
+    }
+
+    fn resolve_partials(&mut self, templates: &RawTemplates) -> Vec<PathBuf> {
+        let path = YamlPath::default().key("templates").key("partials");
+        let (patterns, explicit) = match &templates.partials {
+            Some(p) => (p.clone(), true),
+            None => (vec!["partials/**/*.j2".to_owned()], false),
+        };
+        let mut files = BTreeSet::new();
+        for (i, p) in patterns.iter().enumerate() {
+            files.extend(self.expand(&path.index(i), p, "partial", explicit));
+        }
+        files.into_iter().collect()
+    }
+
+    fn resolve_env_allow(&mut self, templates: &RawTemplates) -> Vec<String> {
+        let path = YamlPath::default().key("templates").key("env");
+        for (i, p) in templates.env.iter().enumerate() {
+            if let Err(e) = Glob::new(p) {
+                self.error_at_value(
+                    &path.index(i),
+                    format!("invalid glob `{p}`: {}", e.kind()),
+                    "use a name or a glob like `SHOP_*`",
+                );
+            }
+        }
+        templates.env.clone()
+    }
+
+    fn resolve_images(&mut self, raw: &RawInventory) -> BTreeMap<String, Image> {
+        let mut out = BTreeMap::new();
+        for (name, img) in &raw.images {
+            let path = YamlPath::default().key("images").key(name);
+            if img.repository.trim().is_empty() {
+                self.error_at_value(
+                    &path.key("repository"),
+                    format!("image `{name}` has an empty repository"),
+                    "set the registry path",
+                );
+            }
+            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone() });
+        }
+        out
+    }
+
+    fn load_env_files(&mut self) -> BTreeMap<String, RawEnvironment> {
+        let mut out = BTreeMap::new();
+        let dir = self.root.join("environments");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return out };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        paths.sort();
+        for full in paths {
+            let ext = full.extension().and_then(|e| e.to_str());
+            if !matches!(ext, Some("yaml" | "yml")) || !full.is_file() {
+                continue;
+            }
+            let rel = full.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(full.clone());
+            let name = full.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            let source = match load::read_source(&self.root, &rel) {
+                Ok(s) => s,
+                Err(d) => {
+                    self.diagnostics.push(d);
+                    continue;
+                }
+            };
+            self.sources.insert(rel.clone());
+            let doc = match load::parse_document(&source) {
+                Ok(d) => d,
+                Err(d) => {
+                    self.diagnostics.push(d);
+                    continue;
+                }
+            };
+            if let Some(problem) = dns_label_problem(&name) {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        &rel,
+                        None,
+                        format!("invalid environment name `{name}` (from the file name): {problem}"),
+                    )
+                    .with_help("rename the file to a DNS-1123 label, e.g. environments/staging.yaml"),
+                );
+            }
+            let raw = if doc.value.is_null() {
+                RawEnvironment::default()
+            } else {
+                match load::deserialize::<RawEnvironment>(&source, &doc) {
+                    Ok(r) => r,
+                    Err(ds) => {
+                        self.diagnostics.extend(ds);
+                        continue;
+                    }
+                }
+            };
+            self.env_files.insert(name.clone(), Parsed { source, doc });
+            out.insert(name, raw);
+        }
+        out
+    }
+
+    fn resolve_environments(&mut self, raw: &RawInventory) -> BTreeMap<String, Environment> {
+        let envs_path = YamlPath::default().key("environments");
+        let from_files = self.load_env_files();
+        let mut all: BTreeMap<String, RawEnvironment> = BTreeMap::new();
+        for (name, env) in &raw.environments {
+            self.check_name(&envs_path.key(name), "environment name", name);
+            all.insert(name.clone(), env.clone());
+        }
+        for (name, env) in from_files {
+            if raw.environments.contains_key(&name) {
+                let line = self.main.doc.key_location(&envs_path.key(&name)).line;
+                let file = self.env_files[&name].source.path.clone();
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        &file,
+                        None,
+                        format!(
+                            "environment `{name}` is defined twice: here and in {}:{line}",
+                            self.main.source.path.display()
+                        ),
+                    )
+                    .with_help("keep one of the two definitions"),
+                );
+                continue;
+            }
+            all.insert(name, env);
+        }
+
+        let mut out = BTreeMap::new();
+        for name in all.keys() {
+            let chain = match self.inheritance_chain(name, &all) {
+                Some(c) => c,
+                None => continue,
+            };
+            // Merge from the root ancestor down to the environment itself.
+            let mut merged = RawEnvironment::default();
+            for ancestor in chain.iter().rev() {
+                merged = merge_env(merged, &all[ancestor]);
+            }
+            let own = &all[name];
+            let slots = merged.slots.unwrap_or(false);
+            let namespace = match merged.namespace.clone() {
+                Some(ns) => ns,
+                None => {
+                    self.error_in_env_file(
+                        name,
+                        &YamlPath::default(),
+                        format!("environment `{name}` has no namespace"),
+                        "add `namespace:`, e.g. \"{{ project }}-dev\"",
+                    );
+                    String::new()
+                }
+            };
+            if slots && !namespace.contains("slot") {
+                self.error_in_env_file(
+                    name,
+                    &YamlPath::default().key("namespace"),
+                    format!("slot environment `{name}` has a namespace that does not use `slot`"),
+                    "every slot needs its own namespace: include `{{ slot }}`, e.g. \"{{ project }}-dev-{{ slot }}\"",
+                );
+            }
+            let mut idle_ttl = None;
+            if let Some(text) = &merged.idle_ttl {
+                match parse_duration(text) {
+                    Ok(d) => idle_ttl = Some(d),
+                    Err(e) => self.error_in_env_file(
+                        name,
+                        &YamlPath::default().key("idleTTL"),
+                        format!("bad idleTTL: {e}"),
+                        "write a duration such as `8h`, `90m` or `2d`",
+                    ),
+                }
+            }
+            if !slots && (own.idle_ttl.is_some() || own.max_slots.is_some()) {
+                let key = if own.idle_ttl.is_some() { "idleTTL" } else { "maxSlots" };
+                self.error_in_env_file(
+                    name,
+                    &YamlPath::default().key(key),
+                    format!("`{key}` is set on `{name}`, which is not a slot environment"),
+                    "add `slots: true`, or remove the key",
+                );
+            }
+            if merged.max_slots == Some(0) {
+                self.error_in_env_file(
+                    name,
+                    &YamlPath::default().key("maxSlots"),
+                    "maxSlots is 0",
+                    "allow at least one slot",
+                );
+            }
+            if slots && idle_ttl.is_none() {
+                idle_ttl = Some(DEFAULT_IDLE_TTL);
+            }
+            let file = self
+                .env_files
+                .get(name)
+                .map(|p| p.source.path.clone())
+                .unwrap_or_else(|| self.main.source.path.clone());
+            out.insert(
+                name.clone(),
+                Environment {
+                    name: name.clone(),
+                    file,
+                    inherits: chain[1..].to_vec(),
+                    slots,
+                    namespace,
+                    domain: merged.domain.clone(),
+                    tls: merged.tls.clone(),
+                    idle_ttl,
+                    max_slots: merged.max_slots,
+                    vars: merged.vars.clone().unwrap_or_default(),
+                },
+            );
+        }
+        out
+    }
+
+    /// `[name, parent, grandparent, …]`, or `None` after reporting an unknown parent or a cycle.
+    fn inheritance_chain(&mut self, name: &str, all: &BTreeMap<String, RawEnvironment>) -> Option<Vec<String>> {
+        let mut chain = vec![name.to_owned()];
+        let mut current = name.to_owned();
+        while let Some(parent) = all[&current].from.clone() {
+            if !all.contains_key(&parent) {
+                if current == name {
+                    let help = match did_you_mean(&parent, all.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("known environments: {}", all.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    };
+                    self.error_in_env_file(
+                        name,
+                        &YamlPath::default().key("from"),
+                        format!("environment `{name}` inherits from unknown environment `{parent}`"),
+                        help,
+                    );
+                }
+                return None;
+            }
+            if let Some(pos) = chain.iter().position(|c| *c == parent) {
+                if pos == 0 {
+                    let mut cycle = chain.clone();
+                    cycle.push(parent);
+                    self.error_in_env_file(
+                        name,
+                        &YamlPath::default().key("from"),
+                        format!("`from` inheritance cycle: {}", cycle.join(" -> ")),
+                        "break the cycle: one environment must not inherit",
+                    );
+                }
+                return None;
+            }
+            chain.push(parent.clone());
+            current = parent;
+        }
+        Some(chain)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_component(
+        &mut self,
+        path: &YamlPath,
+        raw: &RawComponent,
+        kind: ComponentKind,
+        stages: &[String],
+        images: &BTreeMap<String, Image>,
+        envs: &[String],
+    ) -> Component {
+        self.check_name(&path.key("name"), "component name", &raw.name);
+        let default_stage = match kind {
+            ComponentKind::Infrastructure => stages.first().cloned().unwrap_or_default(),
+            _ => "internal".to_owned(),
+        };
+        let stage = raw.stage.clone().unwrap_or(default_stage);
+        let stage_index = match stages.iter().position(|s| *s == stage) {
+            Some(i) => i,
+            None => {
+                let help = match did_you_mean(&stage, stages.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("stages are: {}", stages.join(", ")),
+                };
+                let (at, msg) = if raw.stage.is_some() {
+                    (path.key("stage"), format!("component `{}` has unknown stage `{stage}`", raw.name))
+                } else {
+                    (
+                        path.key("name"),
+                        format!("component `{}` defaults to stage `{stage}`, which is not in `stages`", raw.name),
+                    )
+                };
+                self.error_at_value(&at, msg, help);
+                0
+            }
+        };
+        self.check_image(&path.key("image"), raw.image.as_deref(), images);
+        if let Some(list) = &raw.envs {
+            for (i, e) in list.iter().enumerate() {
+                self.check_env_ref(&path.key("envs").index(i), e, envs);
+            }
+        }
+        if let Some(when) = &raw.when {
+            if when.trim().is_empty() {
+                self.error_at_value(
+                    &path.key("when"),
+                    "`when` is empty",
+                    "write an expression such as `env != 'staging'`, or remove `when`",
+                );
+            }
+        }
+        let manifests = self.resolve_manifests(path, &raw.name, &raw.manifests);
+        let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, envs);
+        Component {
+            name: raw.name.clone(),
+            kind,
+            stage,
+            stage_index,
+            depends_on: raw.depends_on.clone(),
+            when: raw.when.clone(),
+            envs: raw.envs.clone(),
+            image: raw.image.clone(),
+            manifests,
+            overlays,
+            line: self.main.doc.key_location(path).line,
+        }
+    }
+
+    fn resolve_agent(
+        &mut self,
+        raw: &RawAgent,
+        stages: &[String],
+        images: &BTreeMap<String, Image>,
+        envs: &BTreeMap<String, Environment>,
+    ) -> Component {
+        let path = YamlPath::default().key("agent");
+        self.check_image(&path.key("image"), raw.image.as_deref(), images);
+        let env_names: Vec<String> = envs.keys().cloned().collect();
+        if let Some(list) = &raw.envs {
+            for (i, e) in list.iter().enumerate() {
+                let p = path.key("envs").index(i);
+                if self.check_env_ref(&p, e, &env_names) && !envs[e].slots {
+                    self.error_at_value(
+                        &p,
+                        format!("the agent runs only in slot environments; `{e}` is not one"),
+                        "add `slots: true` to it, or remove it from agent.envs",
+                    );
+                }
+            }
+        }
+        let manifests = self.resolve_manifests(&path, "agent", &raw.manifests);
+        let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, &env_names);
+        Component {
+            name: "agent".into(),
+            kind: ComponentKind::Agent,
+            stage: AGENT_STAGE.into(),
+            stage_index: stages.len(),
+            depends_on: Vec::new(),
+            when: None,
+            envs: raw.envs.clone(),
+            image: raw.image.clone(),
+            manifests,
+            overlays,
+            line: self.main.doc.key_location(&path).line,
+        }
+    }
+
+    fn resolve_manifests(&mut self, path: &YamlPath, name: &str, patterns: &[String]) -> Vec<PathBuf> {
+        if patterns.is_empty() {
+            self.error_at_value(
+                &path.key("manifests"),
+                format!("component `{name}` has no manifests"),
+                "list at least one manifest template",
+            );
+        }
+        let mut out: Vec<PathBuf> = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            for f in self.expand(&path.key("manifests").index(i), p, "manifest", true) {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+
+    fn resolve_overlays(
+        &mut self,
+        path: &YamlPath,
+        raw: &BTreeMap<String, RawOverlay>,
+        envs: &[String],
+    ) -> BTreeMap<String, Overlay> {
+        let mut out = BTreeMap::new();
+        for (env, o) in raw {
+            let p = path.key(env);
+            self.check_env_ref(&p, env, envs);
+            for (i, m) in o.pvc_mounts.iter().enumerate() {
+                if !m.mount_path.starts_with('/') {
+                    self.error_at_value(
+                        &p.key("pvcMounts").index(i).key("mountPath"),
+                        format!("mountPath `{}` is not absolute", m.mount_path),
+                        "start it with `/`",
+                    );
+                }
+            }
+            for (i, k) in o.drop_kinds.iter().enumerate() {
+                if k.trim().is_empty() {
+                    self.error_at_value(
+                        &p.key("dropKinds").index(i),
+                        "empty kind in dropKinds",
+                        "write a kind such as `Ingress`",
+                    );
+                }
+            }
+            out.insert(
+                env.clone(),
+                Overlay {
+                    pvc_mounts: o
+                        .pvc_mounts
+                        .iter()
+                        .map(|m| PvcMount {
+                            name: m.name.clone(),
+                            claim_name: m.claim_name.clone(),
+                            mount_path: m.mount_path.clone(),
+                            sub_path: m.sub_path.clone(),
+                            read_only: m.read_only,
+                        })
+                        .collect(),
+                    drop_kinds: o.drop_kinds.clone(),
+                    env: o.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+                },
+            );
+        }
+        out
+    }
+
+    fn check_image(&mut self, path: &YamlPath, image: Option<&str>, images: &BTreeMap<String, Image>) {
+        let Some(image) = image else { return };
+        if !images.contains_key(image) {
+            let help = match did_you_mean(image, images.keys().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "add it under `images:`".to_owned(),
+            };
+            self.error_at_value(path, format!("unknown image `{image}`"), help);
+        }
+    }
+
+    fn check_env_ref(&mut self, path: &YamlPath, env: &str, envs: &[String]) -> bool {
+        if envs.iter().any(|e| e == env) {
+            return true;
+        }
+        let help = match did_you_mean(env, envs.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("known environments: {}", envs.join(", ")),
+        };
+        self.error(path, format!("unknown environment `{env}`"), help);
+        false
+    }
+
+    fn check_unique_names(&mut self, raw: &RawInventory, has_agent: bool) {
+        let mut seen: BTreeMap<String, YamlPath> = BTreeMap::new();
+        let all = raw
+            .infrastructure
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (YamlPath::default().key("infrastructure").index(i), &c.name))
+            .chain(
+                raw.services.iter().enumerate().map(|(i, c)| (YamlPath::default().key("services").index(i), &c.name)),
+            );
+        for (path, name) in all {
+            if has_agent && name == "agent" {
+                self.error_at_value(
+                    &path.key("name"),
+                    "the component name `agent` is reserved for the `agent` section",
+                    "rename the component",
+                );
+            }
+            if let Some(first) = seen.get(name) {
+                let line = self.main.doc.value_location(&first.key("name")).line;
+                self.error_at_value(
+                    &path.key("name"),
+                    format!("duplicate component name `{name}` (first defined at line {line})"),
+                    "component names must be unique across infrastructure and services",
+                );
+            } else {
+                seen.insert(name.clone(), path);
+            }
+        }
+    }
+
+    fn resolve_limits(&mut self, raw: &RawLimits) -> Limits {
+        let mut limits = Limits::default();
+        let path = YamlPath::default().key("limits");
+        let ceiling = Limits::CEILING;
+        let check = |r: &mut Self, key: &str, value: Option<u64>, max: u64, slot: &mut u64| {
+            if let Some(v) = value {
+                if v == 0 || v > max {
+                    r.error_at_value(
+                        &path.key(key),
+                        format!("limits.{key} is {v}; it must be between 1 and {max}"),
+                        "pick a value inside the bounds (see docs/security.md)",
+                    );
+                } else {
+                    *slot = v;
+                }
+            }
+        };
+        check(self, "fuel", raw.fuel, ceiling.fuel, &mut limits.fuel);
+        check(self, "maxOutputBytes", raw.max_output_bytes, ceiling.max_output_bytes, &mut limits.max_output_bytes);
+        let mut depth = u64::from(limits.max_partial_depth);
+        check(
+            self,
+            "maxPartialDepth",
+            raw.max_partial_depth.map(u64::from),
+            u64::from(ceiling.max_partial_depth),
+            &mut depth,
+        );
+        limits.max_partial_depth = depth as u32;
+        limits
+    }
+
+    /// For `validate`: reports an error at a component's `dependsOn` entry.
+    pub(super) fn depends_error(
+        &mut self,
+        raw: &RawInventory,
+        component: &str,
+        dep_index: Option<usize>,
+        message: String,
+        help: String,
+    ) {
+        let path = component_path(raw, component);
+        let path = match dep_index {
+            Some(i) => path.key("dependsOn").index(i),
+            None => path.key("dependsOn"),
+        };
+        self.error_at_value(&path, message, help);
+    }
+}
+
+impl From<Vec<super::yaml::Segment>> for YamlPath {
+    fn from(v: Vec<super::yaml::Segment>) -> Self {
+        YamlPath(v)
+    }
+}
+
+/// Path of a component's mapping in services.yaml.
+pub(super) fn component_path(raw: &RawInventory, name: &str) -> YamlPath {
+    let top = YamlPath::default();
+    if let Some(i) = raw.infrastructure.iter().position(|c| c.name == name) {
+        return top.key("infrastructure").index(i);
+    }
+    if let Some(i) = raw.services.iter().position(|c| c.name == name) {
+        return top.key("services").index(i);
+    }
+    top.key("agent")
+}
+
+/// Why a relative path pattern would leave the project directory, if it would.
+fn escape_problem(pattern: &str) -> Option<&'static str> {
+    let p = Path::new(pattern);
+    if pattern.is_empty() {
+        return Some("is empty");
+    }
+    if p.is_absolute() || pattern.starts_with('/') || pattern.starts_with('\\') {
+        return Some("is absolute");
+    }
+    if p.components().any(|c| matches!(c, PathPart::ParentDir | PathPart::Prefix(_))) {
+        return Some("escapes the project directory (`..`)");
+    }
+    None
+}
+
+/// Deep merge of environments: child fields win; `vars` and `tls` merge as
+/// maps; lists replace; `from` is not inherited.
+fn merge_env(parent: RawEnvironment, child: &RawEnvironment) -> RawEnvironment {
+    let tls = match (parent.tls, &child.tls) {
+        (Some(p), Some(c)) => Some(RawTls {
+            cluster_issuer: c.cluster_issuer.clone().or(p.cluster_issuer),
+            issuer: c.issuer.clone().or(p.issuer),
+            secret_name: c.secret_name.clone().or(p.secret_name),
+        }),
+        (p, c) => c.clone().or(p),
+    };
+    let vars = match (parent.vars, &child.vars) {
+        (Some(mut p), Some(c)) => {
+            deep_merge(&mut p, c);
+            Some(p)
+        }
+        (p, c) => c.clone().or(p),
+    };
+    RawEnvironment {
+        from: child.from.clone(),
+        slots: child.slots.or(parent.slots),
+        namespace: child.namespace.clone().or(parent.namespace),
+        domain: child.domain.clone().or(parent.domain),
+        tls,
+        idle_ttl: child.idle_ttl.clone().or(parent.idle_ttl),
+        max_slots: child.max_slots.or(parent.max_slots),
+        vars,
+    }
+}
+
+/// Maps merge recursively; any other value (lists included) replaces.
+pub fn deep_merge(base: &mut serde_yaml::Mapping, over: &serde_yaml::Mapping) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(serde_yaml::Value::Mapping(b)), serde_yaml::Value::Mapping(o)) => deep_merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        assert!(escape_problem("../x.yaml").is_some());
+        assert!(escape_problem("/etc/passwd").is_some());
+        assert!(escape_problem("a/../../b").is_some());
+        assert!(escape_problem("manifests/a.yaml.j2").is_none());
+    }
+
+    #[test]
+    fn deep_merge_merges_maps_and_replaces_lists() {
+        let mut base: serde_yaml::Mapping = serde_yaml::from_str("a: {x: 1, y: 2}\nl: [1, 2]\n").unwrap();
+        let over: serde_yaml::Mapping = serde_yaml::from_str("a: {y: 3}\nl: [9]\n").unwrap();
+        deep_merge(&mut base, &over);
+        let expected: serde_yaml::Mapping = serde_yaml::from_str("a: {x: 1, y: 3}\nl: [9]\n").unwrap();
+        assert_eq!(base, expected);
+    }
+}

@@ -1,0 +1,16 @@
+//! `codex-k8s`: a GitOps renderer.
+//!
+//! A project describes its runtime once in `services.yaml` plus minijinja
+//! manifest templates; this crate renders it per environment and per slot
+//! into a deterministic tree of one-object-per-file manifests, ordered for
+//! Argo CD (sync waves) and Flux (`dependsOn`), and commits it with libgit2.
+//!
+//! Data flows one way: [`inventory`] → [`template`] → [`render`] → [`tree`]
+//! → [`git`] / [`diff`]. The binary's `cli` module is the only place that
+//! knows them all.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod diagnostic;
+pub mod inventory;
