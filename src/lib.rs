@@ -14,3 +14,6 @@
 
 pub mod diagnostic;
 pub mod inventory;
+pub mod render;
+pub mod template;
+pub mod tree;

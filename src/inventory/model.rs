@@ -49,6 +49,8 @@ pub struct Inventory {
     pub policy: Policy,
     /// Sandbox limits.
     pub limits: Limits,
+    /// Argo CD / Flux glue settings.
+    pub gitops: Gitops,
     /// Every file read to build this inventory (relative to `root`), sorted;
     /// their hash is the render's `Inputs-Digest`.
     pub sources: Vec<PathBuf>,
@@ -178,6 +180,25 @@ pub struct Policy {
     pub allow_plain_secrets: bool,
     /// Jobs get a spec-hash suffix.
     pub hash_job_names: bool,
+}
+
+/// Where GitOps controllers find the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gitops {
+    /// Repository URL.
+    pub repo_url: String,
+    /// Branch to sync.
+    pub revision: String,
+    /// Argo CD namespace.
+    pub argocd_namespace: String,
+    /// Argo CD project.
+    pub argocd_project: String,
+    /// Flux namespace.
+    pub flux_namespace: String,
+    /// Flux GitRepository name.
+    pub flux_source: String,
+    /// Flux interval.
+    pub interval: String,
 }
 
 /// Template sandbox limits.

@@ -55,6 +55,36 @@ pub struct RawInventory {
     /// Sandbox limits for templates.
     #[serde(default)]
     pub limits: RawLimits,
+    /// How the Argo CD and Flux objects point at the rendered tree.
+    #[serde(default)]
+    pub gitops: RawGitops,
+}
+
+/// `gitops:` — where Argo CD and Flux find the rendered tree.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawGitops {
+    /// Git URL Argo CD clones; default `https://git.example.com/<project>.git`.
+    #[serde(default, rename = "repoURL")]
+    pub repo_url: Option<String>,
+    /// Branch or tag to sync; default `main`.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// Namespace of Argo CD's Application objects; default `argocd`.
+    #[serde(default)]
+    pub argocd_namespace: Option<String>,
+    /// Argo CD project; default `default`.
+    #[serde(default)]
+    pub argocd_project: Option<String>,
+    /// Namespace of Flux Kustomizations; default `flux-system`.
+    #[serde(default)]
+    pub flux_namespace: Option<String>,
+    /// Name of the Flux GitRepository holding this repository; default the project name.
+    #[serde(default)]
+    pub flux_source: Option<String>,
+    /// Flux reconcile interval; default `5m`.
+    #[serde(default)]
+    pub interval: Option<String>,
 }
 
 /// A version string; numbers are accepted and kept as written.

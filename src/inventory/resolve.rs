@@ -188,6 +188,21 @@ impl Resolver {
             hash_job_names: raw.policy.hash_job_names.unwrap_or(true),
         };
         let limits = self.resolve_limits(&raw.limits);
+        let g = &raw.gitops;
+        if let Some(i) = &g.interval {
+            if let Err(e) = parse_duration(i) {
+                self.error_at_value(&top.key("gitops").key("interval"), format!("bad gitops.interval: {e}"), "write a duration such as `5m`");
+            }
+        }
+        let gitops = Gitops {
+            repo_url: g.repo_url.clone().unwrap_or_else(|| format!("https://git.example.com/{}.git", raw.project)),
+            revision: g.revision.clone().unwrap_or_else(|| "main".into()),
+            argocd_namespace: g.argocd_namespace.clone().unwrap_or_else(|| "argocd".into()),
+            argocd_project: g.argocd_project.clone().unwrap_or_else(|| "default".into()),
+            flux_namespace: g.flux_namespace.clone().unwrap_or_else(|| "flux-system".into()),
+            flux_source: g.flux_source.clone().unwrap_or_else(|| raw.project.clone()),
+            interval: g.interval.clone().unwrap_or_else(|| "5m".into()),
+        };
 
         Some(Inventory {
             root: self.root.clone(),
@@ -203,6 +218,7 @@ impl Resolver {
             env_allow,
             policy,
             limits,
+            gitops,
             sources: std::mem::take(&mut self.sources).into_iter().collect(),
         })
     }

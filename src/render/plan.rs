@@ -1,0 +1,154 @@
+//! Which components a target renders, in which order, at which wave.
+//!
+//! wave = 10 × stage index + depth of the component's `dependsOn` chain inside
+//! its stage (counting enabled components only); the agent comes after the
+//! last stage. Order: stage, then depth, then file order.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::inventory::{Component, ComponentKind, Inventory};
+
+/// Deepest `dependsOn` chain inside one stage that still fits the wave numbering.
+pub const MAX_DEPTH_IN_STAGE: u32 = 9;
+
+/// A render target: an environment, or an environment × slot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Target {
+    /// Environment name.
+    pub env: String,
+    /// Slot name (slot environments only).
+    pub slot: Option<String>,
+}
+
+impl Target {
+    /// Directory of the target inside the rendered tree: `env` or `env/slot`.
+    pub fn dir(&self) -> String {
+        match &self.slot {
+            Some(s) => format!("{}/{}", self.env, s),
+            None => self.env.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.dir())
+    }
+}
+
+/// Why a component is or is not part of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state", content = "reason")]
+pub enum Enablement {
+    /// Rendered.
+    Enabled,
+    /// Not rendered: `envs` does not list the environment.
+    NotInEnvs,
+    /// Not rendered: `when` evaluated to false.
+    WhenFalse,
+    /// Not rendered: the agent needs a slot environment and a run id.
+    AgentIdle(String),
+}
+
+/// One component's place in a target.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedComponent {
+    /// Component name.
+    pub name: String,
+    /// Stage name.
+    pub stage: String,
+    /// Stage index.
+    pub stage_index: usize,
+    /// Depth of its dependency chain inside the stage.
+    pub depth: u32,
+    /// Sync wave.
+    pub wave: u32,
+    /// Enabled or why not.
+    pub enablement: Enablement,
+    /// Its dependencies.
+    pub depends_on: Vec<String>,
+}
+
+/// Computes depths and waves for the enabled components (`enabled[i]` is the
+/// verdict for `components[i]`) and returns them ordered for rendering.
+/// Errors when a chain inside one stage is deeper than [`MAX_DEPTH_IN_STAGE`].
+pub fn order(inventory: &Inventory, enabled: &[Enablement], agent: Option<Enablement>) -> Result<Vec<PlannedComponent>, String> {
+    let comps = &inventory.components;
+    let by_name: BTreeMap<&str, usize> = comps.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+    let mut depth: Vec<Option<u32>> = vec![None; comps.len()];
+    fn depth_of(i: usize, comps: &[Component], by_name: &BTreeMap<&str, usize>, enabled: &[Enablement], memo: &mut [Option<u32>], guard: usize) -> u32 {
+        if let Some(d) = memo[i] {
+            return d;
+        }
+        if guard > comps.len() {
+            return 0; // cycles are rejected at load; this only bounds recursion
+        }
+        let mut d = 0;
+        for dep in &comps[i].depends_on {
+            if let Some(&j) = by_name.get(dep.as_str()) {
+                if j != i && comps[j].stage_index == comps[i].stage_index && enabled[j] == Enablement::Enabled {
+                    d = d.max(1 + depth_of(j, comps, by_name, enabled, memo, guard + 1));
+                }
+            }
+        }
+        memo[i] = Some(d);
+        d
+    }
+    let mut out = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        let d = depth_of(i, comps, &by_name, enabled, &mut depth, 0);
+        if d > MAX_DEPTH_IN_STAGE && enabled[i] == Enablement::Enabled {
+            return Err(format!(
+                "component `{}` sits {d} dependencies deep inside stage `{}`; at most {MAX_DEPTH_IN_STAGE} fit between two stages' waves",
+                c.name, c.stage
+            ));
+        }
+        out.push(PlannedComponent {
+            name: c.name.clone(),
+            stage: c.stage.clone(),
+            stage_index: c.stage_index,
+            depth: d,
+            wave: 10 * c.stage_index as u32 + d,
+            enablement: enabled[i].clone(),
+            depends_on: c.depends_on.clone(),
+        });
+    }
+    // Stable sort keeps file order among equals.
+    out.sort_by_key(|p| (p.stage_index, p.depth));
+    if let (Some(a), Some(e)) = (&inventory.agent, agent) {
+        out.push(PlannedComponent {
+            name: a.name.clone(),
+            stage: a.stage.clone(),
+            stage_index: a.stage_index,
+            depth: 0,
+            wave: inventory.agent_wave(),
+            enablement: e,
+            depends_on: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `envs` admits `env` for component `c`.
+pub fn in_envs(c: &Component, env: &str) -> bool {
+    c.envs.as_ref().is_none_or(|list| list.iter().any(|e| e == env))
+}
+
+/// The agent's verdict for a target.
+pub fn agent_enablement(inventory: &Inventory, target: &Target, run_id: Option<&str>) -> Option<Enablement> {
+    let agent = inventory.agent.as_ref()?;
+    debug_assert_eq!(agent.kind, ComponentKind::Agent);
+    let env = inventory.environment(&target.env)?;
+    Some(if !env.slots {
+        Enablement::AgentIdle("the agent runs only in slot environments".into())
+    } else if !in_envs(agent, &target.env) {
+        Enablement::NotInEnvs
+    } else if run_id.is_none() {
+        Enablement::AgentIdle("no run id yet (pass --run-id)".into())
+    } else {
+        Enablement::Enabled
+    })
+}

@@ -1,0 +1,580 @@
+//! Rendering one target: inputs → ordered, labelled, policy-checked objects.
+//! No I/O: the engine holds every template already.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::value::Value as JValue;
+use rayon::prelude::*;
+use serde_yaml::{Mapping, Value};
+use sha2::{Digest, Sha256};
+
+use super::object::{ObjectId, RenderedObject};
+use super::overlay::{self, Mount};
+use super::plan::{self, Enablement, PlannedComponent, Target};
+use super::policy::{self, Rules};
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::inventory::names::dns_label_problem;
+use crate::inventory::{Component, ComponentKind, Environment, Inventory};
+use crate::template::{ComponentContext, Engine, RunContext, TargetContext, TlsContext};
+
+/// Label keys the renderer owns.
+pub mod labels {
+    /// `app.kubernetes.io/managed-by`.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// `app.kubernetes.io/part-of`.
+    pub const PART_OF: &str = "app.kubernetes.io/part-of";
+    /// `codex-k8s.io/env`.
+    pub const ENV: &str = "codex-k8s.io/env";
+    /// `codex-k8s.io/slot`.
+    pub const SLOT: &str = "codex-k8s.io/slot";
+    /// `codex-k8s.io/component`.
+    pub const COMPONENT: &str = "codex-k8s.io/component";
+    /// `codex-k8s.io/stage`.
+    pub const STAGE: &str = "codex-k8s.io/stage";
+    /// `codex-k8s.io/role`.
+    pub const ROLE: &str = "codex-k8s.io/role";
+    /// Value of managed-by.
+    pub const MANAGER: &str = "codex-k8s";
+    /// Argo CD's sync-wave annotation.
+    pub const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+}
+
+/// What to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The target.
+    pub target: Target,
+    /// Agent run id (slot targets).
+    pub run_id: Option<String>,
+    /// `--set` overrides: `versions.x` or `vars.a.b` → YAML scalar text.
+    pub sets: BTreeMap<String, String>,
+}
+
+/// A rendered target.
+#[derive(Debug, Clone)]
+pub struct RenderedTarget {
+    /// The target.
+    pub target: Target,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its host.
+    pub host: Option<String>,
+    /// The run id used.
+    pub run_id: Option<String>,
+    /// The overrides used.
+    pub sets: BTreeMap<String, String>,
+    /// Components with their verdicts and waves.
+    pub plan: Vec<PlannedComponent>,
+    /// Objects, ordered by wave then path.
+    pub objects: Vec<RenderedObject>,
+}
+
+/// Checks `--set` paths: `versions.<known name>` or `vars.<path>`.
+pub fn check_set(inventory: &Inventory, path: &str) -> Result<(), String> {
+    if let Some(name) = path.strip_prefix("versions.") {
+        if inventory.versions.contains_key(name) {
+            return Ok(());
+        }
+        let hint = crate::diagnostic::did_you_mean(name, inventory.versions.keys().map(String::as_str))
+            .map(|s| format!(" (did you mean `versions.{s}`?)"))
+            .unwrap_or_default();
+        return Err(format!("--set {path}: no version `{name}` in services.yaml{hint}"));
+    }
+    match path.strip_prefix("vars.") {
+        Some(rest) if !rest.is_empty() && rest.split('.').all(|s| !s.is_empty()) => Ok(()),
+        _ => Err(format!("--set {path}: only `versions.<name>` and `vars.<path>` can be overridden")),
+    }
+}
+
+fn scalar(text: &str) -> Value {
+    match crate::inventory::yaml::load(text) {
+        Ok(doc) if !matches!(doc.value, Value::Mapping(_) | Value::Sequence(_)) => doc.value,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+fn set_path(map: &mut Mapping, path: &[&str], value: Value) {
+    let Some((first, rest)) = path.split_first() else { return };
+    if rest.is_empty() {
+        map.insert(Value::from(*first), value);
+        return;
+    }
+    let entry = map.entry(Value::from(*first)).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !entry.is_mapping() {
+        *entry = Value::Mapping(Mapping::new());
+    }
+    set_path(entry.as_mapping_mut().expect("just made a mapping"), rest, value);
+}
+
+fn inline_error(env: &Environment, what: &str, err: &minijinja::Error) -> Diagnostic {
+    let detail = err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string());
+    Diagnostic::error(&env.file, None, format!("cannot render {what} of environment `{}`: {detail}", env.name))
+        .with_help("fix the template; it sees project, env, slot, versions and vars")
+}
+
+/// Builds the per-target template context (namespace, host, images rendered).
+pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> Result<TargetContext, Diagnostics> {
+    let fail = |d: Diagnostic| Diagnostics(vec![d]);
+    let Some(env) = inventory.environment(&req.target.env) else {
+        return Err(fail(Diagnostic::error(&inventory.file, None, format!("unknown environment `{}`", req.target.env))));
+    };
+    let mut versions = inventory.versions.clone();
+    let mut vars = env.vars.clone();
+    for (path, value) in &req.sets {
+        if let Some(name) = path.strip_prefix("versions.") {
+            versions.insert(name.to_owned(), value.clone());
+        } else if let Some(rest) = path.strip_prefix("vars.") {
+            set_path(&mut vars, &rest.split('.').collect::<Vec<_>>(), scalar(value));
+        }
+    }
+    let mut ctx = TargetContext {
+        project: inventory.project.clone(),
+        env: env.name.clone(),
+        slot: req.target.slot.clone(),
+        namespace: String::new(),
+        host: None,
+        tls: env.tls.as_ref().map(TlsContext::from),
+        versions,
+        images: BTreeMap::new(),
+        vars,
+    };
+    let value = JValue::from_serialize(&ctx);
+    ctx.namespace = engine.render_inline(&env.namespace, &value).map_err(|e| fail(inline_error(env, "the namespace", &e)))?;
+    if let Some(problem) = dns_label_problem(&ctx.namespace) {
+        return Err(fail(
+            Diagnostic::error(&env.file, None, format!("namespace `{}` of target {} {problem}", ctx.namespace, req.target))
+                .with_help("namespaces are DNS-1123 labels; shorten the slot name or the namespace template"),
+        ));
+    }
+    let value = JValue::from_serialize(&ctx);
+    if let Some(domain) = &env.domain {
+        ctx.host = Some(engine.render_inline(domain, &value).map_err(|e| fail(inline_error(env, "the domain", &e)))?);
+    }
+    let value = JValue::from_serialize(&ctx);
+    for (name, image) in &inventory.images {
+        let repo = engine.render_inline(&image.repository, &value).map_err(|e| fail(inline_error(env, &format!("images.{name}.repository"), &e)))?;
+        let tag = engine.render_inline(&image.tag, &value).map_err(|e| fail(inline_error(env, &format!("images.{name}.tag"), &e)))?;
+        ctx.images.insert(name.clone(), format!("{repo}:{tag}"));
+    }
+    Ok(ctx)
+}
+
+/// Decides which components a target renders (`envs`, `when`, agent rules).
+pub fn plan_target(inventory: &Inventory, engine: &Engine, ctx: &TargetContext, req: &Request) -> Result<Vec<PlannedComponent>, Diagnostics> {
+    let base = JValue::from_serialize(ctx);
+    let mut diags = Diagnostics::default();
+    let mut verdicts = Vec::with_capacity(inventory.components.len());
+    for c in &inventory.components {
+        let verdict = if !plan::in_envs(c, &req.target.env) {
+            Enablement::NotInEnvs
+        } else if let Some(expr) = &c.when {
+            let comp = minijinja::context! { component => component_ctx(ctx, c, 0), ..base.clone() };
+            match engine.eval_bool(expr, &comp) {
+                Ok(true) => Enablement::Enabled,
+                Ok(false) => Enablement::WhenFalse,
+                Err(e) => {
+                    let detail = e.detail().map(str::to_owned).unwrap_or_else(|| e.kind().to_string());
+                    diags.push(
+                        Diagnostic::error(&inventory.file, Some(Location { line: c.line, col: 1 }), format!("`when` of component `{}` failed in {}: {detail}", c.name, req.target))
+                            .with_help("`when` is a minijinja expression yielding true or false, e.g. \"env != 'staging'\""),
+                    );
+                    Enablement::WhenFalse
+                }
+            }
+        } else {
+            Enablement::Enabled
+        };
+        verdicts.push(verdict);
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let agent = plan::agent_enablement(inventory, &req.target, req.run_id.as_deref());
+    plan::order(inventory, &verdicts, agent).map_err(|m| Diagnostics(vec![Diagnostic::error(&inventory.file, None, m).with_help("flatten the chain, or move components to separate stages")]))
+}
+
+fn component_ctx(ctx: &TargetContext, c: &Component, wave: u32) -> ComponentContext {
+    ComponentContext {
+        name: c.name.clone(),
+        stage: c.stage.clone(),
+        wave,
+        image: c.image.as_ref().and_then(|i| ctx.images.get(i).cloned()),
+        depends_on: c.depends_on.clone(),
+    }
+}
+
+/// One document of rendered template output.
+struct Document {
+    template: PathBuf,
+    index: usize,
+    value: Value,
+}
+
+/// Renders one target.
+pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> Result<RenderedTarget, Diagnostics> {
+    let ctx = target_context(inventory, engine, req)?;
+    let plan = plan_target(inventory, engine, &ctx, req)?;
+    let env = inventory.environment(&req.target.env).expect("target_context checked the environment");
+    let base = JValue::from_serialize(&ctx);
+
+    let enabled: Vec<(&PlannedComponent, &Component)> = plan
+        .iter()
+        .filter(|p| p.enablement == Enablement::Enabled)
+        .filter_map(|p| inventory.component(&p.name).map(|c| (p, c)))
+        .collect();
+    let jobs: Vec<(usize, &Path)> = enabled.iter().enumerate().flat_map(|(i, (_, c))| c.manifests.iter().map(move |m| (i, m.as_path()))).collect();
+    let run = req.run_id.as_ref().map(|id| RunContext { id: id.clone() });
+    let contexts: Vec<JValue> = enabled
+        .iter()
+        .map(|(p, c)| {
+            let run = if c.kind == ComponentKind::Agent { run.clone() } else { None };
+            minijinja::context! { component => component_ctx(&ctx, c, p.wave), run => run, ..base.clone() }
+        })
+        .collect();
+
+    let max_bytes = inventory.limits.max_output_bytes;
+    let rendered: Vec<Result<(usize, Vec<Document>, usize), Diagnostic>> = jobs
+        .par_iter()
+        .map(|(i, manifest)| {
+            let text = engine.render_file(manifest, &contexts[*i])?;
+            if text.len() as u64 > max_bytes {
+                return Err(Diagnostic::error(*manifest, None, format!("template produced {} bytes; the limit per target is {max_bytes}", text.len()))
+                    .with_help("raise limits.maxOutputBytes if this is intended"));
+            }
+            Ok((*i, split_documents(manifest, &text)?, text.len()))
+        })
+        .collect();
+
+    let mut diags = Diagnostics::default();
+    let mut per_component: Vec<Vec<Document>> = (0..enabled.len()).map(|_| Vec::new()).collect();
+    let mut total = 0u64;
+    for r in rendered {
+        match r {
+            Ok((i, docs, len)) => {
+                total += len as u64;
+                per_component[i].extend(docs);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if total > max_bytes {
+        diags.push(Diagnostic::error(&inventory.file, None, format!("target {} renders {total} bytes; the limit is {max_bytes}", req.target)).with_help("raise limits.maxOutputBytes if this is intended"));
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+
+    let slot_env = env.slots;
+    let mut objects = Vec::new();
+    for ((p, c), docs) in enabled.iter().zip(per_component) {
+        let overlay = c.overlays.get(&env.name);
+        let ctx_value = &contexts[objects_index(&enabled, &c.name)];
+        let (mounts, env_vars) = match overlay {
+            Some(o) => match render_overlay(engine, o, ctx_value) {
+                Ok(x) => x,
+                Err(e) => {
+                    diags.push(Diagnostic::error(&inventory.file, Some(Location { line: c.line, col: 1 }), format!("cannot render overlay `{}` of component `{}`: {e}", env.name, c.name)).with_help("overlay strings are templates with the target's context"));
+                    continue;
+                }
+            },
+            None => (Vec::new(), Vec::new()),
+        };
+        for doc in docs {
+            let mut value = doc.value;
+            let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if overlay.is_some_and(|o| o.drop_kinds.iter().any(|k| *k == kind)) {
+                continue;
+            }
+            for m in &mounts {
+                overlay::add_pvc_mount(&mut value, m);
+            }
+            for (k, v) in &env_vars {
+                overlay::add_env(&mut value, k, v);
+            }
+            let where_ = format!("document {} of {}", doc.index + 1, doc.template.display());
+            if !policy::is_cluster_scoped(&kind, &inventory.policy.cluster_scoped_kinds) {
+                let explicit = value.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_owned);
+                match explicit {
+                    Some(ns) if ns != ctx.namespace && slot_env => {
+                        diags.push(Diagnostic::error(&doc.template, None, format!("{where_}: {kind} sets namespace `{ns}`, but slot target {} must stay in `{}`", req.target, ctx.namespace)).with_help("remove metadata.namespace; codex-k8s sets it"));
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => set_namespace(&mut value, &ctx.namespace),
+                }
+            }
+            if kind == "Job" && c.kind != ComponentKind::Agent && inventory.policy.hash_job_names {
+                hash_job_name(&mut value);
+            }
+            add_labels(&mut value, inventory, &req.target, c, p.wave);
+            let Some(id) = ObjectId::of(&value) else {
+                diags.push(Diagnostic::error(&doc.template, None, format!("{where_} has no metadata.name")).with_help("give every object a name"));
+                continue;
+            };
+            objects.push(RenderedObject { id, component: c.name.clone(), stage: c.stage.clone(), stage_index: c.stage_index, wave: p.wave, template: Some(doc.template), value });
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    if !objects.iter().any(|o| o.id.kind == "Namespace" && o.id.name == ctx.namespace && o.id.group().is_empty()) {
+        objects.push(namespace_object(inventory, &req.target, &ctx.namespace));
+    }
+    let rules = Rules {
+        slot_env,
+        namespace: &ctx.namespace,
+        allow_plain_secrets: inventory.policy.allow_plain_secrets,
+        extra_cluster_scoped: &inventory.policy.cluster_scoped_kinds,
+    };
+    for v in policy::check(&objects, rules) {
+        let o = &objects[v.object];
+        let file = o.template.clone().unwrap_or_else(|| inventory.file.clone());
+        diags.push(Diagnostic::error(file, None, format!("{} (target {}, component `{}`)", v.message, req.target, o.component)).with_help(v.help));
+    }
+    let mut paths: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, o) in objects.iter().enumerate() {
+        if let Some(first) = paths.insert(o.path(), i) {
+            if objects[first].id != o.id {
+                diags.push(Diagnostic::error(o.template.clone().unwrap_or_default(), None, format!("{} and {} would share the file {}", objects[first].id, o.id, o.path())).with_help("give them different names"));
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    objects.sort_by_cached_key(|o| (o.wave, o.path()));
+    Ok(RenderedTarget { target: req.target.clone(), namespace: ctx.namespace, host: ctx.host, run_id: req.run_id.clone(), sets: req.sets.clone(), plan, objects })
+}
+
+fn objects_index(enabled: &[(&PlannedComponent, &Component)], name: &str) -> usize {
+    enabled.iter().position(|(_, c)| c.name == name).expect("component is enabled")
+}
+
+type OverlayParts = (Vec<Mount>, Vec<(String, String)>);
+
+fn render_overlay(engine: &Engine, o: &crate::inventory::Overlay, ctx: &JValue) -> Result<OverlayParts, String> {
+    let r = |t: &str| engine.render_inline(t, ctx).map_err(|e| e.detail().map(str::to_owned).unwrap_or_else(|| e.to_string()));
+    let mut mounts = Vec::new();
+    for m in &o.pvc_mounts {
+        let claim_name = r(&m.claim_name)?;
+        let volume = match &m.name {
+            Some(n) => r(n)?,
+            None => crate::inventory::names::to_dns_label(&claim_name),
+        };
+        mounts.push(Mount { volume, claim_name, mount_path: r(&m.mount_path)?, sub_path: m.sub_path.as_deref().map(r).transpose()?, read_only: m.read_only });
+    }
+    let mut env = Vec::new();
+    for (k, v) in &o.env {
+        env.push((k.clone(), r(v)?));
+    }
+    Ok((mounts, env))
+}
+
+/// Splits rendered text into YAML documents, dropping empty ones; a parse
+/// error shows the rendered lines around the fault.
+fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnostic> {
+    let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
+    for (i, line) in text.lines().enumerate() {
+        let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_separator {
+            chunks.push((i + 2, String::new()));
+        } else if line == "..." {
+            continue;
+        } else {
+            let chunk = &mut chunks.last_mut().expect("never empty").1;
+            chunk.push_str(line);
+            chunk.push('\n');
+        }
+    }
+    let mut out = Vec::new();
+    for (start, chunk) in chunks {
+        if chunk.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_yaml::from_str(&chunk).map_err(|e| {
+            let line = e.location().map(|l| l.line() + start - 1).unwrap_or(start);
+            let col = e.location().map(|l| l.column()).unwrap_or(1);
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+            Diagnostic::error(template, None, format!("rendered output is not valid YAML: {msg} (rendered line {line}, column {col})\n{}", excerpt(text, line)))
+                .with_help("the template renders this text; check indentation (`nindent`) and quoting around the marked line")
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        let index = out.len();
+        let problem = match &value {
+            Value::Mapping(_) => {
+                if value.get("apiVersion").and_then(Value::as_str).is_none() {
+                    Some("has no `apiVersion`")
+                } else if value.get("kind").and_then(Value::as_str).is_none() {
+                    Some("has no `kind`")
+                } else if value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).is_none() {
+                    Some("has no `metadata.name`")
+                } else {
+                    None
+                }
+            }
+            _ => Some("is not a mapping (a Kubernetes object)"),
+        };
+        if let Some(p) = problem {
+            return Err(Diagnostic::error(template, None, format!("rendered document {} (starting at rendered line {start}) {p}\n{}", index + 1, excerpt(text, start)))
+                .with_help("every document must be one Kubernetes object with apiVersion, kind and metadata.name"));
+        }
+        out.push(Document { template: template.to_path_buf(), index, value });
+    }
+    Ok(out)
+}
+
+/// The rendered lines around `line`, numbered, the line itself marked.
+pub fn excerpt(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = line.saturating_sub(3).max(1);
+    let to = (line + 2).min(lines.len());
+    let width = to.to_string().len();
+    let mut out = String::new();
+    for n in from..=to {
+        let marker = if n == line { ">" } else { " " };
+        out.push_str(&format!("  {marker} {n:>width$} | {}\n", lines.get(n - 1).unwrap_or(&"")));
+    }
+    out.trim_end().to_owned()
+}
+
+fn metadata_mut(value: &mut Value) -> &mut Mapping {
+    let map = value.as_mapping_mut().expect("documents are mappings");
+    let meta = map.entry(Value::from("metadata")).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !meta.is_mapping() {
+        *meta = Value::Mapping(Mapping::new());
+    }
+    meta.as_mapping_mut().expect("just made a mapping")
+}
+
+/// Sets metadata.namespace right after metadata.name, so files read naturally.
+fn set_namespace(value: &mut Value, namespace: &str) {
+    let meta = metadata_mut(value);
+    let old = std::mem::take(meta);
+    for (k, v) in old {
+        let is_name = k.as_str() == Some("name");
+        meta.insert(k, v);
+        if is_name {
+            meta.insert("namespace".into(), namespace.into());
+        }
+    }
+    if !meta.contains_key("namespace") {
+        meta.insert("namespace".into(), namespace.into());
+    }
+}
+
+/// Suffixes a Job's name with 8 hex digits of the sha256 of its spec: Jobs
+/// are immutable, so a changed Job must be a new Job.
+fn hash_job_name(value: &mut Value) {
+    let spec = value.get("spec").map(|s| serde_yaml::to_string(s).unwrap_or_default()).unwrap_or_default();
+    let digest = hex::encode(Sha256::digest(spec.as_bytes()));
+    let meta = metadata_mut(value);
+    if let Some(name) = meta.get("name").and_then(Value::as_str) {
+        // Job names feed the `job-name` label of their pods: 63 characters at most.
+        let base: String = name.chars().take(63 - 9).collect();
+        let base = base.trim_end_matches('-');
+        meta.insert("name".into(), format!("{base}-{}", &digest[..8]).into());
+    }
+}
+
+fn add_labels(value: &mut Value, inventory: &Inventory, target: &Target, c: &Component, wave: u32) {
+    let meta = metadata_mut(value);
+    let labels = meta.entry("labels".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !labels.is_mapping() {
+        *labels = Value::Mapping(Mapping::new());
+    }
+    let labels = labels.as_mapping_mut().expect("mapping");
+    labels.insert(labels::MANAGED_BY.into(), labels::MANAGER.into());
+    labels.insert(labels::PART_OF.into(), inventory.project.clone().into());
+    labels.insert(labels::ENV.into(), target.env.clone().into());
+    if let Some(slot) = &target.slot {
+        labels.insert(labels::SLOT.into(), slot.clone().into());
+    }
+    labels.insert(labels::COMPONENT.into(), c.name.clone().into());
+    labels.insert(labels::STAGE.into(), c.stage.clone().into());
+    if c.kind == ComponentKind::Agent {
+        labels.insert(labels::ROLE.into(), "agent".into());
+    }
+    let annotations = meta.entry("annotations".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !annotations.is_mapping() {
+        *annotations = Value::Mapping(Mapping::new());
+    }
+    annotations.as_mapping_mut().expect("mapping").insert(labels::SYNC_WAVE.into(), wave.to_string().into());
+}
+
+fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> RenderedObject {
+    let first = inventory.stages.first().cloned().unwrap_or_default();
+    let component = Component {
+        name: "namespace".into(),
+        kind: ComponentKind::Infrastructure,
+        stage: first.clone(),
+        stage_index: 0,
+        depends_on: Vec::new(),
+        when: None,
+        envs: None,
+        image: None,
+        manifests: Vec::new(),
+        overlays: BTreeMap::new(),
+        line: 0,
+    };
+    let mut value: Value = serde_yaml::from_str(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n")).expect("static YAML");
+    add_labels(&mut value, inventory, target, &component, 0);
+    RenderedObject {
+        id: ObjectId { api_version: "v1".into(), kind: "Namespace".into(), namespace: None, name: namespace.into() },
+        component: "namespace".into(),
+        stage: first,
+        stage_index: 0,
+        wave: 0,
+        template: None,
+        value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_drops_empty_documents_and_keeps_order() {
+        let docs = split_documents(Path::new("t"), "---\n\n---\napiVersion: v1\nkind: A\nmetadata: {name: a}\n---\n# only a comment\n---\napiVersion: v1\nkind: B\nmetadata: {name: b}\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].value["kind"], "B");
+    }
+
+    #[test]
+    fn split_reports_the_rendered_line_with_an_excerpt() {
+        let err = split_documents(Path::new("t.j2"), "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\napiVersion: v1\nkind: B\n  bad: [\n").unwrap_err();
+        assert!(err.message.contains("rendered line 7"), "{}", err.message);
+        assert!(err.message.contains(">  7 |   bad: ["), "{}", err.message);
+    }
+
+    #[test]
+    fn split_rejects_non_objects() {
+        let err = split_documents(Path::new("t.j2"), "- a\n- b\n").unwrap_err();
+        assert!(err.message.contains("not a mapping"), "{}", err.message);
+        let err = split_documents(Path::new("t.j2"), "apiVersion: v1\nmetadata: {name: a}\n").unwrap_err();
+        assert!(err.message.contains("no `kind`"), "{}", err.message);
+    }
+
+    #[test]
+    fn job_names_get_a_spec_hash_that_changes_with_the_spec() {
+        let mut a: Value = serde_yaml::from_str("kind: Job\nmetadata: {name: migrate}\nspec: {x: 1}\n").unwrap();
+        let mut b: Value = serde_yaml::from_str("kind: Job\nmetadata: {name: migrate}\nspec: {x: 2}\n").unwrap();
+        hash_job_name(&mut a);
+        hash_job_name(&mut b);
+        let (na, nb) = (a["metadata"]["name"].as_str().unwrap(), b["metadata"]["name"].as_str().unwrap());
+        assert!(na.starts_with("migrate-") && na.len() == "migrate-".len() + 8, "{na}");
+        assert_ne!(na, nb);
+    }
+
+    #[test]
+    fn namespace_goes_right_after_the_name() {
+        let mut v: Value = serde_yaml::from_str("metadata: {name: a, labels: {x: y}}\n").unwrap();
+        set_namespace(&mut v, "ns");
+        let keys: Vec<_> = v["metadata"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect();
+        assert_eq!(keys, ["name", "namespace", "labels"]);
+    }
+}

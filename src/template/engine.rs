@@ -1,0 +1,284 @@
+//! One minijinja `Environment` per inventory, built once and shared by all
+//! render threads: every manifest and partial compiled up front, helpers and
+//! filters registered, every partial macro callable by its bare name.
+//!
+//! Partial calls: minijinja binds a macro to the template state that defined
+//! it, so a bare-name call `metadata(name)` is a Rust function that evaluates
+//! the defining partial with the caller's context and calls the macro there.
+//! A thread-local depth counter bounds recursion across partials and a call
+//! counter bounds fan-out, on top of minijinja's fuel.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use minijinja::value::{Rest, Value};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+
+use super::helpers;
+use super::partials::{self, MacroDef};
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::inventory::{read_source, Inventory, Limits};
+
+/// Context variables a partial sees from its caller.
+pub const CONTEXT_VARS: [&str; 11] =
+    ["project", "env", "slot", "namespace", "host", "tls", "versions", "images", "vars", "component", "run"];
+
+/// Partial calls allowed in one top-level render (fan-out bound).
+const MAX_PARTIAL_CALLS: u32 = 100_000;
+
+thread_local! {
+    static PARTIAL_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static PARTIAL_CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The compiled templates of one project.
+pub struct Engine {
+    env: Environment<'static>,
+    sources: BTreeMap<String, String>,
+    macros: Arc<BTreeMap<String, MacroDef>>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("templates", &self.sources.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+/// Template name of a project file: its relative path with forward slashes.
+pub fn template_name(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+impl Engine {
+    /// Reads and compiles every partial and manifest of `inventory`, and
+    /// every inline template (namespaces, domains, images, overlays).
+    /// All syntax errors and partial conflicts are reported together.
+    pub fn new(inventory: &Inventory) -> Result<Engine, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(inventory.limits.fuel));
+        env.set_recursion_limit(100);
+        env.set_debug(false);
+
+        let read = |path: &PathBuf, diags: &mut Diagnostics| match read_source(&inventory.root, path) {
+            Ok(s) => Some(s.text),
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        };
+        let mut partial_sources = Vec::new();
+        for p in &inventory.partials {
+            if let Some(text) = read(p, &mut diags) {
+                partial_sources.push((p.clone(), text));
+            }
+        }
+        let macros = match partials::index(&partial_sources) {
+            Ok(m) => m,
+            Err(errs) => {
+                diags.0.extend(errs);
+                BTreeMap::new()
+            }
+        };
+        let mut sources = BTreeMap::new();
+        for (p, text) in partial_sources {
+            sources.insert(template_name(&p), text);
+        }
+        for p in inventory.manifest_files() {
+            if let Some(text) = read(&p, &mut diags) {
+                sources.insert(template_name(&p), text);
+            }
+        }
+        for (name, text) in &sources {
+            if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
+                diags.push(diagnostic_from(&e, &sources, Path::new(name)));
+            }
+        }
+        let macros = Arc::new(macros);
+        register_helpers(&mut env, inventory, &mut diags);
+        register_partials(&mut env, &macros, inventory.limits);
+
+        let engine = Engine { env, sources, macros, limits: inventory.limits };
+        if diags.has_errors() {
+            diags.sort();
+            return Err(diags);
+        }
+        Ok(engine)
+    }
+
+    /// Names of the partial macros, sorted.
+    pub fn partial_names(&self) -> impl Iterator<Item = &str> {
+        self.macros.keys().map(String::as_str)
+    }
+
+    /// The compiled sandbox limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Renders the manifest or partial file `path` with `ctx`.
+    pub fn render_file(&self, path: &Path, ctx: &Value) -> Result<String, Diagnostic> {
+        let name = template_name(path);
+        reset_partial_counters();
+        let tmpl = self.env.get_template(&name).map_err(|e| diagnostic_from(&e, &self.sources, path))?;
+        tmpl.render(ctx).map_err(|e| diagnostic_from(&e, &self.sources, path))
+    }
+
+    /// Renders an inline template (`namespace`, image tags, overlay strings).
+    /// Errors carry minijinja's message; callers add the inventory position.
+    pub fn render_inline(&self, text: &str, ctx: &Value) -> Result<String, Error> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_owned());
+        }
+        reset_partial_counters();
+        self.env.render_str(text, ctx)
+    }
+
+    /// Evaluates a `when` expression; it must yield a boolean.
+    pub fn eval_bool(&self, expr: &str, ctx: &Value) -> Result<bool, Error> {
+        reset_partial_counters();
+        let value = self.env.compile_expression(expr)?.eval(ctx)?;
+        match value.kind() {
+            minijinja::value::ValueKind::Bool => Ok(value.is_true()),
+            kind => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`when` must yield a boolean, but `{expr}` yielded {kind} `{value}`"),
+            )),
+        }
+    }
+
+    /// Checks that an expression compiles (for `validate`).
+    pub fn check_expression(&self, expr: &str) -> Result<(), Error> {
+        self.env.compile_expression(expr).map(|_| ())
+    }
+
+    /// Checks that an inline template compiles (for `validate`).
+    pub fn check_inline(&self, text: &str) -> Result<(), Error> {
+        self.env.template_from_str(text).map(|_| ())
+    }
+}
+
+fn reset_partial_counters() {
+    PARTIAL_DEPTH.with(|d| d.set(0));
+    PARTIAL_CALLS.with(|c| c.set(0));
+}
+
+fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory, diags: &mut Diagnostics) {
+    let mut allow = GlobSetBuilder::new();
+    for pattern in &inventory.env_allow {
+        match Glob::new(pattern) {
+            Ok(g) => {
+                allow.add(g);
+            }
+            Err(e) => diags.push(Diagnostic::error(&inventory.file, None, format!("invalid templates.env glob: {e}"))),
+        }
+    }
+    let allowed: GlobSet = allow.build().unwrap_or_else(|_| GlobSet::empty());
+    env.add_function("env_or", move |name: String, default: Option<Value>| {
+        helpers::env_or(&allowed, &name, default.unwrap_or(Value::from("")))
+    });
+    env.add_function("required", helpers::required);
+    env.add_function("fail", helpers::fail);
+    env.add_filter("nindent", helpers::nindent);
+    env.add_filter("to_yaml", helpers::to_yaml);
+    env.add_filter("b64encode", helpers::b64encode);
+    env.add_filter("sha256", helpers::sha256);
+    env.add_filter("dns_label", helpers::dns_label);
+}
+
+fn register_partials(env: &mut Environment<'static>, macros: &Arc<BTreeMap<String, MacroDef>>, limits: Limits) {
+    for (name, def) in macros.iter() {
+        let name = name.clone();
+        let file = template_name(&def.file);
+        env.add_function(name.clone(), move |state: &State, args: Rest<Value>| {
+            call_partial(state, &name, &file, &args, limits)
+        });
+    }
+    let index = Arc::clone(macros);
+    env.add_function("include", move |state: &State, name: String, args: Rest<Value>| {
+        let Some(def) = index.get(&name) else {
+            let known: Vec<&str> = index.keys().map(String::as_str).collect();
+            let hint = match crate::diagnostic::did_you_mean(&name, known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "define it as a `{% macro %}` in a partial file".into(),
+            };
+            return Err(Error::new(ErrorKind::UnknownFunction, format!("include(\"{name}\"): no partial macro `{name}`; {hint}")));
+        };
+        call_partial(state, &name, &template_name(&def.file), &args, limits)
+    });
+}
+
+/// Calls partial macro `name` defined in template `file` with the caller's context.
+fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: Limits) -> Result<Value, Error> {
+    let depth = PARTIAL_DEPTH.with(|d| d.get());
+    if depth >= limits.max_partial_depth {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("partial `{name}` nested deeper than {} calls (runaway recursion?); raise limits.maxPartialDepth if this is intended", limits.max_partial_depth),
+        ));
+    }
+    let calls = PARTIAL_CALLS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    if calls > MAX_PARTIAL_CALLS {
+        return Err(Error::new(ErrorKind::InvalidOperation, format!("more than {MAX_PARTIAL_CALLS} partial calls in one template")));
+    }
+    let mut ctx = BTreeMap::new();
+    for var in CONTEXT_VARS {
+        if let Some(v) = state.lookup(var) {
+            ctx.insert(var, v);
+        }
+    }
+    let tmpl = state.env().get_template(file)?;
+    let captured = tmpl.render_captured(ctx)?;
+    let module = captured.state();
+    let Some(mac) = module.lookup(name) else {
+        return Err(Error::new(ErrorKind::UnknownFunction, format!("partial `{name}` is not a top-level macro of {file}")));
+    };
+    PARTIAL_DEPTH.with(|d| d.set(depth + 1));
+    let result = mac.call(module, args);
+    PARTIAL_DEPTH.with(|d| d.set(depth));
+    result
+}
+
+/// Turns a minijinja error into a diagnostic at the template's `file:line:col`
+/// with the offending source line.
+pub fn diagnostic_from(err: &Error, sources: &BTreeMap<String, String>, fallback: &Path) -> Diagnostic {
+    let file = err.name().map(PathBuf::from).unwrap_or_else(|| fallback.to_path_buf());
+    let source = err.name().and_then(|n| sources.get(n)).map(String::as_str).or(err.template_source());
+    let location = err.line().map(|line| {
+        let col = match (err.range(), source) {
+            (Some(range), Some(src)) if range.start <= src.len() => {
+                let before = &src[..range.start];
+                before.chars().rev().take_while(|c| *c != '\n').count() + 1
+            }
+            _ => 1,
+        };
+        Location { line, col }
+    });
+    let message = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    let help = match err.kind() {
+        ErrorKind::UndefinedError => {
+            "a variable or attribute is not defined; test it with `is defined`, or give a default with `| default(...)`"
+        }
+        ErrorKind::SyntaxError => "fix the template syntax (minijinja follows Jinja2)",
+        ErrorKind::UnknownFunction => "define the partial macro, or check its spelling",
+        ErrorKind::OutOfFuel => "the template ran too long (an endless loop?); raise limits.fuel if it is legitimate",
+        _ => "see docs/templates.md",
+    };
+    let mut d = Diagnostic::error(file, location, message).with_help(help);
+    if let Some(src) = source {
+        d = d.with_source(src);
+    }
+    d
+}

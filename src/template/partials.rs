@@ -1,0 +1,131 @@
+//! The partial index: every top-level `{% macro %}` of every partial file,
+//! by name, with the `file:line` that defines it.
+//!
+//! Names are found by scanning the source for `{% macro name(`; the scan is
+//! exact for the partials we accept (macros at the top level, comments
+//! stripped), and it gives us the line numbers minijinja's AST would not.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use regex::Regex;
+
+use crate::diagnostic::{Diagnostic, Location};
+
+/// Where a partial macro is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacroDef {
+    /// Partial file (relative to the project root).
+    pub file: PathBuf,
+    /// 1-based line of the `{% macro %}` tag.
+    pub line: usize,
+    /// 1-based column of the macro name.
+    pub col: usize,
+}
+
+/// Names a partial may not take: our helpers and context variables.
+pub const RESERVED: [&str; 15] = [
+    "env_or",
+    "include",
+    "required",
+    "fail",
+    "project",
+    "env",
+    "slot",
+    "namespace",
+    "host",
+    "tls",
+    "versions",
+    "images",
+    "vars",
+    "component",
+    "run",
+];
+
+/// Macro names defined in `source`, with positions, in source order.
+pub fn scan_macros(source: &str) -> Vec<(String, Location)> {
+    // Strip `{# … #}` comments first, keeping line structure intact.
+    let comment = Regex::new(r"(?s)\{#.*?#\}").expect("static regex");
+    let cleaned = comment.replace_all(source, |c: &regex::Captures| c[0].chars().map(|ch| if ch == '\n' { '\n' } else { ' ' }).collect::<String>());
+    let re = Regex::new(r"\{%[-+]?\s*macro\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(").expect("static regex");
+    let mut out = Vec::new();
+    for (i, line) in cleaned.lines().enumerate() {
+        for cap in re.captures_iter(line) {
+            let m = cap.get(1).expect("group 1 exists");
+            let col = line[..m.start()].chars().count() + 1;
+            out.push((m.as_str().to_owned(), Location { line: i + 1, col }));
+        }
+    }
+    out
+}
+
+/// Builds the index of all partial macros, reporting duplicates (naming both
+/// places) and reserved names.
+pub fn index(files: &[(PathBuf, String)]) -> Result<BTreeMap<String, MacroDef>, Vec<Diagnostic>> {
+    let mut defs: BTreeMap<String, MacroDef> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (file, source) in files {
+        for (name, loc) in scan_macros(source) {
+            if RESERVED.contains(&name.as_str()) {
+                errors.push(
+                    Diagnostic::error(file, Some(loc), format!("partial macro `{name}` shadows a built-in helper or context variable"))
+                        .with_source(source)
+                        .with_help(format!("rename the macro; `{name}` is reserved (see docs/templates.md)")),
+                );
+                continue;
+            }
+            if let Some(first) = defs.get(&name) {
+                errors.push(
+                    Diagnostic::error(
+                        file,
+                        Some(loc),
+                        format!("partial macro `{name}` is defined twice: here and at {}:{}", first.file.display(), first.line),
+                    )
+                    .with_source(source)
+                    .with_help("every partial macro is global; rename one of them"),
+                );
+                continue;
+            }
+            defs.insert(name, MacroDef { file: file.clone(), line: loc.line, col: loc.col });
+        }
+    }
+    if errors.is_empty() {
+        Ok(defs)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_finds_macros_with_positions_and_skips_comments() {
+        let src = "{# {% macro hidden() %} #}\n{% macro a(x) %}{% endmacro %}\n  {%- macro b() -%}\n{% endmacro %}";
+        let found = scan_macros(src);
+        assert_eq!(found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(found[0].1, Location { line: 2, col: 10 });
+        assert_eq!(found[1].1.line, 3);
+    }
+
+    #[test]
+    fn duplicates_name_both_places() {
+        let files = vec![
+            (PathBuf::from("partials/a.j2"), "{% macro x() %}{% endmacro %}".to_owned()),
+            (PathBuf::from("partials/b.j2"), "\n{% macro x() %}{% endmacro %}".to_owned()),
+        ];
+        let errs = index(&files).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("partials/a.j2:1"), "{}", errs[0].message);
+        assert_eq!(errs[0].file, PathBuf::from("partials/b.j2"));
+        assert_eq!(errs[0].location.unwrap().line, 2);
+    }
+
+    #[test]
+    fn reserved_names_are_refused() {
+        let files = vec![(PathBuf::from("p.j2"), "{% macro namespace() %}{% endmacro %}".to_owned())];
+        let errs = index(&files).unwrap_err();
+        assert!(errs[0].message.contains("shadows"), "{}", errs[0].message);
+    }
+}

@@ -1,0 +1,125 @@
+//! From a rendered target to its files: one object per file under
+//! `<NN>-<stage>/<component>/`, a kustomization per stage and one at the
+//! target root, and `.codex-k8s/target.json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::inventory::Inventory;
+use crate::render::RenderedTarget;
+
+/// Where a target's metadata lives, relative to the target directory.
+pub const TARGET_JSON: &str = ".codex-k8s/target.json";
+
+/// Contents of `.codex-k8s/target.json`: what was rendered, from what.
+/// Argo CD's ApplicationSet git files generator reads it to discover slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetMeta {
+    /// Project name.
+    pub project: String,
+    /// Environment.
+    pub env: String,
+    /// Slot (slot environments).
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// Namespace.
+    pub namespace: String,
+    /// Public host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Agent run id, kept until a render sets another.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// `--set` overrides, kept until set again.
+    #[serde(default)]
+    pub sets: BTreeMap<String, String>,
+    /// sha256 over the inventory, templates and partials, and this target's request.
+    pub inputs_digest: String,
+    /// sha256 over this target's object files (paths and contents).
+    pub outputs_digest: String,
+}
+
+/// Files of one target, relative to the target directory, sorted.
+pub fn target_files(inventory: &Inventory, rendered: &RenderedTarget, inputs_digest: &str) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    let mut stages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for o in &rendered.objects {
+        let dir = o.stage_dir();
+        let rel = format!("{}/{}", o.component, o.file_name());
+        stages.entry(dir.clone()).or_default().insert(rel.clone());
+        files.insert(format!("{dir}/{rel}"), o.to_yaml());
+    }
+    let outputs_digest = digest_files(&files);
+    for (dir, resources) in &stages {
+        files.insert(format!("{dir}/kustomization.yaml"), kustomization(resources.iter().map(String::as_str)));
+    }
+    files.insert("kustomization.yaml".into(), kustomization(stages.keys().map(String::as_str)));
+    let meta = TargetMeta {
+        project: inventory.project.clone(),
+        env: rendered.target.env.clone(),
+        slot: rendered.target.slot.clone(),
+        namespace: rendered.namespace.clone(),
+        host: rendered.host.clone(),
+        run_id: rendered.run_id.clone(),
+        sets: rendered.sets.clone(),
+        inputs_digest: inputs_digest.to_owned(),
+        outputs_digest,
+    };
+    files.insert(TARGET_JSON.into(), serde_json::to_string_pretty(&meta).expect("metadata serializes") + "\n");
+    files
+}
+
+fn kustomization<'a>(resources: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
+    for r in resources {
+        out.push_str("- ");
+        out.push_str(r);
+        out.push('\n');
+    }
+    out
+}
+
+/// sha256 over paths and contents, in path order.
+pub fn digest_files(files: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (path, content) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update((content.len() as u64).to_le_bytes());
+        h.update(content.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// sha256 over every input file of the inventory (paths and contents).
+pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    for rel in &inventory.sources {
+        let bytes = std::fs::read(inventory.root.join(rel))?;
+        h.update(rel.to_string_lossy().replace('\\', "/").as_bytes());
+        h.update([0]);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The digest recorded for one target: project inputs plus the target's request.
+pub fn target_inputs_digest(project_digest: &str, rendered: &RenderedTarget) -> String {
+    let mut h = Sha256::new();
+    h.update(project_digest.as_bytes());
+    h.update(rendered.target.dir().as_bytes());
+    h.update([0]);
+    h.update(rendered.run_id.as_deref().unwrap_or("").as_bytes());
+    for (k, v) in &rendered.sets {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([b'=']);
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
+}

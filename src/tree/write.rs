@@ -1,0 +1,301 @@
+//! Writing the tree: compare what a run wants with what is on disk, then
+//! replace each changed target directory in one rename (write aside, swap),
+//! so a failed or killed run leaves every target either old or new.
+//!
+//! Layout of the scratch space, all inside `--out` so renames never cross
+//! file systems: `.codex-k8s-staging/` (new target dirs being written) and
+//! `.codex-k8s-trash/` (old target dirs being swapped out). [`recover`]
+//! finishes or undoes an interrupted swap on the next run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::layout::{TargetMeta, TARGET_JSON};
+
+const STAGING: &str = ".codex-k8s-staging";
+const TRASH: &str = ".codex-k8s-trash";
+
+/// What a run wants the tree to hold.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// Target directories (relative to `--out`) and their exact files.
+    pub targets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Single files (relative to `--out`): `Some` to write, `None` to remove.
+    pub files: BTreeMap<String, Option<String>>,
+    /// Target directories to remove entirely.
+    pub removed_targets: BTreeSet<String>,
+}
+
+/// How a file changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// New file.
+    Added,
+    /// Different content.
+    Changed,
+    /// File goes away.
+    Removed,
+}
+
+/// One file that differs between the tree and a run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Change {
+    /// Path relative to `--out`.
+    pub path: String,
+    /// Added, changed or removed.
+    pub kind: ChangeKind,
+}
+
+/// Every file under `dir`, relative to it, with contents. Missing dir: empty.
+pub fn read_dir_files(dir: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(dir).expect("walkdir stays inside").to_string_lossy().replace('\\', "/");
+            out.insert(rel, fs::read(entry.path())?);
+        }
+    }
+    Ok(out)
+}
+
+fn diff_dir(prefix: &str, on_disk: &BTreeMap<String, Vec<u8>>, wanted: &BTreeMap<String, String>, out: &mut Vec<Change>) {
+    for (rel, content) in wanted {
+        let path = format!("{prefix}/{rel}");
+        match on_disk.get(rel) {
+            None => out.push(Change { path, kind: ChangeKind::Added }),
+            Some(old) if old.as_slice() != content.as_bytes() => out.push(Change { path, kind: ChangeKind::Changed }),
+            Some(_) => {}
+        }
+    }
+    for rel in on_disk.keys() {
+        if !wanted.contains_key(rel) {
+            out.push(Change { path: format!("{prefix}/{rel}"), kind: ChangeKind::Removed });
+        }
+    }
+}
+
+/// Files that differ between `out` and `desired`, sorted by path.
+pub fn changes(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
+    let mut all = Vec::new();
+    for (dir, files) in &desired.targets {
+        diff_dir(dir, &read_dir_files(&out.join(dir))?, files, &mut all);
+    }
+    for dir in &desired.removed_targets {
+        diff_dir(dir, &read_dir_files(&out.join(dir))?, &BTreeMap::new(), &mut all);
+    }
+    for (rel, content) in &desired.files {
+        let existing = match fs::read(out.join(rel)) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let kind = match (existing, content) {
+            (None, Some(_)) => Some(ChangeKind::Added),
+            (Some(old), Some(new)) if old != new.as_bytes() => Some(ChangeKind::Changed),
+            (Some(_), None) => Some(ChangeKind::Removed),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            all.push(Change { path: rel.clone(), kind });
+        }
+    }
+    all.sort();
+    Ok(all)
+}
+
+fn scratch_name(dir: &str) -> String {
+    format!("{}-{}", dir.replace('/', "__"), std::process::id())
+}
+
+/// Finishes or undoes a swap a killed run left behind: a target missing from
+/// its place but present in the trash is put back; staging leftovers go.
+pub fn recover(out: &Path) -> io::Result<()> {
+    let trash = out.join(TRASH);
+    if trash.is_dir() {
+        for entry in fs::read_dir(&trash)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((encoded, _pid)) = name.rsplit_once('-') else { continue };
+            let original = out.join(encoded.replace("__", "/"));
+            if original.exists() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
+                if let Some(parent) = original.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::rename(entry.path(), &original)?;
+            }
+        }
+        fs::remove_dir_all(&trash)?;
+    }
+    let staging = out.join(STAGING);
+    if staging.is_dir() {
+        fs::remove_dir_all(&staging)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(path, content)
+}
+
+/// Replaces `out/dir` with exactly `files`, through a staging directory and two renames.
+fn swap_target(out: &Path, dir: &str, files: Option<&BTreeMap<String, String>>) -> io::Result<()> {
+    let final_dir = out.join(dir);
+    let staged = out.join(STAGING).join(scratch_name(dir));
+    if let Some(files) = files {
+        if staged.exists() {
+            fs::remove_dir_all(&staged)?;
+        }
+        for (rel, content) in files {
+            write_file(&staged.join(rel), content.as_bytes())?;
+        }
+    }
+    let trashed = out.join(TRASH).join(scratch_name(dir));
+    if final_dir.exists() {
+        fs::create_dir_all(out.join(TRASH))?;
+        fs::rename(&final_dir, &trashed)?;
+    }
+    if files.is_some() {
+        if let Some(parent) = final_dir.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&staged, &final_dir)?;
+    }
+    if trashed.exists() {
+        fs::remove_dir_all(&trashed)?;
+    }
+    Ok(())
+}
+
+/// Removes `dir` and then its parents up to (not including) `stop` while they are empty.
+fn prune_empty_parents(mut dir: PathBuf, stop: &Path) {
+    while dir != stop && dir.starts_with(stop) {
+        if fs::remove_dir(&dir).is_err() {
+            break;
+        }
+        if !dir.pop() {
+            break;
+        }
+    }
+}
+
+/// Brings `out` to `desired`, touching only what differs; returns the changes.
+pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
+    fs::create_dir_all(out)?;
+    recover(out)?;
+    let changes = changes(out, desired)?;
+    let touched: BTreeSet<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    let is_touched = |dir: &str| {
+        let prefix = format!("{dir}/");
+        touched.range(prefix.as_str()..).next().is_some_and(|p| p.starts_with(&prefix))
+    };
+    for (dir, files) in &desired.targets {
+        if is_touched(dir) {
+            swap_target(out, dir, Some(files))?;
+        }
+    }
+    for dir in &desired.removed_targets {
+        if out.join(dir).exists() {
+            swap_target(out, dir, None)?;
+            if let Some(parent) = out.join(dir).parent() {
+                prune_empty_parents(parent.to_path_buf(), out);
+            }
+        }
+    }
+    for (rel, content) in &desired.files {
+        let path = out.join(rel);
+        match content {
+            Some(c) if touched.contains(rel.as_str()) => {
+                let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+                write_file(&tmp, c.as_bytes())?;
+                fs::rename(&tmp, &path)?;
+            }
+            None if path.exists() => {
+                fs::remove_file(&path)?;
+                if let Some(parent) = path.parent() {
+                    prune_empty_parents(parent.to_path_buf(), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let staging = out.join(STAGING);
+    if staging.is_dir() {
+        fs::remove_dir_all(&staging)?;
+    }
+    let trash = out.join(TRASH);
+    if trash.is_dir() {
+        fs::remove_dir_all(&trash)?;
+    }
+    Ok(changes)
+}
+
+/// The metadata of a rendered target, if the tree holds it.
+pub fn read_meta(out: &Path, target_dir: &str) -> Option<TargetMeta> {
+    let text = fs::read_to_string(out.join(target_dir).join(TARGET_JSON)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Slots of environment `env` present in the tree, sorted.
+pub fn list_slots(out: &Path, env: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(out.join(env)) else { return Vec::new() };
+    let mut slots: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(TARGET_JSON).is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    slots.sort();
+    slots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn apply_replaces_a_target_exactly_and_leaves_others_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        fs::create_dir_all(out.join("other")).unwrap();
+        fs::write(out.join("other/keep.yaml"), "x").unwrap();
+        let mut d = Desired::default();
+        d.targets.insert("env".into(), files(&[("a.yaml", "1"), ("b/c.yaml", "2")]));
+        apply(out, &d).unwrap();
+        d.targets.insert("env".into(), files(&[("a.yaml", "1")]));
+        let changes = apply(out, &d).unwrap();
+        assert_eq!(changes, vec![Change { path: "env/b/c.yaml".into(), kind: ChangeKind::Removed }]);
+        assert!(!out.join("env/b").exists());
+        assert_eq!(fs::read_to_string(out.join("other/keep.yaml")).unwrap(), "x");
+        assert!(apply(out, &d).unwrap().is_empty(), "second apply is a no-op");
+        assert!(!out.join(STAGING).exists() && !out.join(TRASH).exists());
+    }
+
+    #[test]
+    fn recover_puts_back_a_target_left_in_the_trash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        fs::create_dir_all(out.join(TRASH).join("ai__pr-1-999")).unwrap();
+        fs::write(out.join(TRASH).join("ai__pr-1-999/x.yaml"), "old").unwrap();
+        fs::create_dir_all(out.join(STAGING).join("ai__pr-1-999")).unwrap();
+        recover(out).unwrap();
+        assert_eq!(fs::read_to_string(out.join("ai/pr-1/x.yaml")).unwrap(), "old");
+        assert!(!out.join(STAGING).exists());
+    }
+}
