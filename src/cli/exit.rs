@@ -1,0 +1,34 @@
+//! Exit codes, in one place (SPEC section 6).
+
+/// Everything went fine.
+pub const OK: u8 = 0;
+/// An error: bad input, failed render, I/O or git failure.
+pub const ERROR: u8 = 1;
+/// Bad command line (clap's own code).
+pub const USAGE: u8 = 2;
+/// `render --check` found drift, or `diff --exit-code` found changes.
+pub const DRIFT: u8 = 3;
+
+/// A failure that maps to an exit code other than [`ERROR`].
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Error already reported to the user (diagnostics printed): exit 1 silently.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("errors reported above")
+    }
+}
+
+impl std::error::Error for Reported {}

@@ -1,0 +1,181 @@
+//! `codex-k8s plan`: a target's stages, waves, components (enabled or why
+//! not), dependency edges and objects, and what rendering would change.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::targets::{self, RequestArgs};
+use super::{exit, load_project, Output, Project};
+use crate::render::{render_target, Enablement, PlannedComponent};
+use crate::tree;
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment.
+    #[arg(long, value_name = "ENV")]
+    env: String,
+    /// Slot (slot environments).
+    #[arg(long, value_name = "SLOT")]
+    slot: Option<String>,
+    #[command(flatten)]
+    request: RequestArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// Plan formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable.
+    Text,
+    /// Machine-readable.
+    Json,
+    /// Mermaid flowchart.
+    Mermaid,
+    /// Graphviz.
+    Dot,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanView {
+    target: String,
+    namespace: String,
+    host: Option<String>,
+    stages: Vec<StageView>,
+    changes: Vec<tree::Change>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StageView {
+    name: String,
+    dir: String,
+    components: Vec<ComponentView>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ComponentView {
+    #[serde(flatten)]
+    plan: PlannedComponent,
+    objects: Vec<String>,
+}
+
+/// Prints the plan.
+pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
+    let Project { inventory, engine } = load_project(file, out)?;
+    let out_dir = targets::out_dir(&inventory, &args.request.out)?;
+    let selection = targets::Selection { env: Some(args.env.clone()), slots: args.slot.clone().into_iter().collect(), all: false };
+    let requests = targets::requests(&inventory, &selection, &args.request, &out_dir)?;
+    let [request] = requests.as_slice() else { bail!("plan shows one target") };
+    let rendered = match render_target(&inventory, &engine, request) {
+        Ok(r) => r,
+        Err(ds) => {
+            out.diagnostics(&ds)?;
+            return Err(super::Reported.into());
+        }
+    };
+    let digest = tree::inputs_digest(&inventory)?;
+    let prefix = targets::out_prefix(&inventory, &out_dir);
+    let desired = tree::desired(&inventory, std::slice::from_ref(&rendered), &digest, &prefix);
+    let changes = tree::changes(&out_dir, &desired)?;
+
+    let mut stages: Vec<StageView> = Vec::new();
+    for p in &rendered.plan {
+        let dir = format!("{:02}-{}", p.stage_index * 10, p.stage);
+        if stages.last().is_none_or(|s| s.dir != dir) {
+            stages.push(StageView { name: p.stage.clone(), dir: dir.clone(), components: Vec::new() });
+        }
+        let objects = rendered.objects.iter().filter(|o| o.component == p.name).map(|o| o.id.to_string()).collect();
+        stages.last_mut().expect("just pushed").components.push(ComponentView { plan: p.clone(), objects });
+    }
+    let view = PlanView { target: rendered.target.dir(), namespace: rendered.namespace.clone(), host: rendered.host.clone(), stages, changes };
+    match args.format {
+        Format::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&view)?)?,
+        Format::Text => print_text(&view, out)?,
+        Format::Mermaid => print_graph(&view, out, true)?,
+        Format::Dot => print_graph(&view, out, false)?,
+    }
+    Ok(exit::OK)
+}
+
+fn reason(e: &Enablement) -> String {
+    match e {
+        Enablement::Enabled => "enabled".into(),
+        Enablement::NotInEnvs => "disabled: not in `envs`".into(),
+        Enablement::WhenFalse => "disabled: `when` is false".into(),
+        Enablement::AgentIdle(why) => format!("disabled: {why}"),
+    }
+}
+
+fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
+    writeln!(out.out, "target {}  namespace {}{}", view.target, view.namespace, view.host.as_ref().map(|h| format!("  host {h}")).unwrap_or_default())?;
+    for s in &view.stages {
+        writeln!(out.out, "\n{}", s.dir)?;
+        for c in &s.components {
+            let deps = if c.plan.depends_on.is_empty() { String::new() } else { format!("  <- {}", c.plan.depends_on.join(", ")) };
+            writeln!(out.out, "  wave {:>2}  {:<20} {}{deps}", c.plan.wave, c.plan.name, reason(&c.plan.enablement))?;
+            for o in &c.objects {
+                writeln!(out.out, "             {o}")?;
+            }
+        }
+    }
+    if view.changes.is_empty() {
+        writeln!(out.out, "\nno changes")?;
+    } else {
+        writeln!(out.out, "\n{} file(s) would change:", view.changes.len())?;
+        for c in &view.changes {
+            writeln!(out.out, "  {:<8} {}", format!("{:?}", c.kind).to_lowercase(), c.path)?;
+        }
+    }
+    Ok(())
+}
+
+fn node_id(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+fn print_graph(view: &PlanView, out: &mut Output, mermaid: bool) -> Result<()> {
+    if mermaid {
+        writeln!(out.out, "flowchart LR")?;
+    } else {
+        writeln!(out.out, "digraph plan {{\n  rankdir=LR;\n  node [shape=box];")?;
+    }
+    for (i, s) in view.stages.iter().enumerate() {
+        if mermaid {
+            writeln!(out.out, "  subgraph s{i}[\"{}\"]", s.dir)?;
+        } else {
+            writeln!(out.out, "  subgraph cluster_{i} {{\n    label=\"{}\";", s.dir)?;
+        }
+        for c in &s.components {
+            let label = format!("{} (wave {})", c.plan.name, c.plan.wave);
+            let off = c.plan.enablement != Enablement::Enabled;
+            if mermaid {
+                writeln!(out.out, "    {}[\"{label}{}\"]", node_id(&c.plan.name), if off { " — off" } else { "" })?;
+            } else {
+                writeln!(out.out, "    \"{}\" [label=\"{label}\"{}];", c.plan.name, if off { ", style=dashed" } else { "" })?;
+            }
+        }
+        writeln!(out.out, "  {}", if mermaid { "end" } else { "}" })?;
+    }
+    for s in &view.stages {
+        for c in &s.components {
+            for d in &c.plan.depends_on {
+                if mermaid {
+                    writeln!(out.out, "  {} --> {}", node_id(d), node_id(&c.plan.name))?;
+                } else {
+                    writeln!(out.out, "  \"{d}\" -> \"{}\";", c.plan.name)?;
+                }
+            }
+        }
+    }
+    if !mermaid {
+        writeln!(out.out, "}}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Turning `--env/--slot/--all/--run-id/--set` into render requests, with the
+//! state the tree remembers: a slot keeps its last run id and overrides.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::inventory::names::dns_label_problem;
+use crate::inventory::Inventory;
+use crate::render::{check_set, Request, Target};
+use crate::tree;
+
+/// Which targets a command acts on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
+    /// Environment to render.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// Slot of a slot environment (repeatable).
+    #[arg(long = "slot", value_name = "SLOT")]
+    pub slots: Vec<String>,
+    /// Every plain environment plus every slot already in the tree.
+    #[arg(long, conflicts_with_all = ["env", "slots"])]
+    pub all: bool,
+}
+
+/// Request options shared by `render` and `plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RequestArgs {
+    /// Agent run id for the slot(s); absent: the slot's last run id is kept.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Override `versions.<name>` or `vars.<path>` for this run (kept per slot).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+    /// Output directory of the tree, relative to the project.
+    #[arg(long, default_value = "rendered", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// The output directory, checked to stay inside the project.
+pub fn out_dir(inventory: &Inventory, out: &Path) -> Result<PathBuf> {
+    if out.is_absolute() || out.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        bail!("--out {} must be a relative path inside the project directory ({})", out.display(), inventory.root.display());
+    }
+    if out.as_os_str().is_empty() || out == Path::new(".") {
+        bail!("--out must name a directory below the project root, e.g. `rendered`");
+    }
+    let full = inventory.root.join(out);
+    // A symlinked --out could point anywhere: refuse it.
+    if full.exists() {
+        let real = full.canonicalize()?;
+        if !real.starts_with(&inventory.root) {
+            bail!("--out {} resolves outside the project directory", out.display());
+        }
+    }
+    Ok(full)
+}
+
+/// Parses `--set` flags.
+pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in sets {
+        let Some((path, value)) = s.split_once('=') else {
+            bail!("--set {s}: expected PATH=VALUE, e.g. --set versions.users=1.5.0");
+        };
+        if let Err(e) = check_set(inventory, path) {
+            bail!(e);
+        }
+        out.insert(path.to_owned(), value.to_owned());
+    }
+    Ok(out)
+}
+
+/// Builds the requests for a selection.
+pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, out: &Path) -> Result<Vec<Request>> {
+    let sets = parse_sets(inventory, &args.sets)?;
+    let mut targets = Vec::new();
+    if sel.all {
+        for (name, env) in &inventory.environments {
+            if env.slots {
+                for slot in tree::list_slots(out, name) {
+                    targets.push(Target { env: name.clone(), slot: Some(slot) });
+                }
+            } else {
+                targets.push(Target { env: name.clone(), slot: None });
+            }
+        }
+        if args.run_id.is_some() {
+            bail!("--run-id applies to one slot; it cannot be combined with --all");
+        }
+    } else {
+        let Some(env_name) = &sel.env else {
+            bail!("say what to render: --env ENV [--slot SLOT]… or --all");
+        };
+        let Some(env) = inventory.environment(env_name) else {
+            let known: Vec<&str> = inventory.environments.keys().map(String::as_str).collect();
+            let hint = crate::diagnostic::did_you_mean(env_name, known.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            bail!("unknown environment `{env_name}`{hint}; environments: {}", known.join(", "));
+        };
+        if env.slots && sel.slots.is_empty() {
+            bail!("`{env_name}` is a slot environment: pass --slot SLOT (e.g. --slot pr-42)");
+        }
+        if !env.slots && !sel.slots.is_empty() {
+            bail!("`{env_name}` is not a slot environment: drop --slot");
+        }
+        if sel.slots.is_empty() {
+            targets.push(Target { env: env_name.clone(), slot: None });
+        }
+        for slot in &sel.slots {
+            if let Some(problem) = dns_label_problem(slot) {
+                bail!("invalid slot `{slot}`: it {problem}; slots are DNS-1123 labels such as `pr-42`");
+            }
+            let t = Target { env: env_name.clone(), slot: Some(slot.clone()) };
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+        if let Some(max) = env.max_slots {
+            let existing = tree::list_slots(out, env_name);
+            let new = sel.slots.iter().filter(|s| !existing.contains(s)).count();
+            if existing.len() + new > max as usize {
+                bail!(
+                    "`{env_name}` holds {} slot(s) and allows {max} (maxSlots); rendering {new} new slot(s) would exceed it. Remove idle slots with `codex-k8s slots gc` or raise maxSlots",
+                    existing.len()
+                );
+            }
+        }
+        if args.run_id.is_some() && !env.slots {
+            bail!("--run-id applies to slot environments; `{env_name}` is not one");
+        }
+    }
+    if let Some(id) = &args.run_id {
+        if let Some(problem) = dns_label_problem(id) {
+            bail!("invalid --run-id `{id}`: it {problem}");
+        }
+    }
+    Ok(targets
+        .into_iter()
+        .map(|target| {
+            let previous = tree::read_meta(out, &target.dir());
+            let mut merged = previous.as_ref().map(|m| m.sets.clone()).unwrap_or_default();
+            merged.extend(sets.clone());
+            let run_id = args.run_id.clone().or_else(|| previous.and_then(|m| m.run_id));
+            Request { target, run_id, sets: merged }
+        })
+        .collect())
+}
+
+/// The tree's path relative to the repository root (what Argo CD and Flux see).
+pub fn out_prefix(inventory: &Inventory, out: &Path) -> String {
+    let repo_root = git2::Repository::discover(&inventory.root).ok().and_then(|r| r.workdir().map(Path::to_path_buf));
+    let base = repo_root.and_then(|r| r.canonicalize().ok()).unwrap_or_else(|| inventory.root.clone());
+    let out = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
+    let rel = out.strip_prefix(&base).or_else(|_| out.strip_prefix(&inventory.root)).map(Path::to_path_buf).unwrap_or(out.clone());
+    rel.to_string_lossy().replace('\\', "/")
+}
