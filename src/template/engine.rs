@@ -65,6 +65,8 @@ impl Engine {
         env.set_fuel(Some(inventory.limits.fuel));
         env.set_recursion_limit(100);
         env.set_debug(false);
+        // minijinja JSON-escapes `*.yaml.j2` output by default; manifests are plain text.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
 
         let read = |path: &PathBuf, diags: &mut Diagnostics| match read_source(&inventory.root, path) {
             Ok(s) => Some(s.text),
