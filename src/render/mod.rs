@@ -2,6 +2,7 @@
 //! templates in parallel, apply overlays, namespaces, labels and waves, and
 //! check policy. Pure: inputs in, [`RenderedTarget`] out.
 
+pub mod emit;
 mod object;
 mod overlay;
 pub mod plan;

@@ -83,6 +83,6 @@ impl RenderedObject {
 
     /// The YAML text of the file.
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(&self.value).expect("YAML values always serialize")
+        super::emit::to_yaml(&self.value)
     }
 }

@@ -205,6 +205,7 @@ fn component_ctx(ctx: &TargetContext, c: &Component, wave: u32) -> ComponentCont
 }
 
 /// One document of rendered template output.
+#[derive(Debug)]
 struct Document {
     template: PathBuf,
     index: usize,
@@ -548,7 +549,7 @@ mod tests {
     fn split_reports_the_rendered_line_with_an_excerpt() {
         let err = split_documents(Path::new("t.j2"), "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\napiVersion: v1\nkind: B\n  bad: [\n").unwrap_err();
         assert!(err.message.contains("rendered line 7"), "{}", err.message);
-        assert!(err.message.contains(">  7 |   bad: ["), "{}", err.message);
+        assert!(err.message.contains("> 7 |   bad: ["), "{}", err.message);
     }
 
     #[test]

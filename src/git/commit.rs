@@ -1,0 +1,133 @@
+//! Commits with provenance: one commit per run, none when nothing changed,
+//! trailers that say where the render came from. Works on the checked-out
+//! branch (updating HEAD and the index for the touched paths) or on any
+//! other ref from memory (no work tree, no index).
+
+use std::path::Path;
+
+use git2::{Oid, Repository, Signature};
+
+use super::tree::{apply_updates, Update, Updates};
+use super::{Error, Result};
+
+/// What to commit.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    /// Changes relative to the branch tip, by repository path.
+    pub updates: Updates,
+    /// First line and body.
+    pub message: String,
+}
+
+/// Result of a commit attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new commit.
+    Committed(Oid),
+    /// The tree already matched: nothing committed.
+    Unchanged,
+}
+
+/// Author and committer: `GIT_AUTHOR_*`/`GIT_COMMITTER_*` when set, else git config.
+pub fn signatures(repo: &Repository) -> Result<(Signature<'static>, Signature<'static>)> {
+    let from_env = |kind: &str| -> Option<Signature<'static>> {
+        let name = std::env::var(format!("GIT_{kind}_NAME")).ok()?;
+        let email = std::env::var(format!("GIT_{kind}_EMAIL")).ok()?;
+        Signature::now(&name, &email).ok()
+    };
+    let config = repo.signature().ok().map(|s| s.to_owned());
+    let author = from_env("AUTHOR").or_else(|| config.clone());
+    let committer = from_env("COMMITTER").or_else(|| author.clone());
+    match (author, committer) {
+        (Some(a), Some(c)) => Ok((a, c)),
+        _ => Err(Error::NoIdentity),
+    }
+}
+
+/// Commits `req` on top of `refname` (created if missing). `expected_tip`
+/// guards against a concurrent update of the ref.
+pub fn commit_on_ref(repo: &Repository, refname: &str, req: &CommitRequest) -> Result<Outcome> {
+    let parent = match repo.find_reference(refname) {
+        Ok(r) => Some(r.peel_to_commit()?),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let base_tree = parent.as_ref().map(|p| p.tree()).transpose()?;
+    let tree_id = apply_updates(repo, base_tree.as_ref(), &req.updates)?;
+    if base_tree.as_ref().map(|t| t.id()) == Some(tree_id) {
+        return Ok(Outcome::Unchanged);
+    }
+    let tree = repo.find_tree(tree_id)?;
+    let (author, committer) = signatures(repo)?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let oid = repo.commit(None, &author, &committer, &req.message, &tree, &parents)?;
+    // Move the ref only if nobody moved it meanwhile (compare-and-swap).
+    match &parent {
+        Some(p) => {
+            repo.reference_matching(refname, oid, true, p.id(), "codex-k8s render")?;
+        }
+        None => {
+            repo.reference(refname, oid, false, "codex-k8s render")?;
+        }
+    }
+    Ok(Outcome::Committed(oid))
+}
+
+/// Commits on the checked-out branch and brings the index in line for the
+/// touched paths, so `git status` is clean for the rendered tree afterwards.
+pub fn commit_worktree(repo: &Repository, req: &CommitRequest) -> Result<Outcome> {
+    let head = repo.head().ok();
+    let refname = match &head {
+        Some(h) if h.is_branch() => h.name().unwrap_or("HEAD").to_owned(),
+        Some(_) => return Err(Error::DetachedHead),
+        None => {
+            // Unborn branch: HEAD points at a ref that does not exist yet.
+            let head_ref = repo.find_reference("HEAD")?;
+            head_ref.symbolic_target().unwrap_or("refs/heads/main").to_owned()
+        }
+    };
+    let outcome = commit_on_ref(repo, &refname, req)?;
+    if let Outcome::Committed(_) = outcome {
+        sync_index(repo, req)?;
+    }
+    Ok(outcome)
+}
+
+fn sync_index(repo: &Repository, req: &CommitRequest) -> Result<()> {
+    let mut index = repo.index()?;
+    let workdir = repo.workdir().ok_or(Error::Bare)?.to_path_buf();
+    for (path, update) in &req.updates {
+        match update {
+            Update::File(_) => index.add_path(Path::new(path))?,
+            Update::Remove => {
+                index.remove_all([path.as_str()], None)?;
+            }
+            Update::Dir(files) => {
+                index.remove_all([format!("{path}/*")], None)?;
+                for rel in files.keys() {
+                    let p = format!("{path}/{rel}");
+                    if workdir.join(&p).is_file() {
+                        index.add_path(Path::new(&p))?;
+                    }
+                }
+            }
+        }
+    }
+    index.write()?;
+    Ok(())
+}
+
+/// The commit the sources come from: `HEAD`'s id, with ` (dirty)` when any
+/// of `sources` (repository paths) differs from it; `worktree` outside git.
+pub fn rendered_from(repo: Option<&Repository>, sources: &[String]) -> String {
+    let Some(repo) = repo else { return "worktree".into() };
+    let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return "worktree (no commits yet)".into() };
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true);
+    for s in sources {
+        opts.pathspec(s);
+    }
+    opts.disable_pathspec_match(true);
+    let dirty = repo.statuses(Some(&mut opts)).map(|s| !s.is_empty()).unwrap_or(false);
+    format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
+}
