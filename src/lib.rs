@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod diagnostic;
+pub mod git;
 pub mod inventory;
 pub mod render;
 pub mod template;

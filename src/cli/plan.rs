@@ -71,7 +71,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
     let out_dir = targets::out_dir(&inventory, &args.request.out)?;
     let selection = targets::Selection { env: Some(args.env.clone()), slots: args.slot.clone().into_iter().collect(), all: false };
-    let requests = targets::requests(&inventory, &selection, &args.request, &out_dir)?;
+    let requests = targets::requests(&inventory, &selection, &args.request, &targets::DiskTree(&out_dir))?;
     let [request] = requests.as_slice() else { bail!("plan shows one target") };
     let rendered = match render_target(&inventory, &engine, request) {
         Ok(r) => r,

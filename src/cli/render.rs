@@ -1,13 +1,14 @@
 //! `codex-k8s render`: render targets into the tree, check the tree for
-//! drift, or print one target as a YAML stream.
+//! drift, print one target as a YAML stream, and commit or push the result.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::targets::{self, RequestArgs, Selection};
+use super::targets::{self, DiskTree, GitTree, RequestArgs, Selection, TreeState};
 use super::{exit, load_project, Exit, Output, Project};
+use crate::git;
 use crate::render::{render_targets, RenderedTarget};
 use crate::tree;
 
@@ -19,10 +20,10 @@ pub struct Args {
     #[command(flatten)]
     request: RequestArgs,
     /// Render in memory and compare with the tree: exit 3 and list drift.
-    #[arg(long, conflicts_with = "stdout")]
+    #[arg(long, conflicts_with_all = ["stdout", "commit", "branch", "push"])]
     check: bool,
     /// Print one target as a YAML stream; write nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["commit", "branch", "push"])]
     stdout: bool,
     /// With --stdout: only these components (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
@@ -30,13 +31,42 @@ pub struct Args {
     /// With --stdout: skip these components (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
     skip: Vec<String>,
+    /// Commit the rendered targets on the current branch (one commit, none if nothing changed).
+    #[arg(long)]
+    commit: bool,
+    /// Subject of the commit (default: `render(<targets>): <counts>`).
+    #[arg(long, short = 'm', value_name = "M")]
+    message: Option<String>,
+    /// Commit on this branch from memory instead: no work tree or index is touched.
+    #[arg(long, value_name = "REF")]
+    branch: Option<String>,
+    /// Push the commit to REMOTE, rebuilding it on the new tip if another push won the race.
+    #[arg(long, value_name = "REMOTE")]
+    push: Option<String>,
 }
 
 /// Renders the selected targets.
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
     let out_dir = targets::out_dir(&inventory, &args.request.out)?;
-    let requests = targets::requests(&inventory, &args.selection, &args.request, &out_dir)?;
+    let prefix = targets::out_prefix(&inventory, &out_dir);
+    let repo = if args.commit || args.branch.is_some() || args.push.is_some() {
+        Some(git2::Repository::discover(&inventory.root).context("--commit, --branch and --push need a git repository")?)
+    } else {
+        None
+    };
+    let branch_ref = args.branch.as_ref().map(|b| if b.starts_with("refs/") { b.clone() } else { format!("refs/heads/{b}") });
+    let git_state;
+    let disk_state = DiskTree(&out_dir);
+    let state: &dyn TreeState = match (&repo, &branch_ref) {
+        (Some(repo), Some(r)) => {
+            let tree = repo.find_reference(r).ok().and_then(|r| r.peel_to_tree().ok());
+            git_state = GitTree { repo, tree, prefix: prefix.clone() };
+            &git_state
+        }
+        _ => &disk_state,
+    };
+    let requests = targets::requests(&inventory, &args.selection, &args.request, state)?;
     if args.stdout && requests.len() != 1 {
         bail!("--stdout prints one target; select one with --env (and one --slot)");
     }
@@ -46,25 +76,22 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
     }
     let progress = progress_bar(out, requests.len());
-    let rendered = match render_targets(&inventory, &engine, &requests) {
+    let rendered = render_targets(&inventory, &engine, &requests);
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    let rendered = match rendered {
         Ok(r) => r,
         Err(ds) => {
-            if let Some(p) = progress {
-                p.finish_and_clear();
-            }
             out.diagnostics(&ds)?;
             writeln!(out.err, "nothing was written")?;
             return Err(super::Reported.into());
         }
     };
-    if let Some(p) = progress {
-        p.finish_and_clear();
-    }
     if args.stdout {
         return print_stream(&rendered[0], &args.only, &args.skip, out);
     }
     let digest = tree::inputs_digest(&inventory).context("cannot hash the inputs")?;
-    let prefix = targets::out_prefix(&inventory, &out_dir);
     let desired = tree::desired(&inventory, &rendered, &digest, &prefix);
     let shown = out_dir.strip_prefix(&inventory.root).unwrap_or(&out_dir).display().to_string();
     if args.check {
@@ -80,10 +107,87 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         return Err(Exit(exit::DRIFT).into());
     }
     let lock = lock_tree(&inventory.root, &out_dir)?;
-    let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
+    if branch_ref.is_none() {
+        let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
+        summarize(out, &shown, &rendered, &changes)?;
+    }
+    if let Some(repo) = &repo {
+        let sources: Vec<String> = inventory.sources.iter().map(|s| repo_relative(repo, &inventory.root.join(s))).collect();
+        let req = commit_request(&rendered, &desired, &prefix, &digest, git::rendered_from(Some(repo), &sources), args.message.clone());
+        let outcome = match (&branch_ref, &args.push) {
+            (Some(r), None) => git::commit_on_ref(repo, r, &req)?,
+            (None, None) => git::commit_worktree(repo, &req)?,
+            (r, Some(remote)) => {
+                let branch = match r {
+                    Some(r) => r.trim_start_matches("refs/heads/").to_owned(),
+                    None => current_branch(repo)?,
+                };
+                let outcome = git::push_with_retry(repo, remote, &branch, &req, git::Retry::default())?;
+                if r.is_none() {
+                    // The branch may have moved onto the remote tip (other
+                    // jobs' slots): bring the rendered tree and the index along.
+                    let mut co = git2::build::CheckoutBuilder::new();
+                    co.force();
+                    if !prefix.is_empty() {
+                        co.path(&prefix);
+                    }
+                    repo.checkout_head(Some(&mut co))?;
+                }
+                outcome
+            }
+        };
+        match outcome {
+            git::Outcome::Committed(oid) => writeln!(out.err, "committed {}{}", &oid.to_string()[..12], args.push.as_ref().map(|r| format!(" and pushed to {r}")).unwrap_or_default())?,
+            git::Outcome::Unchanged => writeln!(out.err, "nothing to commit: the tree already matches")?,
+        }
+    }
     drop(lock);
-    summarize(out, &shown, &rendered, &changes)?;
     Ok(exit::OK)
+}
+
+fn current_branch(repo: &git2::Repository) -> Result<String> {
+    let head = repo.find_reference("HEAD")?;
+    let target = head.symbolic_target().context("HEAD is detached: check out a branch or use --branch")?;
+    Ok(target.trim_start_matches("refs/heads/").to_owned())
+}
+
+fn repo_relative(repo: &git2::Repository, path: &Path) -> String {
+    let workdir = repo.workdir().and_then(|w| w.canonicalize().ok());
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    match workdir {
+        Some(w) => path.strip_prefix(&w).unwrap_or(&path).to_string_lossy().replace('\\', "/"),
+        None => path.to_string_lossy().into_owned(),
+    }
+}
+
+/// The commit for this run: each rendered target's directory and glue files.
+pub fn commit_request(rendered: &[RenderedTarget], desired: &tree::Desired, prefix: &str, digest: &str, from: String, message: Option<String>) -> git::CommitRequest {
+    let join = |rest: &str| if prefix.is_empty() { rest.to_owned() } else { format!("{prefix}/{rest}") };
+    let mut updates = git::Updates::new();
+    for (dir, files) in &desired.targets {
+        updates.insert(join(dir), git::Update::Dir(files.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect()));
+    }
+    for dir in &desired.removed_targets {
+        updates.insert(join(dir), git::Update::Remove);
+    }
+    for (rel, content) in &desired.files {
+        updates.insert(join(rel), match content {
+            Some(c) => git::Update::File(c.clone().into_bytes()),
+            None => git::Update::Remove,
+        });
+    }
+    let names: Vec<String> = rendered.iter().map(|t| t.target.dir()).chain(desired.removed_targets.iter().cloned()).collect();
+    let scope = if names.len() <= 3 { names.join(", ") } else { format!("{} targets", names.len()) };
+    git::CommitRequest {
+        updates,
+        subject: format!("render({scope})"),
+        message,
+        trailers: vec![
+            ("Rendered-From".into(), from),
+            ("Inputs-Digest".into(), format!("sha256:{digest}")),
+            ("Targets".into(), names.join(", ")),
+        ],
+    }
 }
 
 fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], changes: &[tree::Change]) -> Result<()> {

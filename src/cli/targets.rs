@@ -73,14 +73,76 @@ pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<Str
     Ok(out)
 }
 
+/// What the tree already holds: slots and their remembered run ids and
+/// overrides, read from the work tree or from a branch (`--branch`).
+pub trait TreeState {
+    /// The target metadata of `dir` (`env` or `env/slot`).
+    fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta>;
+    /// The slots of `env`, sorted.
+    fn list_slots(&self, env: &str) -> Vec<String>;
+}
+
+/// The tree on disk.
+pub struct DiskTree<'a>(pub &'a Path);
+
+impl TreeState for DiskTree<'_> {
+    fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta> {
+        tree::read_meta(self.0, dir)
+    }
+    fn list_slots(&self, env: &str) -> Vec<String> {
+        tree::list_slots(self.0, env)
+    }
+}
+
+/// The tree as committed on a branch.
+pub struct GitTree<'r> {
+    /// The repository.
+    pub repo: &'r git2::Repository,
+    /// The branch's root tree (none for a new branch).
+    pub tree: Option<git2::Tree<'r>>,
+    /// Path of `--out` inside the repository.
+    pub prefix: String,
+}
+
+impl GitTree<'_> {
+    fn path(&self, rest: &str) -> String {
+        if self.prefix.is_empty() {
+            rest.to_owned()
+        } else {
+            format!("{}/{rest}", self.prefix)
+        }
+    }
+}
+
+impl TreeState for GitTree<'_> {
+    fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta> {
+        let entry = self.tree.as_ref()?.get_path(Path::new(&self.path(&format!("{dir}/{}", tree::TARGET_JSON)))).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        serde_json::from_slice(blob.content()).ok()
+    }
+    fn list_slots(&self, env: &str) -> Vec<String> {
+        let Some(root) = &self.tree else { return Vec::new() };
+        let Ok(entry) = root.get_path(Path::new(&self.path(env))) else { return Vec::new() };
+        let Ok(env_tree) = self.repo.find_tree(entry.id()) else { return Vec::new() };
+        let mut slots: Vec<String> = env_tree
+            .iter()
+            .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
+            .filter_map(|e| e.name().map(str::to_owned))
+            .filter(|name| self.read_meta(&format!("{env}/{name}")).is_some())
+            .collect();
+        slots.sort();
+        slots
+    }
+}
+
 /// Builds the requests for a selection.
-pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, out: &Path) -> Result<Vec<Request>> {
+pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, state: &dyn TreeState) -> Result<Vec<Request>> {
     let sets = parse_sets(inventory, &args.sets)?;
     let mut targets = Vec::new();
     if sel.all {
         for (name, env) in &inventory.environments {
             if env.slots {
-                for slot in tree::list_slots(out, name) {
+                for slot in state.list_slots(name) {
                     targets.push(Target { env: name.clone(), slot: Some(slot) });
                 }
             } else {
@@ -118,7 +180,7 @@ pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, out:
             }
         }
         if let Some(max) = env.max_slots {
-            let existing = tree::list_slots(out, env_name);
+            let existing = state.list_slots(env_name);
             let new = sel.slots.iter().filter(|s| !existing.contains(s)).count();
             if existing.len() + new > max as usize {
                 bail!(
@@ -139,7 +201,7 @@ pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, out:
     Ok(targets
         .into_iter()
         .map(|target| {
-            let previous = tree::read_meta(out, &target.dir());
+            let previous = state.read_meta(&target.dir());
             let mut merged = previous.as_ref().map(|m| m.sets.clone()).unwrap_or_default();
             merged.extend(sets.clone());
             let run_id = args.run_id.clone().or_else(|| previous.and_then(|m| m.run_id));

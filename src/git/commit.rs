@@ -15,8 +15,41 @@ use super::{Error, Result};
 pub struct CommitRequest {
     /// Changes relative to the branch tip, by repository path.
     pub updates: Updates,
-    /// First line and body.
-    pub message: String,
+    /// Subject prefix, e.g. `render(ai/pr-42)`; the file counts follow it.
+    pub subject: String,
+    /// A subject chosen by the user (`--message`), used as is.
+    pub message: Option<String>,
+    /// Trailers, in order (`Rendered-From`, `Inputs-Digest`, `Targets`).
+    pub trailers: Vec<(String, String)>,
+}
+
+impl CommitRequest {
+    /// The full message for a commit that changes `stats` = (added, modified, deleted) files.
+    pub fn message_for(&self, stats: (usize, usize, usize)) -> String {
+        let subject = match &self.message {
+            Some(m) => m.clone(),
+            None => format!("{}: {} file(s) changed (+{} ~{} -{})", self.subject, stats.0 + stats.1 + stats.2, stats.0, stats.1, stats.2),
+        };
+        let mut out = format!("{subject}\n\n");
+        for (k, v) in &self.trailers {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        out
+    }
+}
+
+/// Counts files added, modified and deleted between two trees.
+fn stats(repo: &Repository, old: Option<&git2::Tree<'_>>, new: &git2::Tree<'_>) -> Result<(usize, usize, usize)> {
+    let diff = repo.diff_tree_to_tree(old, Some(new), None)?;
+    let mut s = (0, 0, 0);
+    for d in diff.deltas() {
+        match d.status() {
+            git2::Delta::Added => s.0 += 1,
+            git2::Delta::Deleted => s.2 += 1,
+            _ => s.1 += 1,
+        }
+    }
+    Ok(s)
 }
 
 /// Result of a commit attempt.
@@ -44,8 +77,8 @@ pub fn signatures(repo: &Repository) -> Result<(Signature<'static>, Signature<'s
     }
 }
 
-/// Commits `req` on top of `refname` (created if missing). `expected_tip`
-/// guards against a concurrent update of the ref.
+/// Commits `req` on top of `refname` (created if missing). The ref moves
+/// only if nobody moved it meanwhile.
 pub fn commit_on_ref(repo: &Repository, refname: &str, req: &CommitRequest) -> Result<Outcome> {
     let parent = match repo.find_reference(refname) {
         Ok(r) => Some(r.peel_to_commit()?),
@@ -60,7 +93,8 @@ pub fn commit_on_ref(repo: &Repository, refname: &str, req: &CommitRequest) -> R
     let tree = repo.find_tree(tree_id)?;
     let (author, committer) = signatures(repo)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    let oid = repo.commit(None, &author, &committer, &req.message, &tree, &parents)?;
+    let message = req.message_for(stats(repo, base_tree.as_ref(), &tree)?);
+    let oid = repo.commit(None, &author, &committer, &message, &tree, &parents)?;
     // Move the ref only if nobody moved it meanwhile (compare-and-swap).
     match &parent {
         Some(p) => {

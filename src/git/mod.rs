@@ -1,0 +1,44 @@
+//! Git: commits with provenance through libgit2 (never the `git` binary),
+//! trees built from memory so unchanged subtrees are reused, a hydrated
+//! branch mode that needs no work tree, and pushes that survive concurrent
+//! CI jobs by rebuilding on the new tip.
+
+mod commit;
+mod push;
+mod tree;
+
+pub use commit::{commit_on_ref, commit_worktree, rendered_from, signatures, CommitRequest, Outcome};
+pub use push::{fetch, push_with_retry, Retry};
+pub use tree::{apply_updates, Update, Updates};
+
+/// Git failures, each with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// libgit2 reported an error.
+    #[error("git: {}", .0.message())]
+    Git(#[from] git2::Error),
+    /// No author identity is configured.
+    #[error("no git identity: set user.name and user.email (`git config`), or GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL")]
+    NoIdentity,
+    /// HEAD is detached, so there is no branch to commit on.
+    #[error("HEAD is detached: check out a branch, or commit with --branch REF")]
+    DetachedHead,
+    /// The repository has no work tree.
+    #[error("the repository is bare: use --branch REF to commit from memory")]
+    Bare,
+    /// The remote refused the push for a reason retrying cannot fix.
+    #[error("push failed: {0}")]
+    Push(String),
+    /// Every retry met a newer remote tip.
+    #[error("push still rejected after {attempts} attempts (last: {last}); the branch is very busy, run again")]
+    PushRetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// Last rejection.
+        last: String,
+    },
+}
+
+/// Result of git operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,219 @@
+//! Pushing with retry: on a non-fast-forward (another CI job pushed first),
+//! fetch the remote branch, rebuild this run's commit on the new tip
+//! (re-applying only this run's updates), and try again with backoff.
+
+use std::time::Duration;
+
+use git2::{Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository};
+
+use super::commit::{commit_on_ref, CommitRequest, Outcome};
+use super::{Error, Result};
+
+/// Retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts before giving up.
+    pub attempts: u32,
+    /// First backoff; doubles each time, with jitter.
+    pub base_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 10, base_delay: Duration::from_millis(50) }
+    }
+}
+
+/// Credentials: ssh-agent for ssh URLs; for https, a token from
+/// `CODEX_K8S_GIT_TOKEN` (or `GIT_TOKEN`), else git's credential helpers.
+fn callbacks<'a>() -> RemoteCallbacks<'a> {
+    let mut cb = RemoteCallbacks::new();
+    let mut tried = 0u32;
+    cb.credentials(move |url, username, allowed| {
+        tried += 1;
+        if tried > 4 {
+            return Err(git2::Error::from_str("authentication failed (tried ssh-agent, token and credential helpers)"));
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            return Cred::ssh_key_from_agent(username.unwrap_or("git"));
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if let Ok(token) = std::env::var("CODEX_K8S_GIT_TOKEN").or_else(|_| std::env::var("GIT_TOKEN")) {
+                let user = std::env::var("CODEX_K8S_GIT_USER").unwrap_or_else(|_| "x-access-token".into());
+                return Cred::userpass_plaintext(&user, &token);
+            }
+            if let Ok(config) = git2::Config::open_default() {
+                return Cred::credential_helper(&config, url, username);
+            }
+        }
+        Cred::default()
+    });
+    cb
+}
+
+fn is_retryable(message: &str) -> bool {
+    let m = message.to_lowercase();
+    ["non-fast", "fastforward", "fast-forward", "rejected", "fetch first", "lock", "stale info", "cannot push"].iter().any(|k| m.contains(k))
+}
+
+/// A push that did not land.
+enum Rejection {
+    /// Someone else moved the branch first: fetch, rebuild, retry.
+    Retry(String),
+    /// Retrying cannot help.
+    Fatal(String),
+}
+
+/// The path of a remote on this machine (a plain path or a `file://` URL).
+fn local_remote_path(repo: &Repository, remote: &str) -> Option<std::path::PathBuf> {
+    let url = match repo.find_remote(remote) {
+        Ok(r) => r.url()?.to_owned(),
+        Err(_) => remote.to_owned(),
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        return Some(path.into());
+    }
+    if url.contains("://") || url.contains('@') && url.contains(':') {
+        return None;
+    }
+    let path = std::path::PathBuf::from(&url);
+    let path = if path.is_relative() { repo.workdir().unwrap_or(repo.path()).join(path) } else { path };
+    path.exists().then_some(path)
+}
+
+/// Pushes to a repository on this machine the way `git receive-pack` does:
+/// objects first, then a compare-and-swap of the branch under libgit2's ref
+/// lock, so two concurrent pushes can never both "win".
+fn push_local(repo: &Repository, path: &std::path::Path, branch: &str, new: git2::Oid, expected: Option<git2::Oid>) -> std::result::Result<(), Rejection> {
+    let fatal = |e: git2::Error| Rejection::Fatal(e.message().to_owned());
+    let remote_repo = Repository::open(path).map_err(fatal)?;
+    let incoming = format!("refs/codex-k8s/incoming/{}-{new}", std::process::id());
+    let source = repo.path().to_string_lossy().into_owned();
+    let mut fetcher = remote_repo.remote_anonymous(&source).map_err(fatal)?;
+    let spec = format!("+refs/heads/{branch}:{incoming}");
+    fetcher.fetch(&[spec.as_str()], None, None).map_err(|e| {
+        // Concurrent pushes contend for the remote's lock files: try again.
+        if e.code() == git2::ErrorCode::Locked || is_retryable(e.message()) {
+            Rejection::Retry(e.message().to_owned())
+        } else {
+            fatal(e)
+        }
+    })?;
+    let target = format!("refs/heads/{branch}");
+    let result = match expected {
+        Some(old) => remote_repo.reference_matching(&target, new, true, old, "codex-k8s push").map(|_| ()),
+        None => remote_repo.reference(&target, new, false, "codex-k8s push").map(|_| ()),
+    };
+    if let Ok(mut r) = remote_repo.find_reference(&incoming) {
+        let _ = r.delete();
+    }
+    result.map_err(|e| match e.code() {
+        git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked => Rejection::Retry(e.message().to_owned()),
+        _ if is_retryable(e.message()) => Rejection::Retry(e.message().to_owned()),
+        _ => Rejection::Fatal(e.message().to_owned()),
+    })
+}
+
+/// Pushes through libgit2's transports (ssh, https); the server checks fast-forward atomically.
+fn push_network(repo: &Repository, remote: &str, branch: &str) -> std::result::Result<(), Rejection> {
+    let mut remote = repo.find_remote(remote).or_else(|_| repo.remote_anonymous(remote)).map_err(|e| Rejection::Fatal(e.message().to_owned()))?;
+    let mut rejected: Option<String> = None;
+    {
+        let mut cb = callbacks();
+        cb.push_update_reference(|_refname, status| {
+            if let Some(s) = status {
+                rejected = Some(s.to_owned());
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cb);
+        let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        if let Err(e) = remote.push(&[spec.as_str()], Some(&mut opts)) {
+            let msg = e.message().to_owned();
+            return Err(if is_retryable(&msg) { Rejection::Retry(msg) } else { Rejection::Fatal(msg) });
+        }
+    }
+    match rejected {
+        Some(msg) => Err(Rejection::Retry(msg)),
+        None => Ok(()),
+    }
+}
+
+/// Fetches `branch` from `remote`; returns the remote tip, if the branch exists there.
+pub fn fetch(repo: &Repository, remote: &str, branch: &str) -> Result<Option<git2::Oid>> {
+    let mut r = repo.find_remote(remote).or_else(|_| repo.remote_anonymous(remote))?;
+    let tracking = format!("refs/codex-k8s/remote/{branch}");
+    let mut opts = FetchOptions::new();
+    opts.remote_callbacks(callbacks());
+    let spec = format!("+refs/heads/{branch}:{tracking}");
+    r.fetch(&[spec.as_str()], Some(&mut opts), None)?;
+    match repo.find_reference(&tracking) {
+        Ok(reference) => Ok(reference.target()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Moves the local branch to where this run's commit must go: the remote tip,
+/// or the local tip when it already contains the remote tip.
+fn align_with_remote(repo: &Repository, refname: &str, remote_tip: Option<git2::Oid>) -> Result<()> {
+    let local = repo.find_reference(refname).ok().and_then(|r| r.target());
+    match (local, remote_tip) {
+        (_, None) => Ok(()),
+        (None, Some(tip)) => {
+            repo.reference(refname, tip, false, "codex-k8s: remote tip")?;
+            Ok(())
+        }
+        (Some(l), Some(t)) if l == t || repo.graph_descendant_of(l, t)? => Ok(()),
+        (Some(l), Some(t)) if repo.graph_descendant_of(t, l)? => {
+            repo.reference_matching(refname, t, true, l, "codex-k8s: fast-forward to remote tip")?;
+            Ok(())
+        }
+        _ => Err(Error::Push(format!("{refname} has diverged from the remote; pull or rebase it first"))),
+    }
+}
+
+/// Commits `req` on `branch` and pushes it to `remote`. Each attempt fetches
+/// the remote tip, re-applies only this run's updates on top of it and pushes;
+/// a rejection (another job pushed first) backs off and tries again.
+pub fn push_with_retry(repo: &Repository, remote: &str, branch: &str, req: &CommitRequest, retry: Retry) -> Result<Outcome> {
+    let refname = format!("refs/heads/{branch}");
+    let local_path = local_remote_path(repo, remote);
+    let mut last_error = String::new();
+    let mut ours: Option<git2::Oid> = None;
+    for attempt in 0..retry.attempts {
+        // Drop our rejected commit: it is rebuilt on the new remote tip below.
+        if let Some(mine) = ours.take() {
+            let parent = repo.find_commit(mine)?.parent_ids().next();
+            if let (Some(parent), Ok(local)) = (parent, repo.refname_to_id(&refname)) {
+                if local == mine {
+                    repo.reference_matching(&refname, parent, true, mine, "codex-k8s: drop rejected commit")?;
+                }
+            }
+        }
+        if attempt > 0 {
+            let jitter = u64::from((std::process::id().wrapping_mul(31).wrapping_add(attempt * 17)) % 40);
+            std::thread::sleep(retry.base_delay * 2u32.saturating_pow(attempt.min(5)) + Duration::from_millis(jitter));
+        }
+        let remote_tip = fetch(repo, remote, branch)?;
+        align_with_remote(repo, &refname, remote_tip)?;
+        if let Outcome::Committed(oid) = commit_on_ref(repo, &refname, req)? {
+            ours = Some(oid);
+        }
+        let tip = repo.refname_to_id(&refname)?;
+        if Some(tip) == remote_tip {
+            // The remote already holds exactly this content.
+            return Ok(Outcome::Unchanged);
+        }
+        let pushed = match &local_path {
+            Some(path) => push_local(repo, path, branch, tip, remote_tip),
+            None => push_network(repo, remote, branch),
+        };
+        match pushed {
+            Ok(()) => return Ok(Outcome::Committed(tip)),
+            Err(Rejection::Retry(msg)) => last_error = msg,
+            Err(Rejection::Fatal(msg)) => return Err(Error::Push(msg)),
+        }
+    }
+    Err(Error::PushRetriesExhausted { attempts: retry.attempts, last: last_error })
+}
