@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod diagnostic;
+pub mod diff;
 pub mod git;
 pub mod inventory;
 pub mod render;

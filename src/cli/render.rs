@@ -240,7 +240,7 @@ pub fn lock_tree(root: &Path, out_dir: &Path) -> Result<TreeLock> {
     use fs2::FileExt;
     let path = match git2::Repository::discover(root) {
         Ok(repo) => repo.path().join("codex-k8s.lock"),
-        Err(_) => out_dir.with_extension("lock"),
+        Err(_) => out_dir.join(".codex-k8s.lock"),
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;

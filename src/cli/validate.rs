@@ -24,8 +24,9 @@ pub fn run(file: &Path, _args: Args, out: &mut Output) -> Result<u8> {
     for c in inventory.components.iter() {
         if let Some(when) = &c.when {
             if let Err(e) = engine.check_expression(when) {
+                let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
                 diags.push(
-                    Diagnostic::error(&inventory.file, Some(Location { line: c.line, col: 1 }), format!("`when` of component `{}` does not compile: {}", c.name, e.detail().unwrap_or("syntax error")))
+                    inventory.diagnostic(&inventory.file, at, format!("`when` of component `{}` does not compile: {}", c.name, e.detail().unwrap_or("syntax error")))
                         .with_help("`when` is a minijinja expression, e.g. \"env != 'staging' or vars.replicas > 1\""),
                 );
             }

@@ -5,10 +5,12 @@
 
 mod commit;
 mod push;
+mod read;
 mod tree;
 
 pub use commit::{commit_on_ref, commit_worktree, rendered_from, signatures, CommitRequest, Outcome};
 pub use push::{fetch, push_with_retry, Retry};
+pub use read::{last_changes, read_tree_files};
 pub use tree::{apply_updates, Update, Updates};
 
 /// Git failures, each with what to do about it.

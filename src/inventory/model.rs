@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::raw::RawTls;
+use crate::diagnostic::Location;
 
 /// The default stage order when `stages` is absent.
 pub const DEFAULT_STAGES: [&str; 5] = ["stateful", "migrations", "internal", "edge", "frontend"];
@@ -51,6 +52,8 @@ pub struct Inventory {
     pub limits: Limits,
     /// Argo CD / Flux glue settings.
     pub gitops: Gitops,
+    /// Text of services.yaml and the environment files, for diagnostics found later.
+    pub texts: BTreeMap<PathBuf, String>,
     /// Every file read to build this inventory (relative to `root`), sorted;
     /// their hash is the render's `Inputs-Digest`.
     pub sources: Vec<PathBuf>,
@@ -63,6 +66,9 @@ pub struct Image {
     pub repository: String,
     /// Tag template.
     pub tag: String,
+    /// Where `repository` and `tag` are written in services.yaml.
+    #[serde(skip)]
+    pub positions: (Location, Location),
 }
 
 /// One environment, after `from` inheritance.
@@ -89,6 +95,9 @@ pub struct Environment {
     pub max_slots: Option<u32>,
     /// Template variables.
     pub vars: serde_yaml::Mapping,
+    /// Where templated fields (`namespace`, `domain`) are written, for messages.
+    #[serde(skip)]
+    pub positions: BTreeMap<String, (PathBuf, Location)>,
 }
 
 mod humantime_serde_opt {
@@ -141,6 +150,9 @@ pub struct Component {
     /// Line of the component in services.yaml, for messages.
     #[serde(skip)]
     pub line: usize,
+    /// Where `when` and each overlay are written in services.yaml.
+    #[serde(skip)]
+    pub positions: BTreeMap<String, Location>,
 }
 
 /// Post-render changes for one environment.
@@ -225,6 +237,15 @@ impl Limits {
 }
 
 impl Inventory {
+    /// An error at `file:location` with the source line attached.
+    pub fn diagnostic(&self, file: &std::path::Path, location: Location, message: impl Into<String>) -> crate::diagnostic::Diagnostic {
+        let d = crate::diagnostic::Diagnostic::error(file, Some(location), message);
+        match self.texts.get(file) {
+            Some(text) => d.with_source(text),
+            None => d,
+        }
+    }
+
     /// The environment called `name`.
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.get(name)

@@ -219,6 +219,9 @@ impl Resolver {
             policy,
             limits,
             gitops,
+            texts: std::iter::once((self.main.source.path.clone(), self.main.source.text.clone()))
+                .chain(self.env_files.values().map(|p| (p.source.path.clone(), p.source.text.clone())))
+                .collect(),
             sources: std::mem::take(&mut self.sources).into_iter().collect(),
         })
     }
@@ -374,7 +377,8 @@ impl Resolver {
                     "set the registry path",
                 );
             }
-            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone() });
+            let positions = (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
+            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), positions });
         }
         out
     }
@@ -439,7 +443,9 @@ impl Resolver {
         let from_files = self.load_env_files();
         let mut all: BTreeMap<String, RawEnvironment> = BTreeMap::new();
         for (name, env) in &raw.environments {
-            self.check_name(&envs_path.key(name), "environment name", name);
+            if let Some(problem) = dns_label_problem(name) {
+                self.error(&envs_path.key(name), format!("invalid environment name `{name}`: {problem}"), "use a DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters");
+            }
             all.insert(name.clone(), env.clone());
         }
         for (name, env) in from_files {
@@ -532,6 +538,13 @@ impl Resolver {
                 .get(name)
                 .map(|p| p.source.path.clone())
                 .unwrap_or_else(|| self.main.source.path.clone());
+            let mut positions = BTreeMap::new();
+            for key in ["namespace", "domain"] {
+                let has = |e: &RawEnvironment| if key == "namespace" { e.namespace.is_some() } else { e.domain.is_some() };
+                if let Some(definer) = chain.iter().find(|c| has(&all[c.as_str()])) {
+                    positions.insert(key.to_owned(), self.env_field_location(definer, key));
+                }
+            }
             out.insert(
                 name.clone(),
                 Environment {
@@ -545,10 +558,19 @@ impl Resolver {
                     idle_ttl,
                     max_slots: merged.max_slots,
                     vars: merged.vars.clone().unwrap_or_default(),
+                    positions,
                 },
             );
         }
         out
+    }
+
+    /// Where `key` of environment `env` is written.
+    fn env_field_location(&self, env: &str, key: &str) -> (PathBuf, crate::diagnostic::Location) {
+        match self.env_files.get(env) {
+            Some(p) => (p.source.path.clone(), p.doc.value_location(&YamlPath::default().key(key))),
+            None => (self.main.source.path.clone(), self.main.doc.value_location(&YamlPath::default().key("environments").key(env).key(key))),
+        }
     }
 
     /// `[name, parent, grandparent, …]`, or `None` after reporting an unknown parent or a cycle.
@@ -572,7 +594,7 @@ impl Resolver {
                 return None;
             }
             if let Some(pos) = chain.iter().position(|c| *c == parent) {
-                if pos == 0 {
+                if pos == 0 && chain.iter().all(|c| c.as_str() >= name) {
                     let mut cycle = chain.clone();
                     cycle.push(parent);
                     self.error_in_env_file(
@@ -642,6 +664,7 @@ impl Resolver {
         }
         let manifests = self.resolve_manifests(path, &raw.name, &raw.manifests);
         let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, envs);
+        let positions = self.component_positions(path, raw.overlays.keys());
         Component {
             name: raw.name.clone(),
             kind,
@@ -654,7 +677,17 @@ impl Resolver {
             manifests,
             overlays,
             line: self.main.doc.key_location(path).line,
+            positions,
         }
+    }
+
+    fn component_positions<'k>(&self, path: &YamlPath, overlays: impl Iterator<Item = &'k String>) -> BTreeMap<String, crate::diagnostic::Location> {
+        let mut positions = BTreeMap::new();
+        positions.insert("when".to_owned(), self.main.doc.value_location(&path.key("when")));
+        for env in overlays {
+            positions.insert(format!("overlays.{env}"), self.main.doc.value_location(&path.key("overlays").key(env)));
+        }
+        positions
     }
 
     fn resolve_agent(
@@ -681,6 +714,7 @@ impl Resolver {
         }
         let manifests = self.resolve_manifests(&path, "agent", &raw.manifests);
         let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, &env_names);
+        let positions = self.component_positions(&path, raw.overlays.keys());
         Component {
             name: "agent".into(),
             kind: ComponentKind::Agent,
@@ -693,6 +727,7 @@ impl Resolver {
             manifests,
             overlays,
             line: self.main.doc.key_location(&path).line,
+            positions,
         }
     }
 

@@ -266,6 +266,18 @@ impl Builder {
         let Some(Frame::Map { keys, pending_key, path, .. }) = self.stack.last_mut() else {
             return;
         };
+        // yaml-rust2 marks a block mapping where its first `:` is; users
+        // expect the mapping to start at its first key.
+        if keys.is_empty() {
+            if let Some(span) = self.spans.get_mut(path) {
+                if at < span.value {
+                    if span.key == span.value {
+                        span.key = at;
+                    }
+                    span.value = at;
+                }
+            }
+        }
         if let Some(first) = keys.get(&key) {
             let message = format!("duplicate key `{key}` in {path} (first defined at line {})", first.line);
             self.fail(at, message, Some("remove one of the two; YAML keys must be unique"));

@@ -107,10 +107,22 @@ fn set_path(map: &mut Mapping, path: &[&str], value: Value) {
     set_path(entry.as_mapping_mut().expect("just made a mapping"), rest, value);
 }
 
-fn inline_error(env: &Environment, what: &str, err: &minijinja::Error) -> Diagnostic {
-    let detail = err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string());
-    Diagnostic::error(&env.file, None, format!("cannot render {what} of environment `{}`: {detail}", env.name))
-        .with_help("fix the template; it sees project, env, slot, versions and vars")
+/// minijinja's message without its `(in <string>:1)` suffix.
+fn detail(err: &minijinja::Error) -> String {
+    err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string())
+}
+
+fn inline_error(inventory: &Inventory, at: (&Path, Location), what: &str, env: &Environment, err: &minijinja::Error) -> Diagnostic {
+    inventory
+        .diagnostic(at.0, at.1, format!("cannot render {what} of environment `{}`: {}", env.name, detail(err)))
+        .with_help("fix the template; it sees project, env, slot, namespace, host, versions and vars")
+}
+
+fn env_position<'a>(env: &'a Environment, key: &str) -> (&'a Path, Location) {
+    match env.positions.get(key) {
+        Some((file, loc)) => (file.as_path(), *loc),
+        None => (env.file.as_path(), Location { line: 1, col: 1 }),
+    }
 }
 
 /// Builds the per-target template context (namespace, host, images rendered).
@@ -140,7 +152,7 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         vars,
     };
     let value = JValue::from_serialize(&ctx);
-    ctx.namespace = engine.render_inline(&env.namespace, &value).map_err(|e| fail(inline_error(env, "the namespace", &e)))?;
+    ctx.namespace = engine.render_inline(&env.namespace, &value).map_err(|e| fail(inline_error(inventory, env_position(env, "namespace"), "the namespace", env, &e)))?;
     if let Some(problem) = dns_label_problem(&ctx.namespace) {
         return Err(fail(
             Diagnostic::error(&env.file, None, format!("namespace `{}` of target {} {problem}", ctx.namespace, req.target))
@@ -149,12 +161,12 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
     }
     let value = JValue::from_serialize(&ctx);
     if let Some(domain) = &env.domain {
-        ctx.host = Some(engine.render_inline(domain, &value).map_err(|e| fail(inline_error(env, "the domain", &e)))?);
+        ctx.host = Some(engine.render_inline(domain, &value).map_err(|e| fail(inline_error(inventory, env_position(env, "domain"), "the domain", env, &e)))?);
     }
     let value = JValue::from_serialize(&ctx);
     for (name, image) in &inventory.images {
-        let repo = engine.render_inline(&image.repository, &value).map_err(|e| fail(inline_error(env, &format!("images.{name}.repository"), &e)))?;
-        let tag = engine.render_inline(&image.tag, &value).map_err(|e| fail(inline_error(env, &format!("images.{name}.tag"), &e)))?;
+        let repo = engine.render_inline(&image.repository, &value).map_err(|e| fail(inline_error(inventory, (&inventory.file, image.positions.0), &format!("images.{name}.repository"), env, &e)))?;
+        let tag = engine.render_inline(&image.tag, &value).map_err(|e| fail(inline_error(inventory, (&inventory.file, image.positions.1), &format!("images.{name}.tag"), env, &e)))?;
         ctx.images.insert(name.clone(), format!("{repo}:{tag}"));
     }
     Ok(ctx)
@@ -174,9 +186,9 @@ pub fn plan_target(inventory: &Inventory, engine: &Engine, ctx: &TargetContext, 
                 Ok(true) => Enablement::Enabled,
                 Ok(false) => Enablement::WhenFalse,
                 Err(e) => {
-                    let detail = e.detail().map(str::to_owned).unwrap_or_else(|| e.kind().to_string());
+                    let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
                     diags.push(
-                        Diagnostic::error(&inventory.file, Some(Location { line: c.line, col: 1 }), format!("`when` of component `{}` failed in {}: {detail}", c.name, req.target))
+                        inventory.diagnostic(&inventory.file, at, format!("`when` of component `{}` failed in {}: {}", c.name, req.target, detail(&e)))
                             .with_help("`when` is a minijinja expression yielding true or false, e.g. \"env != 'staging'\""),
                     );
                     Enablement::WhenFalse
@@ -275,7 +287,8 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
             Some(o) => match render_overlay(engine, o, ctx_value) {
                 Ok(x) => x,
                 Err(e) => {
-                    diags.push(Diagnostic::error(&inventory.file, Some(Location { line: c.line, col: 1 }), format!("cannot render overlay `{}` of component `{}`: {e}", env.name, c.name)).with_help("overlay strings are templates with the target's context"));
+                    let at = c.positions.get(&format!("overlays.{}", env.name)).copied().unwrap_or(Location { line: c.line, col: 1 });
+                    diags.push(inventory.diagnostic(&inventory.file, at, format!("cannot render overlay `{}` of component `{}`: {e}", env.name, c.name)).with_help("overlay strings are templates with the target's context"));
                     continue;
                 }
             },
@@ -355,7 +368,7 @@ fn objects_index(enabled: &[(&PlannedComponent, &Component)], name: &str) -> usi
 type OverlayParts = (Vec<Mount>, Vec<(String, String)>);
 
 fn render_overlay(engine: &Engine, o: &crate::inventory::Overlay, ctx: &JValue) -> Result<OverlayParts, String> {
-    let r = |t: &str| engine.render_inline(t, ctx).map_err(|e| e.detail().map(str::to_owned).unwrap_or_else(|| e.to_string()));
+    let r = |t: &str| engine.render_inline(t, ctx).map_err(|e| detail(&e));
     let mut mounts = Vec::new();
     for m in &o.pvc_mounts {
         let claim_name = r(&m.claim_name)?;
@@ -394,7 +407,7 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
             continue;
         }
         let value: Value = serde_yaml::from_str(&chunk).map_err(|e| {
-            let line = e.location().map(|l| l.line() + start - 1).unwrap_or(start);
+            let line = e.location().map(|l| l.line() + start - 1).unwrap_or(start).min(text.lines().count().max(1));
             let col = e.location().map(|l| l.column()).unwrap_or(1);
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
@@ -419,6 +432,9 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
             }
             _ => Some("is not a mapping (a Kubernetes object)"),
         };
+        let name_problem = value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).and_then(object_name_problem);
+        let kind_problem = value.get("kind").and_then(Value::as_str).filter(|k| !k.chars().all(|c| c.is_ascii_alphanumeric()) || k.is_empty()).map(|_| "has a `kind` that is not a Kubernetes kind name (letters and digits only)".to_owned());
+        let problem = problem.map(str::to_owned).or(kind_problem).or(name_problem);
         if let Some(p) = problem {
             return Err(Diagnostic::error(template, None, format!("rendered document {} (starting at rendered line {start}) {p}\n{}", index + 1, excerpt(text, start)))
                 .with_help("every document must be one Kubernetes object with apiVersion, kind and metadata.name"));
@@ -428,9 +444,20 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
     Ok(out)
 }
 
+/// Why `name` cannot be an object name (a DNS-1123 subdomain, which also
+/// keeps it from escaping its directory as a file name), or `None`.
+fn object_name_problem(name: &str) -> Option<String> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.split('.').all(|part| !part.is_empty() && !part.starts_with('-') && !part.ends_with('-'));
+    (!valid).then(|| format!("has `metadata.name: {name}`, which is not a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`, at most 253 characters)"))
+}
+
 /// The rendered lines around `line`, numbered, the line itself marked.
 pub fn excerpt(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
+    let line = line.clamp(1, lines.len().max(1));
     let from = line.saturating_sub(3).max(1);
     let to = (line + 2).min(lines.len());
     let width = to.to_string().len();
@@ -520,6 +547,7 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         manifests: Vec::new(),
         overlays: BTreeMap::new(),
         line: 0,
+        positions: BTreeMap::new(),
     };
     let mut value: Value = serde_yaml::from_str(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n")).expect("static YAML");
     add_labels(&mut value, inventory, target, &component, 0);

@@ -265,9 +265,11 @@ pub fn diagnostic_from(err: &Error, sources: &BTreeMap<String, String>, fallback
         };
         Location { line, col }
     });
-    let message = match err.detail() {
-        Some(detail) => format!("{}: {detail}", err.kind()),
-        None => err.kind().to_string(),
+    let message = match (err.kind(), err.detail()) {
+        // fail(), required() and env_or() speak for themselves.
+        (ErrorKind::InvalidOperation, Some(detail)) => detail.to_owned(),
+        (kind, Some(detail)) => format!("{kind}: {detail}"),
+        (kind, None) => kind.to_string(),
     };
     let help = match err.kind() {
         ErrorKind::UndefinedError => {
@@ -276,6 +278,9 @@ pub fn diagnostic_from(err: &Error, sources: &BTreeMap<String, String>, fallback
         ErrorKind::SyntaxError => "fix the template syntax (minijinja follows Jinja2)",
         ErrorKind::UnknownFunction => "define the partial macro, or check its spelling",
         ErrorKind::OutOfFuel => "the template ran too long (an endless loop?); raise limits.fuel if it is legitimate",
+        ErrorKind::InvalidOperation if err.detail().is_some_and(|d| d.contains("recursion")) => {
+            "runaway recursion between templates or partials; raise limits.maxPartialDepth if it is legitimate"
+        }
         _ => "see docs/templates.md",
     };
     let mut d = Diagnostic::error(file, location, message).with_help(help);
