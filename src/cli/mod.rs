@@ -2,11 +2,13 @@
 //! arguments into typed library calls. One file per command; only this
 //! module knows every layer.
 
+mod diff;
 mod exit;
 mod output;
 mod plan;
 mod render;
 mod schema;
+mod slots;
 mod targets;
 mod validate;
 
@@ -53,6 +55,10 @@ pub enum Command {
     Plan(plan::Args),
     /// Render targets into the tree (or check it, or print one target).
     Render(render::Args),
+    /// Object-level diff of the rendered tree between two revisions (or the work tree).
+    Diff(diff::Args),
+    /// List slots, remove one, or remove those idle past their TTL.
+    Slots(slots::Args),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -90,7 +96,10 @@ fn report(err: &anyhow::Error, out: &mut Output) -> u8 {
         return exit::ERROR;
     }
     // A closed pipe (`codex-k8s render --stdout | head`) is not a failure.
-    if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+    {
         return exit::OK;
     }
     let mut text = format!("error: {err}");
@@ -111,6 +120,8 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<u8> {
         Command::Schema(args) => schema::run(args, out),
         Command::Plan(args) => plan::run(&cli.file, args, out),
         Command::Render(args) => render::run(&cli.file, args, out),
+        Command::Diff(args) => diff::run(&cli.file, args, out),
+        Command::Slots(args) => slots::run(&cli.file, args, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "codex-k8s", &mut out.out);
             Ok(exit::OK)

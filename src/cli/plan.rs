@@ -70,7 +70,8 @@ struct ComponentView {
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
     let out_dir = targets::out_dir(&inventory, &args.request.out)?;
-    let selection = targets::Selection { env: Some(args.env.clone()), slots: args.slot.clone().into_iter().collect(), all: false };
+    let selection =
+        targets::Selection { env: Some(args.env.clone()), slots: args.slot.clone().into_iter().collect(), all: false };
     let requests = targets::requests(&inventory, &selection, &args.request, &targets::DiskTree(&out_dir))?;
     let [request] = requests.as_slice() else { bail!("plan shows one target") };
     let rendered = match render_target(&inventory, &engine, request) {
@@ -94,7 +95,13 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let objects = rendered.objects.iter().filter(|o| o.component == p.name).map(|o| o.id.to_string()).collect();
         stages.last_mut().expect("just pushed").components.push(ComponentView { plan: p.clone(), objects });
     }
-    let view = PlanView { target: rendered.target.dir(), namespace: rendered.namespace.clone(), host: rendered.host.clone(), stages, changes };
+    let view = PlanView {
+        target: rendered.target.dir(),
+        namespace: rendered.namespace.clone(),
+        host: rendered.host.clone(),
+        stages,
+        changes,
+    };
     match args.format {
         Format::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&view)?)?,
         Format::Text => print_text(&view, out)?,
@@ -114,11 +121,21 @@ fn reason(e: &Enablement) -> String {
 }
 
 fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
-    writeln!(out.out, "target {}  namespace {}{}", view.target, view.namespace, view.host.as_ref().map(|h| format!("  host {h}")).unwrap_or_default())?;
+    writeln!(
+        out.out,
+        "target {}  namespace {}{}",
+        view.target,
+        view.namespace,
+        view.host.as_ref().map(|h| format!("  host {h}")).unwrap_or_default()
+    )?;
     for s in &view.stages {
         writeln!(out.out, "\n{}", s.dir)?;
         for c in &s.components {
-            let deps = if c.plan.depends_on.is_empty() { String::new() } else { format!("  <- {}", c.plan.depends_on.join(", ")) };
+            let deps = if c.plan.depends_on.is_empty() {
+                String::new()
+            } else {
+                format!("  <- {}", c.plan.depends_on.join(", "))
+            };
             writeln!(out.out, "  wave {:>2}  {:<20} {}{deps}", c.plan.wave, c.plan.name, reason(&c.plan.enablement))?;
             for o in &c.objects {
                 writeln!(out.out, "             {o}")?;
@@ -158,7 +175,12 @@ fn print_graph(view: &PlanView, out: &mut Output, mermaid: bool) -> Result<()> {
             if mermaid {
                 writeln!(out.out, "    {}[\"{label}{}\"]", node_id(&c.plan.name), if off { " — off" } else { "" })?;
             } else {
-                writeln!(out.out, "    \"{}\" [label=\"{label}\"{}];", c.plan.name, if off { ", style=dashed" } else { "" })?;
+                writeln!(
+                    out.out,
+                    "    \"{}\" [label=\"{label}\"{}];",
+                    c.plan.name,
+                    if off { ", style=dashed" } else { "" }
+                )?;
             }
         }
         writeln!(out.out, "  {}", if mermaid { "end" } else { "}" })?;

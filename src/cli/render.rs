@@ -51,11 +51,15 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let out_dir = targets::out_dir(&inventory, &args.request.out)?;
     let prefix = targets::out_prefix(&inventory, &out_dir);
     let repo = if args.commit || args.branch.is_some() || args.push.is_some() {
-        Some(git2::Repository::discover(&inventory.root).context("--commit, --branch and --push need a git repository")?)
+        Some(
+            git2::Repository::discover(&inventory.root)
+                .context("--commit, --branch and --push need a git repository")?,
+        )
     } else {
         None
     };
-    let branch_ref = args.branch.as_ref().map(|b| if b.starts_with("refs/") { b.clone() } else { format!("refs/heads/{b}") });
+    let branch_ref =
+        args.branch.as_ref().map(|b| if b.starts_with("refs/") { b.clone() } else { format!("refs/heads/{b}") });
     let git_state;
     let disk_state = DiskTree(&out_dir);
     let state: &dyn TreeState = match (&repo, &branch_ref) {
@@ -112,37 +116,62 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         summarize(out, &shown, &rendered, &changes)?;
     }
     if let Some(repo) = &repo {
-        let sources: Vec<String> = inventory.sources.iter().map(|s| repo_relative(repo, &inventory.root.join(s))).collect();
-        let req = commit_request(&rendered, &desired, &prefix, &digest, git::rendered_from(Some(repo), &sources), args.message.clone());
-        let outcome = match (&branch_ref, &args.push) {
-            (Some(r), None) => git::commit_on_ref(repo, r, &req)?,
-            (None, None) => git::commit_worktree(repo, &req)?,
-            (r, Some(remote)) => {
-                let branch = match r {
-                    Some(r) => r.trim_start_matches("refs/heads/").to_owned(),
-                    None => current_branch(repo)?,
-                };
-                let outcome = git::push_with_retry(repo, remote, &branch, &req, git::Retry::default())?;
-                if r.is_none() {
-                    // The branch may have moved onto the remote tip (other
-                    // jobs' slots): bring the rendered tree and the index along.
-                    let mut co = git2::build::CheckoutBuilder::new();
-                    co.force();
-                    if !prefix.is_empty() {
-                        co.path(&prefix);
-                    }
-                    repo.checkout_head(Some(&mut co))?;
-                }
-                outcome
-            }
-        };
+        let sources: Vec<String> =
+            inventory.sources.iter().map(|s| repo_relative(repo, &inventory.root.join(s))).collect();
+        let req = commit_request(
+            &rendered,
+            &desired,
+            &prefix,
+            &digest,
+            git::rendered_from(Some(repo), &sources),
+            args.message.clone(),
+        );
+        let outcome = commit_or_push(repo, &req, branch_ref.as_deref(), args.push.as_deref(), &prefix)?;
         match outcome {
-            git::Outcome::Committed(oid) => writeln!(out.err, "committed {}{}", &oid.to_string()[..12], args.push.as_ref().map(|r| format!(" and pushed to {r}")).unwrap_or_default())?,
+            git::Outcome::Committed(oid) => writeln!(
+                out.err,
+                "committed {}{}",
+                &oid.to_string()[..12],
+                args.push.as_ref().map(|r| format!(" and pushed to {r}")).unwrap_or_default()
+            )?,
             git::Outcome::Unchanged => writeln!(out.err, "nothing to commit: the tree already matches")?,
         }
     }
     drop(lock);
     Ok(exit::OK)
+}
+
+/// Commits `req` on the checked-out branch or on `branch_ref`, and pushes to
+/// `push` when given, keeping the work tree's rendered files and index in step.
+pub fn commit_or_push(
+    repo: &git2::Repository,
+    req: &git::CommitRequest,
+    branch_ref: Option<&str>,
+    push: Option<&str>,
+    prefix: &str,
+) -> Result<git::Outcome> {
+    Ok(match (branch_ref, push) {
+        (Some(r), None) => git::commit_on_ref(repo, r, req)?,
+        (None, None) => git::commit_worktree(repo, req)?,
+        (r, Some(remote)) => {
+            let branch = match r {
+                Some(r) => r.trim_start_matches("refs/heads/").to_owned(),
+                None => current_branch(repo)?,
+            };
+            let outcome = git::push_with_retry(repo, remote, &branch, req, git::Retry::default())?;
+            if r.is_none() {
+                // The branch may have moved onto the remote tip (other jobs'
+                // slots): bring the rendered tree and the index along.
+                let mut co = git2::build::CheckoutBuilder::new();
+                co.force();
+                if !prefix.is_empty() {
+                    co.path(prefix);
+                }
+                repo.checkout_head(Some(&mut co))?;
+            }
+            outcome
+        }
+    })
 }
 
 fn current_branch(repo: &git2::Repository) -> Result<String> {
@@ -161,22 +190,36 @@ fn repo_relative(repo: &git2::Repository, path: &Path) -> String {
 }
 
 /// The commit for this run: each rendered target's directory and glue files.
-pub fn commit_request(rendered: &[RenderedTarget], desired: &tree::Desired, prefix: &str, digest: &str, from: String, message: Option<String>) -> git::CommitRequest {
+pub fn commit_request(
+    rendered: &[RenderedTarget],
+    desired: &tree::Desired,
+    prefix: &str,
+    digest: &str,
+    from: String,
+    message: Option<String>,
+) -> git::CommitRequest {
     let join = |rest: &str| if prefix.is_empty() { rest.to_owned() } else { format!("{prefix}/{rest}") };
     let mut updates = git::Updates::new();
     for (dir, files) in &desired.targets {
-        updates.insert(join(dir), git::Update::Dir(files.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect()));
+        updates.insert(
+            join(dir),
+            git::Update::Dir(files.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect()),
+        );
     }
     for dir in &desired.removed_targets {
         updates.insert(join(dir), git::Update::Remove);
     }
     for (rel, content) in &desired.files {
-        updates.insert(join(rel), match content {
-            Some(c) => git::Update::File(c.clone().into_bytes()),
-            None => git::Update::Remove,
-        });
+        updates.insert(
+            join(rel),
+            match content {
+                Some(c) => git::Update::File(c.clone().into_bytes()),
+                None => git::Update::Remove,
+            },
+        );
     }
-    let names: Vec<String> = rendered.iter().map(|t| t.target.dir()).chain(desired.removed_targets.iter().cloned()).collect();
+    let names: Vec<String> =
+        rendered.iter().map(|t| t.target.dir()).chain(desired.removed_targets.iter().cloned()).collect();
     let scope = if names.len() <= 3 { names.join(", ") } else { format!("{} targets", names.len()) };
     git::CommitRequest {
         updates,
@@ -192,7 +235,11 @@ pub fn commit_request(rendered: &[RenderedTarget], desired: &tree::Desired, pref
 
 fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], changes: &[tree::Change]) -> Result<()> {
     let count = |k: tree::ChangeKind| changes.iter().filter(|c| c.kind == k).count();
-    let touched: BTreeSet<String> = rendered.iter().map(|t| t.target.dir()).filter(|d| changes.iter().any(|c| c.path.starts_with(&format!("{d}/")))).collect();
+    let touched: BTreeSet<String> = rendered
+        .iter()
+        .map(|t| t.target.dir())
+        .filter(|d| changes.iter().any(|c| c.path.starts_with(&format!("{d}/"))))
+        .collect();
     writeln!(
         out.err,
         "rendered {} target(s) into {shown}: {} changed ({} added, {} changed, {} removed file(s))",
@@ -245,13 +292,21 @@ pub fn lock_tree(root: &Path, out_dir: &Path) -> Result<TreeLock> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         match file.try_lock_exclusive() {
             Ok(()) => return Ok(TreeLock(file)),
             Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
-            Err(_) => bail!("another codex-k8s run holds {} for over a minute; wait for it or remove a stale lock", path.display()),
+            Err(_) => bail!(
+                "another codex-k8s run holds {} for over a minute; wait for it or remove a stale lock",
+                path.display()
+            ),
         }
     }
 }

@@ -42,7 +42,11 @@ pub struct RequestArgs {
 /// The output directory, checked to stay inside the project.
 pub fn out_dir(inventory: &Inventory, out: &Path) -> Result<PathBuf> {
     if out.is_absolute() || out.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        bail!("--out {} must be a relative path inside the project directory ({})", out.display(), inventory.root.display());
+        bail!(
+            "--out {} must be a relative path inside the project directory ({})",
+            out.display(),
+            inventory.root.display()
+        );
     }
     if out.as_os_str().is_empty() || out == Path::new(".") {
         bail!("--out must name a directory below the project root, e.g. `rendered`");
@@ -116,7 +120,8 @@ impl GitTree<'_> {
 
 impl TreeState for GitTree<'_> {
     fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta> {
-        let entry = self.tree.as_ref()?.get_path(Path::new(&self.path(&format!("{dir}/{}", tree::TARGET_JSON)))).ok()?;
+        let entry =
+            self.tree.as_ref()?.get_path(Path::new(&self.path(&format!("{dir}/{}", tree::TARGET_JSON)))).ok()?;
         let blob = self.repo.find_blob(entry.id()).ok()?;
         serde_json::from_slice(blob.content()).ok()
     }
@@ -136,7 +141,12 @@ impl TreeState for GitTree<'_> {
 }
 
 /// Builds the requests for a selection.
-pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, state: &dyn TreeState) -> Result<Vec<Request>> {
+pub fn requests(
+    inventory: &Inventory,
+    sel: &Selection,
+    args: &RequestArgs,
+    state: &dyn TreeState,
+) -> Result<Vec<Request>> {
     let sets = parse_sets(inventory, &args.sets)?;
     let mut targets = Vec::new();
     if sel.all {
@@ -158,7 +168,9 @@ pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, stat
         };
         let Some(env) = inventory.environment(env_name) else {
             let known: Vec<&str> = inventory.environments.keys().map(String::as_str).collect();
-            let hint = crate::diagnostic::did_you_mean(env_name, known.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint = crate::diagnostic::did_you_mean(env_name, known.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
             bail!("unknown environment `{env_name}`{hint}; environments: {}", known.join(", "));
         };
         if env.slots && sel.slots.is_empty() {
@@ -215,6 +227,10 @@ pub fn out_prefix(inventory: &Inventory, out: &Path) -> String {
     let repo_root = git2::Repository::discover(&inventory.root).ok().and_then(|r| r.workdir().map(Path::to_path_buf));
     let base = repo_root.and_then(|r| r.canonicalize().ok()).unwrap_or_else(|| inventory.root.clone());
     let out = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
-    let rel = out.strip_prefix(&base).or_else(|_| out.strip_prefix(&inventory.root)).map(Path::to_path_buf).unwrap_or(out.clone());
+    let rel = out
+        .strip_prefix(&base)
+        .or_else(|_| out.strip_prefix(&inventory.root))
+        .map(Path::to_path_buf)
+        .unwrap_or(out.clone());
     rel.to_string_lossy().replace('\\', "/")
 }

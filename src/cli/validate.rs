@@ -26,7 +26,16 @@ pub fn run(file: &Path, _args: Args, out: &mut Output) -> Result<u8> {
             if let Err(e) = engine.check_expression(when) {
                 let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
                 diags.push(
-                    inventory.diagnostic(&inventory.file, at, format!("`when` of component `{}` does not compile: {}", c.name, e.detail().unwrap_or("syntax error")))
+                    inventory
+                        .diagnostic(
+                            &inventory.file,
+                            at,
+                            format!(
+                                "`when` of component `{}` does not compile: {}",
+                                c.name,
+                                e.detail().unwrap_or("syntax error")
+                            ),
+                        )
                         .with_help("`when` is a minijinja expression, e.g. \"env != 'staging' or vars.replicas > 1\""),
                 );
             }
@@ -60,8 +69,15 @@ pub fn run(file: &Path, _args: Args, out: &mut Output) -> Result<u8> {
                 if let Some(d) = t.plan.iter().find(|d| &d.name == dep && d.enablement != Enablement::Enabled) {
                     let line = inventory.component(&p.name).map(|c| c.line).unwrap_or(1);
                     out.diagnostic(
-                        &Diagnostic::warning(&inventory.file, Some(Location { line, col: 1 }), format!("component `{}` depends on `{}`, which is disabled in environment `{}` ({:?})", p.name, d.name, t.target.env, d.enablement))
-                            .with_help("enable the dependency there too, or make the dependent's `when`/`envs` match"),
+                        &Diagnostic::warning(
+                            &inventory.file,
+                            Some(Location { line, col: 1 }),
+                            format!(
+                                "component `{}` depends on `{}`, which is disabled in environment `{}` ({:?})",
+                                p.name, d.name, t.target.env, d.enablement
+                            ),
+                        )
+                        .with_help("enable the dependency there too, or make the dependent's `when`/`envs` match"),
                     )?;
                 }
             }

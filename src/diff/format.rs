@@ -59,7 +59,13 @@ pub fn markdown(report: &Report) -> String {
         if current != c.target {
             let _ = writeln!(block, "#### `{}`\n", c.target);
         }
-        let _ = writeln!(block, "<details><summary><code>{}</code> · {}</summary>\n\n```diff\n{}```\n\n</details>\n", title(c), c.stage, c.diff.replace("```", "` ` `"));
+        let _ = writeln!(
+            block,
+            "<details><summary><code>{}</code> · {}</summary>\n\n```diff\n{}```\n\n</details>\n",
+            title(c),
+            c.stage,
+            c.diff.replace("```", "` ` `")
+        );
         if out.len() + block.len() > MARKDOWN_LIMIT - 500 {
             cut.push(format!("{} in {}", title(c), c.target));
             continue;
@@ -68,7 +74,12 @@ pub fn markdown(report: &Report) -> String {
         out.push_str(&block);
     }
     if !cut.is_empty() {
-        let _ = writeln!(out, "> {} more object change(s) not shown (comment size limit): {}", cut.len(), cut.iter().take(20).cloned().collect::<Vec<_>>().join("; "));
+        let _ = writeln!(
+            out,
+            "> {} more object change(s) not shown (comment size limit): {}",
+            cut.len(),
+            cut.iter().take(20).cloned().collect::<Vec<_>>().join("; ")
+        );
         let _ = writeln!(out, "> Run `codex-k8s diff` locally for the full diff.");
     }
     out

@@ -45,7 +45,9 @@ fn classify(path: &str) -> Option<(String, String)> {
         let target = parts[..parts.len() - 1].join("/");
         return Some((target, "glue".into()));
     }
-    let stage_at = parts.iter().position(|p| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-')?;
+    let stage_at = parts
+        .iter()
+        .position(|p| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-')?;
     if stage_at == 0 {
         return None;
     }
@@ -182,7 +184,10 @@ pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
     for (rkey, old) in removed {
         let partner = job_base(&rkey.1).and_then(|b| {
             added.iter().enumerate().position(|(i, (akey, _))| {
-                !paired_added[i] && akey.0 == rkey.0 && akey.1.namespace == rkey.1.namespace && job_base(&akey.1) == Some(b)
+                !paired_added[i]
+                    && akey.0 == rkey.0
+                    && akey.1.namespace == rkey.1.namespace
+                    && job_base(&akey.1) == Some(b)
             })
         });
         match partner {
@@ -232,7 +237,8 @@ mod tests {
         Snapshot::from_files(files.iter().map(|(p, c)| (*p, c.as_bytes())))
     }
 
-    const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: users, namespace: ns}\nspec: {replicas: 1}\n";
+    const DEPLOY: &str =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: users, namespace: ns}\nspec: {replicas: 1}\n";
 
     #[test]
     fn identical_trees_have_no_changes() {
@@ -243,24 +249,34 @@ mod tests {
     #[test]
     fn key_order_and_moved_files_are_not_changes() {
         let a = snap(&[("staging/20-internal/users/deployment-users.yaml", DEPLOY)]);
-        let b = snap(&[("staging/30-edge/users/deployment-users.yaml", "kind: Deployment\napiVersion: apps/v1\nspec: {replicas: 1}\nmetadata: {namespace: ns, name: users}\n")]);
+        let b = snap(&[(
+            "staging/30-edge/users/deployment-users.yaml",
+            "kind: Deployment\napiVersion: apps/v1\nspec: {replicas: 1}\nmetadata: {namespace: ns, name: users}\n",
+        )]);
         assert!(diff(&a, &b).changes.is_empty());
     }
 
     #[test]
     fn a_changed_field_is_one_changed_object_with_a_diff() {
         let a = snap(&[("staging/20-internal/users/deployment-users.yaml", DEPLOY)]);
-        let b = snap(&[("staging/20-internal/users/deployment-users.yaml", &DEPLOY.replace("replicas: 1", "replicas: 2"))]);
+        let b =
+            snap(&[("staging/20-internal/users/deployment-users.yaml", &DEPLOY.replace("replicas: 1", "replicas: 2"))]);
         let r = diff(&a, &b);
         assert_eq!(r.changes.len(), 1);
         assert_eq!(r.changes[0].kind, Kind::Changed);
-        assert!(r.changes[0].diff.contains("-  replicas: 1") && r.changes[0].diff.contains("+  replicas: 2"), "{}", r.changes[0].diff);
+        assert!(
+            r.changes[0].diff.contains("-  replicas: 1") && r.changes[0].diff.contains("+  replicas: 2"),
+            "{}",
+            r.changes[0].diff
+        );
         assert_eq!(r.summary(), "1 target(s) touched: +0 -0 ~1 object(s)");
     }
 
     #[test]
     fn rehashed_jobs_pair_up_as_one_change() {
-        let job = |h: &str, img: &str| format!("apiVersion: batch/v1\nkind: Job\nmetadata: {{name: migrate-{h}, namespace: ns}}\nspec: {{image: {img}}}\n");
+        let job = |h: &str, img: &str| {
+            format!("apiVersion: batch/v1\nkind: Job\nmetadata: {{name: migrate-{h}, namespace: ns}}\nspec: {{image: {img}}}\n")
+        };
         let a = snap(&[("dev/10-migrations/m/job-migrate-aaaaaaaa.yaml", &job("aaaaaaaa", "v1"))]);
         let b = snap(&[("dev/10-migrations/m/job-migrate-bbbbbbbb.yaml", &job("bbbbbbbb", "v2"))]);
         let r = diff(&a, &b);

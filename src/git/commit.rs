@@ -28,7 +28,14 @@ impl CommitRequest {
     pub fn message_for(&self, stats: (usize, usize, usize)) -> String {
         let subject = match &self.message {
             Some(m) => m.clone(),
-            None => format!("{}: {} file(s) changed (+{} ~{} -{})", self.subject, stats.0 + stats.1 + stats.2, stats.0, stats.1, stats.2),
+            None => format!(
+                "{}: {} file(s) changed (+{} ~{} -{})",
+                self.subject,
+                stats.0 + stats.1 + stats.2,
+                stats.0,
+                stats.1,
+                stats.2
+            ),
         };
         let mut out = format!("{subject}\n\n");
         for (k, v) in &self.trailers {

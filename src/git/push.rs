@@ -53,7 +53,9 @@ fn callbacks<'a>() -> RemoteCallbacks<'a> {
 
 fn is_retryable(message: &str) -> bool {
     let m = message.to_lowercase();
-    ["non-fast", "fastforward", "fast-forward", "rejected", "fetch first", "lock", "stale info", "cannot push"].iter().any(|k| m.contains(k))
+    ["non-fast", "fastforward", "fast-forward", "rejected", "fetch first", "lock", "stale info", "cannot push"]
+        .iter()
+        .any(|k| m.contains(k))
 }
 
 /// A push that did not land.
@@ -84,7 +86,13 @@ fn local_remote_path(repo: &Repository, remote: &str) -> Option<std::path::PathB
 /// Pushes to a repository on this machine the way `git receive-pack` does:
 /// objects first, then a compare-and-swap of the branch under libgit2's ref
 /// lock, so two concurrent pushes can never both "win".
-fn push_local(repo: &Repository, path: &std::path::Path, branch: &str, new: git2::Oid, expected: Option<git2::Oid>) -> std::result::Result<(), Rejection> {
+fn push_local(
+    repo: &Repository,
+    path: &std::path::Path,
+    branch: &str,
+    new: git2::Oid,
+    expected: Option<git2::Oid>,
+) -> std::result::Result<(), Rejection> {
     let fatal = |e: git2::Error| Rejection::Fatal(e.message().to_owned());
     let remote_repo = Repository::open(path).map_err(fatal)?;
     let incoming = format!("refs/codex-k8s/incoming/{}-{new}", std::process::id());
@@ -108,7 +116,9 @@ fn push_local(repo: &Repository, path: &std::path::Path, branch: &str, new: git2
         let _ = r.delete();
     }
     result.map_err(|e| match e.code() {
-        git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked => Rejection::Retry(e.message().to_owned()),
+        git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked => {
+            Rejection::Retry(e.message().to_owned())
+        }
         _ if is_retryable(e.message()) => Rejection::Retry(e.message().to_owned()),
         _ => Rejection::Fatal(e.message().to_owned()),
     })
@@ -116,7 +126,10 @@ fn push_local(repo: &Repository, path: &std::path::Path, branch: &str, new: git2
 
 /// Pushes through libgit2's transports (ssh, https); the server checks fast-forward atomically.
 fn push_network(repo: &Repository, remote: &str, branch: &str) -> std::result::Result<(), Rejection> {
-    let mut remote = repo.find_remote(remote).or_else(|_| repo.remote_anonymous(remote)).map_err(|e| Rejection::Fatal(e.message().to_owned()))?;
+    let mut remote = repo
+        .find_remote(remote)
+        .or_else(|_| repo.remote_anonymous(remote))
+        .map_err(|e| Rejection::Fatal(e.message().to_owned()))?;
     let mut rejected: Option<String> = None;
     {
         let mut cb = callbacks();
@@ -176,7 +189,13 @@ fn align_with_remote(repo: &Repository, refname: &str, remote_tip: Option<git2::
 /// Commits `req` on `branch` and pushes it to `remote`. Each attempt fetches
 /// the remote tip, re-applies only this run's updates on top of it and pushes;
 /// a rejection (another job pushed first) backs off and tries again.
-pub fn push_with_retry(repo: &Repository, remote: &str, branch: &str, req: &CommitRequest, retry: Retry) -> Result<Outcome> {
+pub fn push_with_retry(
+    repo: &Repository,
+    remote: &str,
+    branch: &str,
+    req: &CommitRequest,
+    retry: Retry,
+) -> Result<Outcome> {
     let refname = format!("refs/heads/{branch}");
     let local_path = local_remote_path(repo, remote);
     let mut last_error = String::new();

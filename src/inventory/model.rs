@@ -238,7 +238,12 @@ impl Limits {
 
 impl Inventory {
     /// An error at `file:location` with the source line attached.
-    pub fn diagnostic(&self, file: &std::path::Path, location: Location, message: impl Into<String>) -> crate::diagnostic::Diagnostic {
+    pub fn diagnostic(
+        &self,
+        file: &std::path::Path,
+        location: Location,
+        message: impl Into<String>,
+    ) -> crate::diagnostic::Diagnostic {
         let d = crate::diagnostic::Diagnostic::error(file, Some(location), message);
         match self.texts.get(file) {
             Some(text) => d.with_source(text),

@@ -191,7 +191,11 @@ impl Resolver {
         let g = &raw.gitops;
         if let Some(i) = &g.interval {
             if let Err(e) = parse_duration(i) {
-                self.error_at_value(&top.key("gitops").key("interval"), format!("bad gitops.interval: {e}"), "write a duration such as `5m`");
+                self.error_at_value(
+                    &top.key("gitops").key("interval"),
+                    format!("bad gitops.interval: {e}"),
+                    "write a duration such as `5m`",
+                );
             }
         }
         let gitops = Gitops {
@@ -377,7 +381,8 @@ impl Resolver {
                     "set the registry path",
                 );
             }
-            let positions = (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
+            let positions =
+                (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
             out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), positions });
         }
         out
@@ -444,7 +449,11 @@ impl Resolver {
         let mut all: BTreeMap<String, RawEnvironment> = BTreeMap::new();
         for (name, env) in &raw.environments {
             if let Some(problem) = dns_label_problem(name) {
-                self.error(&envs_path.key(name), format!("invalid environment name `{name}`: {problem}"), "use a DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters");
+                self.error(
+                    &envs_path.key(name),
+                    format!("invalid environment name `{name}`: {problem}"),
+                    "use a DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters",
+                );
             }
             all.insert(name.clone(), env.clone());
         }
@@ -540,7 +549,8 @@ impl Resolver {
                 .unwrap_or_else(|| self.main.source.path.clone());
             let mut positions = BTreeMap::new();
             for key in ["namespace", "domain"] {
-                let has = |e: &RawEnvironment| if key == "namespace" { e.namespace.is_some() } else { e.domain.is_some() };
+                let has =
+                    |e: &RawEnvironment| if key == "namespace" { e.namespace.is_some() } else { e.domain.is_some() };
                 if let Some(definer) = chain.iter().find(|c| has(&all[c.as_str()])) {
                     positions.insert(key.to_owned(), self.env_field_location(definer, key));
                 }
@@ -569,7 +579,10 @@ impl Resolver {
     fn env_field_location(&self, env: &str, key: &str) -> (PathBuf, crate::diagnostic::Location) {
         match self.env_files.get(env) {
             Some(p) => (p.source.path.clone(), p.doc.value_location(&YamlPath::default().key(key))),
-            None => (self.main.source.path.clone(), self.main.doc.value_location(&YamlPath::default().key("environments").key(env).key(key))),
+            None => (
+                self.main.source.path.clone(),
+                self.main.doc.value_location(&YamlPath::default().key("environments").key(env).key(key)),
+            ),
         }
     }
 
@@ -681,7 +694,11 @@ impl Resolver {
         }
     }
 
-    fn component_positions<'k>(&self, path: &YamlPath, overlays: impl Iterator<Item = &'k String>) -> BTreeMap<String, crate::diagnostic::Location> {
+    fn component_positions<'k>(
+        &self,
+        path: &YamlPath,
+        overlays: impl Iterator<Item = &'k String>,
+    ) -> BTreeMap<String, crate::diagnostic::Location> {
         let mut positions = BTreeMap::new();
         positions.insert("when".to_owned(), self.main.doc.value_location(&path.key("when")));
         for env in overlays {

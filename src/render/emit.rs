@@ -151,7 +151,10 @@ pub fn is_plain_safe(s: &str) -> bool {
     let mut chars = s.chars();
     let c0 = chars.next().unwrap_or(' ');
     let c1 = chars.next().unwrap_or(' ');
-    if c0.is_ascii_digit() || (matches!(c0, '+' | '-' | '.') && (c1.is_ascii_digit() || c1 == '.' || c1 == 'i' || c1 == 'I' || c1 == 'n' || c1 == 'N')) {
+    if c0.is_ascii_digit()
+        || (matches!(c0, '+' | '-' | '.')
+            && (c1.is_ascii_digit() || c1 == '.' || c1 == 'i' || c1 == 'I' || c1 == 'n' || c1 == 'N'))
+    {
         return false;
     }
     if s.contains(": ") || s.contains(" #") || s.contains('\t') {
@@ -211,7 +214,9 @@ fn write_string(out: &mut String, s: &str, level: usize, allow_block: bool) {
 fn can_be_literal_block(s: &str) -> bool {
     s.contains('\n')
         && !s.ends_with("\n\n")
-        && !s.chars().any(|c| (c.is_control() && c != '\n') || matches!(c, '\u{feff}' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+        && !s
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || matches!(c, '\u{feff}' | '\u{85}' | '\u{2028}' | '\u{2029}'))
         && s.split('\n').all(|l| !l.ends_with(' '))
 }
 
@@ -227,7 +232,10 @@ mod tests {
 
     #[test]
     fn yaml_1_1_booleans_and_numbers_are_quoted() {
-        for s in ["-1", "-.5", "-", "no", "yes", "on", "Off", "y", "0755", "1e3", "1:30", ".5", "+1", "~", "null", "", " x", "a: b", "- x", "#x", "x:"] {
+        for s in [
+            "-1", "-.5", "-", "no", "yes", "on", "Off", "y", "0755", "1e3", "1:30", ".5", "+1", "~", "null", "", " x",
+            "a: b", "- x", "#x", "x:",
+        ] {
             assert!(!is_plain_safe(s), "{s}");
             let text = to_yaml(&Value::String(s.into()));
             assert!(text.starts_with('\'') || text.starts_with('"'), "{s} -> {text}");
@@ -248,7 +256,8 @@ mod tests {
 
     #[test]
     fn layout_matches_kubectl_style() {
-        let v: Value = serde_yaml::from_str("metadata: {name: a}\nspec:\n  containers:\n  - name: c\n    args: [x]\n").unwrap();
+        let v: Value =
+            serde_yaml::from_str("metadata: {name: a}\nspec:\n  containers:\n  - name: c\n    args: [x]\n").unwrap();
         assert_eq!(to_yaml(&v), "metadata:\n  name: a\nspec:\n  containers:\n  - name: c\n    args:\n    - x\n");
     }
 }

@@ -22,7 +22,11 @@ use crate::template::Engine;
 
 /// Renders every request in parallel. Errors of all targets are collected in
 /// request order, so the report is the same at any thread count.
-pub fn render_targets(inventory: &Inventory, engine: &Engine, requests: &[Request]) -> Result<Vec<RenderedTarget>, Diagnostics> {
+pub fn render_targets(
+    inventory: &Inventory,
+    engine: &Engine,
+    requests: &[Request],
+) -> Result<Vec<RenderedTarget>, Diagnostics> {
     let results: Vec<Result<RenderedTarget, Diagnostics>> =
         requests.par_iter().map(|r| render_target(inventory, engine, r)).collect();
     let mut ok = Vec::with_capacity(results.len());

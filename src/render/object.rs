@@ -26,7 +26,11 @@ impl ObjectId {
         Some(ObjectId {
             api_version: value.get("apiVersion")?.as_str()?.to_owned(),
             kind: value.get("kind")?.as_str()?.to_owned(),
-            namespace: value.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_owned),
+            namespace: value
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             name: value.get("metadata")?.get("name")?.as_str()?.to_owned(),
         })
     }

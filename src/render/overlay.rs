@@ -24,7 +24,9 @@ pub fn pod_specs_mut(object: &mut Value) -> Vec<&mut Mapping> {
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     let path: &[&str] = match kind.as_str() {
         "Pod" => &["spec"],
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => &["spec", "template", "spec"],
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
+            &["spec", "template", "spec"]
+        }
         "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
         _ => return Vec::new(),
     };
@@ -90,7 +92,10 @@ pub fn add_pvc_mount(object: &mut Value, mount: &Mount) {
             }
             let mounts = sequence_at(c, "volumeMounts");
             // A mount at the same path would clash with ours: it goes too.
-            mounts.retain(|m| m.get("mountPath").and_then(Value::as_str) != Some(&mount.mount_path) || m.get("name").and_then(Value::as_str) == Some(&mount.volume));
+            mounts.retain(|m| {
+                m.get("mountPath").and_then(Value::as_str) != Some(&mount.mount_path)
+                    || m.get("name").and_then(Value::as_str) == Some(&mount.volume)
+            });
             upsert_by(mounts, "name", Value::Mapping(vm));
         }
     }
@@ -117,7 +122,13 @@ mod tests {
     }
 
     fn mount() -> Mount {
-        Mount { volume: "ws".into(), claim_name: "shop-ws".into(), mount_path: "/workspace".into(), sub_path: Some("slots/a".into()), read_only: false }
+        Mount {
+            volume: "ws".into(),
+            claim_name: "shop-ws".into(),
+            mount_path: "/workspace".into(),
+            sub_path: Some("slots/a".into()),
+            read_only: false,
+        }
     }
 
     #[test]

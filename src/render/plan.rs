@@ -75,11 +75,22 @@ pub struct PlannedComponent {
 /// Computes depths and waves for the enabled components (`enabled[i]` is the
 /// verdict for `components[i]`) and returns them ordered for rendering.
 /// Errors when a chain inside one stage is deeper than [`MAX_DEPTH_IN_STAGE`].
-pub fn order(inventory: &Inventory, enabled: &[Enablement], agent: Option<Enablement>) -> Result<Vec<PlannedComponent>, String> {
+pub fn order(
+    inventory: &Inventory,
+    enabled: &[Enablement],
+    agent: Option<Enablement>,
+) -> Result<Vec<PlannedComponent>, String> {
     let comps = &inventory.components;
     let by_name: BTreeMap<&str, usize> = comps.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
     let mut depth: Vec<Option<u32>> = vec![None; comps.len()];
-    fn depth_of(i: usize, comps: &[Component], by_name: &BTreeMap<&str, usize>, enabled: &[Enablement], memo: &mut [Option<u32>], guard: usize) -> u32 {
+    fn depth_of(
+        i: usize,
+        comps: &[Component],
+        by_name: &BTreeMap<&str, usize>,
+        enabled: &[Enablement],
+        memo: &mut [Option<u32>],
+        guard: usize,
+    ) -> u32 {
         if let Some(d) = memo[i] {
             return d;
         }

@@ -70,12 +70,20 @@ pub fn check(objects: &[RenderedObject], rules: Rules<'_>) -> Vec<Violation> {
         if rules.slot_env && !own_namespace && is_cluster_scoped(kind, rules.extra_cluster_scoped) {
             out.push(Violation {
                 object: i,
-                message: format!("{kind} `{}` is cluster-scoped; slot environments may only hold namespaced objects", o.id.name),
-                help: "render it in a plain environment (e.g. a `platform` env), or restrict the component with `envs:`".into(),
+                message: format!(
+                    "{kind} `{}` is cluster-scoped; slot environments may only hold namespaced objects",
+                    o.id.name
+                ),
+                help:
+                    "render it in a plain environment (e.g. a `platform` env), or restrict the component with `envs:`"
+                        .into(),
             });
         }
         if kind == "Secret" && o.id.group().is_empty() && !rules.allow_plain_secrets {
-            let carries = ["data", "stringData"].into_iter().filter(|k| o.value.get(*k).is_some_and(|v| !v.is_null())).collect::<Vec<_>>();
+            let carries = ["data", "stringData"]
+                .into_iter()
+                .filter(|k| o.value.get(*k).is_some_and(|v| !v.is_null()))
+                .collect::<Vec<_>>();
             if !carries.is_empty() {
                 out.push(Violation {
                     object: i,

@@ -112,7 +112,13 @@ fn detail(err: &minijinja::Error) -> String {
     err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string())
 }
 
-fn inline_error(inventory: &Inventory, at: (&Path, Location), what: &str, env: &Environment, err: &minijinja::Error) -> Diagnostic {
+fn inline_error(
+    inventory: &Inventory,
+    at: (&Path, Location),
+    what: &str,
+    env: &Environment,
+    err: &minijinja::Error,
+) -> Diagnostic {
     inventory
         .diagnostic(at.0, at.1, format!("cannot render {what} of environment `{}`: {}", env.name, detail(err)))
         .with_help("fix the template; it sees project, env, slot, namespace, host, versions and vars")
@@ -129,7 +135,11 @@ fn env_position<'a>(env: &'a Environment, key: &str) -> (&'a Path, Location) {
 pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> Result<TargetContext, Diagnostics> {
     let fail = |d: Diagnostic| Diagnostics(vec![d]);
     let Some(env) = inventory.environment(&req.target.env) else {
-        return Err(fail(Diagnostic::error(&inventory.file, None, format!("unknown environment `{}`", req.target.env))));
+        return Err(fail(Diagnostic::error(
+            &inventory.file,
+            None,
+            format!("unknown environment `{}`", req.target.env),
+        )));
     };
     let mut versions = inventory.versions.clone();
     let mut vars = env.vars.clone();
@@ -152,28 +162,53 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         vars,
     };
     let value = JValue::from_serialize(&ctx);
-    ctx.namespace = engine.render_inline(&env.namespace, &value).map_err(|e| fail(inline_error(inventory, env_position(env, "namespace"), "the namespace", env, &e)))?;
+    ctx.namespace = engine
+        .render_inline(&env.namespace, &value)
+        .map_err(|e| fail(inline_error(inventory, env_position(env, "namespace"), "the namespace", env, &e)))?;
     if let Some(problem) = dns_label_problem(&ctx.namespace) {
         return Err(fail(
-            Diagnostic::error(&env.file, None, format!("namespace `{}` of target {} {problem}", ctx.namespace, req.target))
-                .with_help("namespaces are DNS-1123 labels; shorten the slot name or the namespace template"),
+            Diagnostic::error(
+                &env.file,
+                None,
+                format!("namespace `{}` of target {} {problem}", ctx.namespace, req.target),
+            )
+            .with_help("namespaces are DNS-1123 labels; shorten the slot name or the namespace template"),
         ));
     }
     let value = JValue::from_serialize(&ctx);
     if let Some(domain) = &env.domain {
-        ctx.host = Some(engine.render_inline(domain, &value).map_err(|e| fail(inline_error(inventory, env_position(env, "domain"), "the domain", env, &e)))?);
+        ctx.host = Some(
+            engine
+                .render_inline(domain, &value)
+                .map_err(|e| fail(inline_error(inventory, env_position(env, "domain"), "the domain", env, &e)))?,
+        );
     }
     let value = JValue::from_serialize(&ctx);
     for (name, image) in &inventory.images {
-        let repo = engine.render_inline(&image.repository, &value).map_err(|e| fail(inline_error(inventory, (&inventory.file, image.positions.0), &format!("images.{name}.repository"), env, &e)))?;
-        let tag = engine.render_inline(&image.tag, &value).map_err(|e| fail(inline_error(inventory, (&inventory.file, image.positions.1), &format!("images.{name}.tag"), env, &e)))?;
+        let repo = engine.render_inline(&image.repository, &value).map_err(|e| {
+            fail(inline_error(
+                inventory,
+                (&inventory.file, image.positions.0),
+                &format!("images.{name}.repository"),
+                env,
+                &e,
+            ))
+        })?;
+        let tag = engine.render_inline(&image.tag, &value).map_err(|e| {
+            fail(inline_error(inventory, (&inventory.file, image.positions.1), &format!("images.{name}.tag"), env, &e))
+        })?;
         ctx.images.insert(name.clone(), format!("{repo}:{tag}"));
     }
     Ok(ctx)
 }
 
 /// Decides which components a target renders (`envs`, `when`, agent rules).
-pub fn plan_target(inventory: &Inventory, engine: &Engine, ctx: &TargetContext, req: &Request) -> Result<Vec<PlannedComponent>, Diagnostics> {
+pub fn plan_target(
+    inventory: &Inventory,
+    engine: &Engine,
+    ctx: &TargetContext,
+    req: &Request,
+) -> Result<Vec<PlannedComponent>, Diagnostics> {
     let base = JValue::from_serialize(ctx);
     let mut diags = Diagnostics::default();
     let mut verdicts = Vec::with_capacity(inventory.components.len());
@@ -188,8 +223,15 @@ pub fn plan_target(inventory: &Inventory, engine: &Engine, ctx: &TargetContext, 
                 Err(e) => {
                     let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
                     diags.push(
-                        inventory.diagnostic(&inventory.file, at, format!("`when` of component `{}` failed in {}: {}", c.name, req.target, detail(&e)))
-                            .with_help("`when` is a minijinja expression yielding true or false, e.g. \"env != 'staging'\""),
+                        inventory
+                            .diagnostic(
+                                &inventory.file,
+                                at,
+                                format!("`when` of component `{}` failed in {}: {}", c.name, req.target, detail(&e)),
+                            )
+                            .with_help(
+                                "`when` is a minijinja expression yielding true or false, e.g. \"env != 'staging'\"",
+                            ),
                     );
                     Enablement::WhenFalse
                 }
@@ -203,7 +245,10 @@ pub fn plan_target(inventory: &Inventory, engine: &Engine, ctx: &TargetContext, 
         return Err(diags);
     }
     let agent = plan::agent_enablement(inventory, &req.target, req.run_id.as_deref());
-    plan::order(inventory, &verdicts, agent).map_err(|m| Diagnostics(vec![Diagnostic::error(&inventory.file, None, m).with_help("flatten the chain, or move components to separate stages")]))
+    plan::order(inventory, &verdicts, agent).map_err(|m| {
+        Diagnostics(vec![Diagnostic::error(&inventory.file, None, m)
+            .with_help("flatten the chain, or move components to separate stages")])
+    })
 }
 
 fn component_ctx(ctx: &TargetContext, c: &Component, wave: u32) -> ComponentContext {
@@ -236,7 +281,8 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         .filter(|p| p.enablement == Enablement::Enabled)
         .filter_map(|p| inventory.component(&p.name).map(|c| (p, c)))
         .collect();
-    let jobs: Vec<(usize, &Path)> = enabled.iter().enumerate().flat_map(|(i, (_, c))| c.manifests.iter().map(move |m| (i, m.as_path()))).collect();
+    let jobs: Vec<(usize, &Path)> =
+        enabled.iter().enumerate().flat_map(|(i, (_, c))| c.manifests.iter().map(move |m| (i, m.as_path()))).collect();
     let run = req.run_id.as_ref().map(|id| RunContext { id: id.clone() });
     let contexts: Vec<JValue> = enabled
         .iter()
@@ -252,8 +298,12 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         .map(|(i, manifest)| {
             let text = engine.render_file(manifest, &contexts[*i])?;
             if text.len() as u64 > max_bytes {
-                return Err(Diagnostic::error(*manifest, None, format!("template produced {} bytes; the limit per target is {max_bytes}", text.len()))
-                    .with_help("raise limits.maxOutputBytes if this is intended"));
+                return Err(Diagnostic::error(
+                    *manifest,
+                    None,
+                    format!("template produced {} bytes; the limit per target is {max_bytes}", text.len()),
+                )
+                .with_help("raise limits.maxOutputBytes if this is intended"));
             }
             Ok((*i, split_documents(manifest, &text)?, text.len()))
         })
@@ -272,7 +322,14 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         }
     }
     if total > max_bytes {
-        diags.push(Diagnostic::error(&inventory.file, None, format!("target {} renders {total} bytes; the limit is {max_bytes}", req.target)).with_help("raise limits.maxOutputBytes if this is intended"));
+        diags.push(
+            Diagnostic::error(
+                &inventory.file,
+                None,
+                format!("target {} renders {total} bytes; the limit is {max_bytes}", req.target),
+            )
+            .with_help("raise limits.maxOutputBytes if this is intended"),
+        );
     }
     if diags.has_errors() {
         return Err(diags);
@@ -287,8 +344,20 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
             Some(o) => match render_overlay(engine, o, ctx_value) {
                 Ok(x) => x,
                 Err(e) => {
-                    let at = c.positions.get(&format!("overlays.{}", env.name)).copied().unwrap_or(Location { line: c.line, col: 1 });
-                    diags.push(inventory.diagnostic(&inventory.file, at, format!("cannot render overlay `{}` of component `{}`: {e}", env.name, c.name)).with_help("overlay strings are templates with the target's context"));
+                    let at = c
+                        .positions
+                        .get(&format!("overlays.{}", env.name))
+                        .copied()
+                        .unwrap_or(Location { line: c.line, col: 1 });
+                    diags.push(
+                        inventory
+                            .diagnostic(
+                                &inventory.file,
+                                at,
+                                format!("cannot render overlay `{}` of component `{}`: {e}", env.name, c.name),
+                            )
+                            .with_help("overlay strings are templates with the target's context"),
+                    );
                     continue;
                 }
             },
@@ -308,10 +377,21 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
             }
             let where_ = format!("document {} of {}", doc.index + 1, doc.template.display());
             if !policy::is_cluster_scoped(&kind, &inventory.policy.cluster_scoped_kinds) {
-                let explicit = value.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_owned);
+                let explicit =
+                    value.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_owned);
                 match explicit {
                     Some(ns) if ns != ctx.namespace && slot_env => {
-                        diags.push(Diagnostic::error(&doc.template, None, format!("{where_}: {kind} sets namespace `{ns}`, but slot target {} must stay in `{}`", req.target, ctx.namespace)).with_help("remove metadata.namespace; codex-k8s sets it"));
+                        diags.push(
+                            Diagnostic::error(
+                                &doc.template,
+                                None,
+                                format!(
+                                    "{where_}: {kind} sets namespace `{ns}`, but slot target {} must stay in `{}`",
+                                    req.target, ctx.namespace
+                                ),
+                            )
+                            .with_help("remove metadata.namespace; codex-k8s sets it"),
+                        );
                         continue;
                     }
                     Some(_) => {}
@@ -323,10 +403,21 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
             }
             add_labels(&mut value, inventory, &req.target, c, p.wave);
             let Some(id) = ObjectId::of(&value) else {
-                diags.push(Diagnostic::error(&doc.template, None, format!("{where_} has no metadata.name")).with_help("give every object a name"));
+                diags.push(
+                    Diagnostic::error(&doc.template, None, format!("{where_} has no metadata.name"))
+                        .with_help("give every object a name"),
+                );
                 continue;
             };
-            objects.push(RenderedObject { id, component: c.name.clone(), stage: c.stage.clone(), stage_index: c.stage_index, wave: p.wave, template: Some(doc.template), value });
+            objects.push(RenderedObject {
+                id,
+                component: c.name.clone(),
+                stage: c.stage.clone(),
+                stage_index: c.stage_index,
+                wave: p.wave,
+                template: Some(doc.template),
+                value,
+            });
         }
     }
     if diags.has_errors() {
@@ -344,13 +435,27 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     for v in policy::check(&objects, rules) {
         let o = &objects[v.object];
         let file = o.template.clone().unwrap_or_else(|| inventory.file.clone());
-        diags.push(Diagnostic::error(file, None, format!("{} (target {}, component `{}`)", v.message, req.target, o.component)).with_help(v.help));
+        diags.push(
+            Diagnostic::error(
+                file,
+                None,
+                format!("{} (target {}, component `{}`)", v.message, req.target, o.component),
+            )
+            .with_help(v.help),
+        );
     }
     let mut paths: BTreeMap<String, usize> = BTreeMap::new();
     for (i, o) in objects.iter().enumerate() {
         if let Some(first) = paths.insert(o.path(), i) {
             if objects[first].id != o.id {
-                diags.push(Diagnostic::error(o.template.clone().unwrap_or_default(), None, format!("{} and {} would share the file {}", objects[first].id, o.id, o.path())).with_help("give them different names"));
+                diags.push(
+                    Diagnostic::error(
+                        o.template.clone().unwrap_or_default(),
+                        None,
+                        format!("{} and {} would share the file {}", objects[first].id, o.id, o.path()),
+                    )
+                    .with_help("give them different names"),
+                );
             }
         }
     }
@@ -358,7 +463,15 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         return Err(diags);
     }
     objects.sort_by_cached_key(|o| (o.wave, o.path()));
-    Ok(RenderedTarget { target: req.target.clone(), namespace: ctx.namespace, host: ctx.host, run_id: req.run_id.clone(), sets: req.sets.clone(), plan, objects })
+    Ok(RenderedTarget {
+        target: req.target.clone(),
+        namespace: ctx.namespace,
+        host: ctx.host,
+        run_id: req.run_id.clone(),
+        sets: req.sets.clone(),
+        plan,
+        objects,
+    })
 }
 
 fn objects_index(enabled: &[(&PlannedComponent, &Component)], name: &str) -> usize {
@@ -376,7 +489,13 @@ fn render_overlay(engine: &Engine, o: &crate::inventory::Overlay, ctx: &JValue) 
             Some(n) => r(n)?,
             None => crate::inventory::names::to_dns_label(&claim_name),
         };
-        mounts.push(Mount { volume, claim_name, mount_path: r(&m.mount_path)?, sub_path: m.sub_path.as_deref().map(r).transpose()?, read_only: m.read_only });
+        mounts.push(Mount {
+            volume,
+            claim_name,
+            mount_path: r(&m.mount_path)?,
+            sub_path: m.sub_path.as_deref().map(r).transpose()?,
+            read_only: m.read_only,
+        });
     }
     let mut env = Vec::new();
     for (k, v) in &o.env {
@@ -411,8 +530,17 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
             let col = e.location().map(|l| l.column()).unwrap_or(1);
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-            Diagnostic::error(template, None, format!("rendered output is not valid YAML: {msg} (rendered line {line}, column {col})\n{}", excerpt(text, line)))
-                .with_help("the template renders this text; check indentation (`nindent`) and quoting around the marked line")
+            Diagnostic::error(
+                template,
+                None,
+                format!(
+                    "rendered output is not valid YAML: {msg} (rendered line {line}, column {col})\n{}",
+                    excerpt(text, line)
+                ),
+            )
+            .with_help(
+                "the template renders this text; check indentation (`nindent`) and quoting around the marked line",
+            )
         })?;
         if value.is_null() {
             continue;
@@ -432,12 +560,25 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
             }
             _ => Some("is not a mapping (a Kubernetes object)"),
         };
-        let name_problem = value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).and_then(object_name_problem);
-        let kind_problem = value.get("kind").and_then(Value::as_str).filter(|k| !k.chars().all(|c| c.is_ascii_alphanumeric()) || k.is_empty()).map(|_| "has a `kind` that is not a Kubernetes kind name (letters and digits only)".to_owned());
+        let name_problem =
+            value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).and_then(object_name_problem);
+        let kind_problem = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| !k.chars().all(|c| c.is_ascii_alphanumeric()) || k.is_empty())
+            .map(|_| "has a `kind` that is not a Kubernetes kind name (letters and digits only)".to_owned());
         let problem = problem.map(str::to_owned).or(kind_problem).or(name_problem);
         if let Some(p) = problem {
-            return Err(Diagnostic::error(template, None, format!("rendered document {} (starting at rendered line {start}) {p}\n{}", index + 1, excerpt(text, start)))
-                .with_help("every document must be one Kubernetes object with apiVersion, kind and metadata.name"));
+            return Err(Diagnostic::error(
+                template,
+                None,
+                format!(
+                    "rendered document {} (starting at rendered line {start}) {p}\n{}",
+                    index + 1,
+                    excerpt(text, start)
+                ),
+            )
+            .with_help("every document must be one Kubernetes object with apiVersion, kind and metadata.name"));
         }
         out.push(Document { template: template.to_path_buf(), index, value });
     }
@@ -549,7 +690,9 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         line: 0,
         positions: BTreeMap::new(),
     };
-    let mut value: Value = serde_yaml::from_str(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n")).expect("static YAML");
+    let mut value: Value =
+        serde_yaml::from_str(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"))
+            .expect("static YAML");
     add_labels(&mut value, inventory, target, &component, 0);
     RenderedObject {
         id: ObjectId { api_version: "v1".into(), kind: "Namespace".into(), namespace: None, name: namespace.into() },
@@ -575,7 +718,11 @@ mod tests {
 
     #[test]
     fn split_reports_the_rendered_line_with_an_excerpt() {
-        let err = split_documents(Path::new("t.j2"), "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\napiVersion: v1\nkind: B\n  bad: [\n").unwrap_err();
+        let err = split_documents(
+            Path::new("t.j2"),
+            "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\napiVersion: v1\nkind: B\n  bad: [\n",
+        )
+        .unwrap_err();
         assert!(err.message.contains("rendered line 7"), "{}", err.message);
         assert!(err.message.contains("> 7 |   bad: ["), "{}", err.message);
     }

@@ -43,7 +43,11 @@ pub struct TlsContext {
 
 impl From<&RawTls> for TlsContext {
     fn from(t: &RawTls) -> Self {
-        TlsContext { cluster_issuer: t.cluster_issuer.clone(), issuer: t.issuer.clone(), secret_name: t.secret_name.clone() }
+        TlsContext {
+            cluster_issuer: t.cluster_issuer.clone(),
+            issuer: t.issuer.clone(),
+            secret_name: t.secret_name.clone(),
+        }
     }
 }
 

@@ -210,7 +210,10 @@ fn register_partials(env: &mut Environment<'static>, macros: &Arc<BTreeMap<Strin
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "define it as a `{% macro %}` in a partial file".into(),
             };
-            return Err(Error::new(ErrorKind::UnknownFunction, format!("include(\"{name}\"): no partial macro `{name}`; {hint}")));
+            return Err(Error::new(
+                ErrorKind::UnknownFunction,
+                format!("include(\"{name}\"): no partial macro `{name}`; {hint}"),
+            ));
         };
         call_partial(state, &name, &template_name(&def.file), &args, limits)
     });
@@ -230,7 +233,10 @@ fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: L
         c.get()
     });
     if calls > MAX_PARTIAL_CALLS {
-        return Err(Error::new(ErrorKind::InvalidOperation, format!("more than {MAX_PARTIAL_CALLS} partial calls in one template")));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("more than {MAX_PARTIAL_CALLS} partial calls in one template"),
+        ));
     }
     let mut ctx = BTreeMap::new();
     for var in CONTEXT_VARS {
@@ -242,7 +248,10 @@ fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: L
     let captured = tmpl.render_captured(ctx)?;
     let module = captured.state();
     let Some(mac) = module.lookup(name) else {
-        return Err(Error::new(ErrorKind::UnknownFunction, format!("partial `{name}` is not a top-level macro of {file}")));
+        return Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("partial `{name}` is not a top-level macro of {file}"),
+        ));
     };
     PARTIAL_DEPTH.with(|d| d.set(depth + 1));
     let result = mac.call(module, args);

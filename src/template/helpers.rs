@@ -54,7 +54,10 @@ pub fn required(value: Option<Value>, message: Option<String>) -> Result<Value, 
     let value = value.unwrap_or(Value::UNDEFINED);
     let missing = value.is_undefined() || value.is_none() || value.as_str() == Some("");
     if missing {
-        return Err(Error::new(ErrorKind::InvalidOperation, message.unwrap_or_else(|| "a required value is missing".into())));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            message.unwrap_or_else(|| "a required value is missing".into()),
+        ));
     }
     Ok(value)
 }

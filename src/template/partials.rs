@@ -46,7 +46,9 @@ pub const RESERVED: [&str; 15] = [
 pub fn scan_macros(source: &str) -> Vec<(String, Location)> {
     // Strip `{# … #}` comments first, keeping line structure intact.
     let comment = Regex::new(r"(?s)\{#.*?#\}").expect("static regex");
-    let cleaned = comment.replace_all(source, |c: &regex::Captures| c[0].chars().map(|ch| if ch == '\n' { '\n' } else { ' ' }).collect::<String>());
+    let cleaned = comment.replace_all(source, |c: &regex::Captures| {
+        c[0].chars().map(|ch| if ch == '\n' { '\n' } else { ' ' }).collect::<String>()
+    });
     let re = Regex::new(r"\{%[-+]?\s*macro\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(").expect("static regex");
     let mut out = Vec::new();
     for (i, line) in cleaned.lines().enumerate() {
@@ -68,9 +70,13 @@ pub fn index(files: &[(PathBuf, String)]) -> Result<BTreeMap<String, MacroDef>, 
         for (name, loc) in scan_macros(source) {
             if RESERVED.contains(&name.as_str()) {
                 errors.push(
-                    Diagnostic::error(file, Some(loc), format!("partial macro `{name}` shadows a built-in helper or context variable"))
-                        .with_source(source)
-                        .with_help(format!("rename the macro; `{name}` is reserved (see docs/templates.md)")),
+                    Diagnostic::error(
+                        file,
+                        Some(loc),
+                        format!("partial macro `{name}` shadows a built-in helper or context variable"),
+                    )
+                    .with_source(source)
+                    .with_help(format!("rename the macro; `{name}` is reserved (see docs/templates.md)")),
                 );
                 continue;
             }
@@ -79,7 +85,11 @@ pub fn index(files: &[(PathBuf, String)]) -> Result<BTreeMap<String, MacroDef>, 
                     Diagnostic::error(
                         file,
                         Some(loc),
-                        format!("partial macro `{name}` is defined twice: here and at {}:{}", first.file.display(), first.line),
+                        format!(
+                            "partial macro `{name}` is defined twice: here and at {}:{}",
+                            first.file.display(),
+                            first.line
+                        ),
                     )
                     .with_source(source)
                     .with_help("every partial macro is global; rename one of them"),

@@ -22,7 +22,8 @@ pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest
         let digest = target_inputs_digest(project_digest, t);
         d.targets.insert(t.target.dir(), target_files(inventory, t, &digest));
         d.files.insert(flux_path(&t.target.env, t.target.slot.as_deref()), Some(flux_file(inventory, t, out_prefix)));
-        d.files.insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
+        d.files
+            .insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
     }
     d
 }

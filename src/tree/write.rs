@@ -60,14 +60,20 @@ pub fn read_dir_files(dir: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(io::Error::other)?;
         if entry.file_type().is_file() {
-            let rel = entry.path().strip_prefix(dir).expect("walkdir stays inside").to_string_lossy().replace('\\', "/");
+            let rel =
+                entry.path().strip_prefix(dir).expect("walkdir stays inside").to_string_lossy().replace('\\', "/");
             out.insert(rel, fs::read(entry.path())?);
         }
     }
     Ok(out)
 }
 
-fn diff_dir(prefix: &str, on_disk: &BTreeMap<String, Vec<u8>>, wanted: &BTreeMap<String, String>, out: &mut Vec<Change>) {
+fn diff_dir(
+    prefix: &str,
+    on_disk: &BTreeMap<String, Vec<u8>>,
+    wanted: &BTreeMap<String, String>,
+    out: &mut Vec<Change>,
+) {
     for (rel, content) in wanted {
         let path = format!("{prefix}/{rel}");
         match on_disk.get(rel) {
