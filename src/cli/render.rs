@@ -242,8 +242,9 @@ fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], changes
         .collect();
     writeln!(
         out.err,
-        "rendered {} target(s) into {shown}: {} changed ({} added, {} changed, {} removed file(s))",
+        "rendered {} target(s) into {shown}: {} file(s) changed in {} target(s) ({} added, {} changed, {} removed)",
         rendered.len(),
+        changes.len(),
         touched.len(),
         count(tree::ChangeKind::Added),
         count(tree::ChangeKind::Changed),

@@ -9,7 +9,7 @@ use crate::inventory::Inventory;
 use crate::render::RenderedTarget;
 
 fn yaml(value: &serde_json::Value) -> String {
-    serde_yaml::to_string(value).expect("JSON values serialize as YAML")
+    crate::render::emit::to_yaml(&serde_yaml::to_value(value).expect("JSON values convert to YAML"))
 }
 
 /// Path of a tree file as the GitOps controller sees it (relative to the repository root).
