@@ -43,6 +43,9 @@ pub struct Args {
     /// Push the commit to REMOTE, rebuilding it on the new tip if another push won the race.
     #[arg(long, value_name = "REMOTE")]
     push: Option<String>,
+    /// Render every selected target even when its recorded inputs and files are current.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Renders the selected targets.
@@ -79,6 +82,17 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             bail!("unknown component `{name}` in --only/--skip");
         }
     }
+    let digest = tree::inputs_digest(&inventory).context("cannot hash the inputs")?;
+    // Targets whose recorded inputs match and whose files are untouched need
+    // no rendering: a no-change run only reads and hashes.
+    let (current, requests): (Vec<_>, Vec<_>) = if args.stdout || branch_ref.is_some() || args.force {
+        (Vec::new(), requests)
+    } else {
+        use rayon::prelude::*;
+        let verdicts: Vec<bool> = requests.par_iter().map(|r| tree::is_current(&out_dir, r, &digest)).collect();
+        let (a, b): (Vec<_>, Vec<_>) = requests.into_iter().zip(verdicts).partition(|(_, current)| *current);
+        (a.into_iter().map(|(r, _)| r).collect(), b.into_iter().map(|(r, _)| r).collect())
+    };
     let progress = progress_bar(out, requests.len());
     let rendered = render_targets(&inventory, &engine, &requests);
     if let Some(p) = progress {
@@ -95,13 +109,16 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     if args.stdout {
         return print_stream(&rendered[0], &args.only, &args.skip, out);
     }
-    let digest = tree::inputs_digest(&inventory).context("cannot hash the inputs")?;
-    let desired = tree::desired(&inventory, &rendered, &digest, &prefix);
+    let mut desired = tree::desired(&inventory, &rendered, &digest, &prefix);
+    for r in &current {
+        desired.files.insert(format!("argocd/{}.yaml", r.target.env), Some(tree::argocd_file(&inventory, &r.target.env, &prefix)));
+    }
+    let total = rendered.len() + current.len();
     let shown = out_dir.strip_prefix(&inventory.root).unwrap_or(&out_dir).display().to_string();
     if args.check {
         let changes = tree::changes(&out_dir, &desired)?;
         if changes.is_empty() {
-            writeln!(out.err, "{shown}: {} target(s) up to date", rendered.len())?;
+            writeln!(out.err, "{shown}: {total} target(s) up to date")?;
             return Ok(exit::OK);
         }
         writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;
@@ -113,7 +130,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let lock = lock_tree(&inventory.root, &out_dir)?;
     if branch_ref.is_none() {
         let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
-        summarize(out, &shown, &rendered, &changes)?;
+        summarize(out, &shown, &rendered, current.len(), &changes)?;
     }
     if let Some(repo) = &repo {
         let sources: Vec<String> =
@@ -233,7 +250,7 @@ pub fn commit_request(
     }
 }
 
-fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], changes: &[tree::Change]) -> Result<()> {
+fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], unchanged: usize, changes: &[tree::Change]) -> Result<()> {
     let count = |k: tree::ChangeKind| changes.iter().filter(|c| c.kind == k).count();
     let touched: BTreeSet<String> = rendered
         .iter()
@@ -242,7 +259,7 @@ fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], changes
         .collect();
     writeln!(
         out.err,
-        "rendered {} target(s) into {shown}: {} file(s) changed in {} target(s) ({} added, {} changed, {} removed)",
+        "rendered {} target(s) into {shown} ({unchanged} more already current): {} file(s) changed in {} target(s) ({} added, {} changed, {} removed)",
         rendered.len(),
         changes.len(),
         touched.len(),

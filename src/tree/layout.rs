@@ -43,7 +43,11 @@ pub struct TargetMeta {
 }
 
 /// Files of one target, relative to the target directory, sorted.
-pub fn target_files(inventory: &Inventory, rendered: &RenderedTarget, inputs_digest: &str) -> BTreeMap<String, String> {
+///
+/// `outputs_digest` covers every file of the target except `target.json`,
+/// plus `flux` (the target's Flux file), so a later run can tell from disk
+/// alone whether the target is still exactly what these inputs render.
+pub fn target_files(inventory: &Inventory, rendered: &RenderedTarget, inputs_digest: &str, flux: &str) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let mut stages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for o in &rendered.objects {
@@ -52,11 +56,11 @@ pub fn target_files(inventory: &Inventory, rendered: &RenderedTarget, inputs_dig
         stages.entry(dir.clone()).or_default().insert(rel.clone());
         files.insert(format!("{dir}/{rel}"), o.to_yaml());
     }
-    let outputs_digest = digest_files(&files);
     for (dir, resources) in &stages {
         files.insert(format!("{dir}/kustomization.yaml"), kustomization(resources.iter().map(String::as_str)));
     }
     files.insert("kustomization.yaml".into(), kustomization(stages.keys().map(String::as_str)));
+    let outputs_digest = outputs_digest(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())), flux.as_bytes());
     let meta = TargetMeta {
         project: inventory.project.clone(),
         env: rendered.target.env.clone(),
@@ -94,7 +98,23 @@ pub fn digest_files(files: &BTreeMap<String, String>) -> String {
     hex::encode(h.finalize())
 }
 
-/// sha256 over every input file of the inventory (paths and contents).
+/// The outputs digest of a target: its files (without `target.json`) in path
+/// order, then its Flux file.
+pub fn outputs_digest<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>, flux: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for (path, content) in files.filter(|(p, _)| *p != TARGET_JSON) {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update((content.len() as u64).to_le_bytes());
+        h.update(content);
+    }
+    h.update(b"flux\0");
+    h.update(flux);
+    hex::encode(h.finalize())
+}
+
+/// sha256 over every input file of the inventory (paths and contents) and
+/// the values of the environment variables templates may read (`env_or`).
 pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
     let mut h = Sha256::new();
     for rel in &inventory.sources {
@@ -104,18 +124,30 @@ pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
+    let mut allowed = globset::GlobSetBuilder::new();
+    for pattern in &inventory.env_allow {
+        if let Ok(g) = globset::Glob::new(pattern) {
+            allowed.add(g);
+        }
+    }
+    let allowed = allowed.build().unwrap_or_else(|_| globset::GlobSet::empty());
+    let mut vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| allowed.is_match(k)).collect();
+    vars.sort();
+    for (k, v) in vars {
+        h.update(format!("env:{k}={v}\0").as_bytes());
+    }
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
 
 /// The digest recorded for one target: project inputs plus the target's request.
-pub fn target_inputs_digest(project_digest: &str, rendered: &RenderedTarget) -> String {
+pub fn target_inputs_digest(project_digest: &str, request: &crate::render::Request) -> String {
     let mut h = Sha256::new();
     h.update(project_digest.as_bytes());
-    h.update(rendered.target.dir().as_bytes());
+    h.update(request.target.dir().as_bytes());
     h.update([0]);
-    h.update(rendered.run_id.as_deref().unwrap_or("").as_bytes());
-    for (k, v) in &rendered.sets {
+    h.update(request.run_id.as_deref().unwrap_or("").as_bytes());
+    for (k, v) in &request.sets {
         h.update([0]);
         h.update(k.as_bytes());
         h.update([b'=']);

@@ -6,7 +6,7 @@ mod layout;
 mod write;
 
 pub use glue::{argocd_file, flux_file, flux_path};
-pub use layout::{digest_files, inputs_digest, target_files, target_inputs_digest, TargetMeta, TARGET_JSON};
+pub use layout::{digest_files, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, TARGET_JSON};
 pub use write::{apply, changes, list_slots, read_dir_files, read_meta, recover, Change, ChangeKind, Desired};
 
 use crate::inventory::Inventory;
@@ -19,11 +19,29 @@ use crate::render::RenderedTarget;
 pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest: &str, out_prefix: &str) -> Desired {
     let mut d = Desired::default();
     for t in targets {
-        let digest = target_inputs_digest(project_digest, t);
-        d.targets.insert(t.target.dir(), target_files(inventory, t, &digest));
-        d.files.insert(flux_path(&t.target.env, t.target.slot.as_deref()), Some(flux_file(inventory, t, out_prefix)));
-        d.files
-            .insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
+        let request = crate::render::Request { target: t.target.clone(), run_id: t.run_id.clone(), sets: t.sets.clone() };
+        let digest = target_inputs_digest(project_digest, &request);
+        let flux = flux_file(inventory, t, out_prefix);
+        d.targets.insert(t.target.dir(), target_files(inventory, t, &digest, &flux));
+        d.files.insert(flux_path(&t.target.env, t.target.slot.as_deref()), Some(flux));
+        d.files.insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
     }
     d
+}
+
+/// True when the tree on disk holds exactly what `request` renders: the
+/// target's recorded inputs digest matches and its files (and Flux file)
+/// still hash to the recorded outputs digest. Such a target need not be
+/// rendered again, and `--check` can trust it.
+pub fn is_current(out: &std::path::Path, request: &crate::render::Request, project_digest: &str) -> bool {
+    let dir = request.target.dir();
+    let Some(meta) = read_meta(out, &dir) else { return false };
+    if meta.inputs_digest != target_inputs_digest(project_digest, request) {
+        return false;
+    }
+    let Ok(files) = read_dir_files(&out.join(&dir)) else { return false };
+    let Ok(flux) = std::fs::read(out.join(flux_path(&request.target.env, request.target.slot.as_deref()))) else {
+        return false;
+    };
+    outputs_digest(files.iter().map(|(p, c)| (p.as_str(), c.as_slice())), &flux) == meta.outputs_digest
 }
