@@ -37,6 +37,9 @@ thread_local! {
 /// The compiled templates of one project.
 pub struct Engine {
     env: Environment<'static>,
+    /// Inline templates of the inventory (namespaces, images, overlays),
+    /// compiled once: text → template name.
+    inline: BTreeMap<String, String>,
     sources: BTreeMap<String, String>,
     macros: Arc<BTreeMap<String, MacroDef>>,
     limits: Limits,
@@ -102,11 +105,22 @@ impl Engine {
                 diags.push(diagnostic_from(&e, &sources, Path::new(name)));
             }
         }
+        let mut inline = BTreeMap::new();
+        for text in inline_templates(inventory) {
+            if inline.contains_key(&text) || !(text.contains("{{") || text.contains("{%")) {
+                continue;
+            }
+            let name = format!("<inline {}>", inline.len());
+            // A broken inline template is reported with its position when it renders.
+            if env.add_template_owned(name.clone(), text.clone()).is_ok() {
+                inline.insert(text, name);
+            }
+        }
         let macros = Arc::new(macros);
         register_helpers(&mut env, inventory, &mut diags);
         register_partials(&mut env, &macros, inventory.limits);
 
-        let engine = Engine { env, sources, macros, limits: inventory.limits };
+        let engine = Engine { env, inline, sources, macros, limits: inventory.limits };
         if diags.has_errors() {
             diags.sort();
             return Err(diags);
@@ -139,7 +153,10 @@ impl Engine {
             return Ok(text.to_owned());
         }
         reset_partial_counters();
-        self.env.render_str(text, ctx)
+        match self.inline.get(text) {
+            Some(name) => self.env.get_template(name)?.render(ctx),
+            None => self.env.render_str(text, ctx),
+        }
     }
 
     /// Evaluates a `when` expression; it must yield a boolean.
@@ -164,6 +181,30 @@ impl Engine {
     pub fn check_inline(&self, text: &str) -> Result<(), Error> {
         self.env.template_from_str(text).map(|_| ())
     }
+}
+
+/// Every templated string of the inventory outside manifest files.
+fn inline_templates(inventory: &Inventory) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in inventory.environments.values() {
+        out.push(e.namespace.clone());
+        out.extend(e.domain.clone());
+    }
+    for i in inventory.images.values() {
+        out.push(i.repository.clone());
+        out.push(i.tag.clone());
+    }
+    for c in inventory.components.iter().chain(inventory.agent.as_ref()) {
+        for o in c.overlays.values() {
+            for m in &o.pvc_mounts {
+                out.extend([m.claim_name.clone(), m.mount_path.clone()]);
+                out.extend(m.sub_path.clone());
+                out.extend(m.name.clone());
+            }
+            out.extend(o.env.values().cloned());
+        }
+    }
+    out
 }
 
 fn reset_partial_counters() {
