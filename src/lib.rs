@@ -11,6 +11,9 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Diagnostics are large (file, message, source line, help) but only travel on
+// the error path, where their size costs nothing measurable.
+#![allow(clippy::result_large_err)]
 
 pub mod cli;
 pub mod diagnostic;

@@ -111,7 +111,10 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     }
     let mut desired = tree::desired(&inventory, &rendered, &digest, &prefix);
     for r in &current {
-        desired.files.insert(format!("argocd/{}.yaml", r.target.env), Some(tree::argocd_file(&inventory, &r.target.env, &prefix)));
+        desired.files.insert(
+            format!("argocd/{}.yaml", r.target.env),
+            Some(tree::argocd_file(&inventory, &r.target.env, &prefix)),
+        );
     }
     let total = rendered.len() + current.len();
     let shown = out_dir.strip_prefix(&inventory.root).unwrap_or(&out_dir).display().to_string();
@@ -250,7 +253,13 @@ pub fn commit_request(
     }
 }
 
-fn summarize(out: &mut Output, shown: &str, rendered: &[RenderedTarget], unchanged: usize, changes: &[tree::Change]) -> Result<()> {
+fn summarize(
+    out: &mut Output,
+    shown: &str,
+    rendered: &[RenderedTarget],
+    unchanged: usize,
+    changes: &[tree::Change],
+) -> Result<()> {
     let count = |k: tree::ChangeKind| changes.iter().filter(|c| c.kind == k).count();
     let touched: BTreeSet<String> = rendered
         .iter()

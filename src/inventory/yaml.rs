@@ -137,9 +137,7 @@ impl Document {
             if let Some(s) = self.spans.get(&p) {
                 return Some(*s);
             }
-            if p.0.pop().is_none() {
-                return None;
-            }
+            p.0.pop()?;
         }
     }
 }

@@ -293,7 +293,9 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         .collect();
 
     let max_bytes = inventory.limits.max_output_bytes;
-    let rendered: Vec<Result<(usize, Vec<Document>, usize), Diagnostic>> = jobs
+    // (component index, its documents, rendered bytes) per manifest, in manifest order.
+    type Rendered = Result<(usize, Vec<Document>, usize), Diagnostic>;
+    let rendered: Vec<Rendered> = jobs
         .par_iter()
         .map(|(i, manifest)| {
             let text = engine.render_file(manifest, &contexts[*i])?;
@@ -366,7 +368,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         for doc in docs {
             let mut value = doc.value;
             let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-            if overlay.is_some_and(|o| o.drop_kinds.iter().any(|k| *k == kind)) {
+            if overlay.is_some_and(|o| o.drop_kinds.contains(&kind)) {
                 continue;
             }
             for m in &mounts {

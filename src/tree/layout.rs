@@ -47,7 +47,12 @@ pub struct TargetMeta {
 /// `outputs_digest` covers every file of the target except `target.json`,
 /// plus `flux` (the target's Flux file), so a later run can tell from disk
 /// alone whether the target is still exactly what these inputs render.
-pub fn target_files(inventory: &Inventory, rendered: &RenderedTarget, inputs_digest: &str, flux: &str) -> BTreeMap<String, String> {
+pub fn target_files(
+    inventory: &Inventory,
+    rendered: &RenderedTarget,
+    inputs_digest: &str,
+    flux: &str,
+) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let mut stages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for o in &rendered.objects {

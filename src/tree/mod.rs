@@ -6,7 +6,9 @@ mod layout;
 mod write;
 
 pub use glue::{argocd_file, flux_file, flux_path};
-pub use layout::{digest_files, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, TARGET_JSON};
+pub use layout::{
+    digest_files, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, TARGET_JSON,
+};
 pub use write::{apply, changes, list_slots, read_dir_files, read_meta, recover, Change, ChangeKind, Desired};
 
 use crate::inventory::Inventory;
@@ -19,12 +21,14 @@ use crate::render::RenderedTarget;
 pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest: &str, out_prefix: &str) -> Desired {
     let mut d = Desired::default();
     for t in targets {
-        let request = crate::render::Request { target: t.target.clone(), run_id: t.run_id.clone(), sets: t.sets.clone() };
+        let request =
+            crate::render::Request { target: t.target.clone(), run_id: t.run_id.clone(), sets: t.sets.clone() };
         let digest = target_inputs_digest(project_digest, &request);
         let flux = flux_file(inventory, t, out_prefix);
         d.targets.insert(t.target.dir(), target_files(inventory, t, &digest, &flux));
         d.files.insert(flux_path(&t.target.env, t.target.slot.as_deref()), Some(flux));
-        d.files.insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
+        d.files
+            .insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
     }
     d
 }
