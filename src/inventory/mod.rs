@@ -23,11 +23,17 @@ pub use validate::find_cycle;
 /// the loader uses, so the two never disagree.
 pub fn json_schema() -> serde_json::Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(RawInventory)).expect("a schema always serializes");
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert("$id".into(), "https://codex-k8s.io/schemas/services.v1alpha1.json".into());
-    }
+    // What serde checks by value rather than by type, the schema states too.
+    schema["$id"] = "https://codex-k8s.io/schemas/services.v1alpha1.json".into();
+    schema["properties"]["apiVersion"]["const"] = API_VERSION.into();
+    schema["properties"]["kind"]["const"] = KIND.into();
+    schema["properties"]["project"]["pattern"] = DNS_LABEL_PATTERN.into();
+    schema["properties"]["project"]["maxLength"] = 63.into();
     schema
 }
+
+/// A DNS-1123 label as a regular expression (for the JSON Schema).
+pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// The JSON Schema of an `environments/<name>.yaml` file.
 pub fn environment_json_schema() -> serde_json::Value {
