@@ -1,2 +1,2 @@
-
 mod corpus;
+mod schema;
