@@ -23,3 +23,5 @@ pub mod inventory;
 pub mod render;
 pub mod template;
 pub mod tree;
+#[cfg(feature = "watch")]
+pub mod watch;

@@ -9,8 +9,12 @@ mod plan;
 mod render;
 mod schema;
 mod slots;
+#[cfg(feature = "watch")]
+mod status;
 mod targets;
 mod validate;
+#[cfg(feature = "watch")]
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +63,12 @@ pub enum Command {
     Diff(diff::Args),
     /// List slots, remove one, or remove those idle past their TTL.
     Slots(slots::Args),
+    /// Watch agent Jobs and remove slots idle past their TTL (the cluster watcher).
+    #[cfg(feature = "watch")]
+    Watch(watch::Args),
+    /// Slots as the cluster sees them: namespace, host, agent phase, idle, TTL left.
+    #[cfg(feature = "watch")]
+    Status(status::Args),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -122,6 +132,10 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<u8> {
         Command::Render(args) => render::run(&cli.file, args, out),
         Command::Diff(args) => diff::run(&cli.file, args, out),
         Command::Slots(args) => slots::run(&cli.file, args, out),
+        #[cfg(feature = "watch")]
+        Command::Watch(args) => watch::run(&cli.file, args, out),
+        #[cfg(feature = "watch")]
+        Command::Status(args) => status::run(&cli.file, args, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "codex-k8s", &mut out.out);
             Ok(exit::OK)

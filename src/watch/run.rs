@@ -1,0 +1,355 @@
+//! Wiring: the kube client, the two kube-runtime watch streams (managed slot
+//! namespaces, agent Jobs), the lease, git, and the effects of the pure
+//! decisions in [`agent`] and [`ttl`].
+//!
+//! One task owns everything and handles one thing at a time: a watch event
+//! (maybe recording an agent phase), a tick of the TTL pass, a change of
+//! leadership, or shutdown. Only the leader writes; followers keep watching
+//! so they can take over at once.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, ResourceExt};
+use serde::Serialize;
+use tokio::sync::watch as channel;
+
+use super::agent::{self, Input, Record, Tracker};
+use super::lease::{self, error_chain, Elector};
+use super::source::{self, Source};
+use super::ttl::{self, Action, AgentJob, SlotNamespace};
+use super::{agent_selector, namespace_selector, Clock, Error, Result, SlotEnvs};
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    /// A kubeconfig file; none: `KUBECONFIG`, `~/.kube/config`, then the
+    /// in-cluster ServiceAccount (`kube::Config::infer`).
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig other than the current one.
+    pub context: Option<String>,
+}
+
+/// A client for `cluster`.
+pub async fn client(cluster: &Cluster) -> Result<Client> {
+    let boxed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Config(e);
+    let options = KubeConfigOptions { context: cluster.context.clone(), ..Default::default() };
+    let config = match (&cluster.kubeconfig, &cluster.context) {
+        (Some(path), _) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| boxed(Box::new(e)))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| boxed(Box::new(e)))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| boxed(Box::new(e)))?,
+        (None, None) => kube::Config::infer().await.map_err(|e| boxed(Box::new(e)))?,
+    };
+    Client::try_from(config).map_err(Error::Kube)
+}
+
+/// What the watcher does, as typed values (the CLI builds it from flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The repository and the rendered tree in it.
+    pub source: Source,
+    /// Slot environments and their idle TTL (from the inventory).
+    pub envs: SlotEnvs,
+    /// Delete a namespace this long after its slot left git, if the GitOps
+    /// controller has not pruned it.
+    pub prune_grace: Duration,
+    /// Period of the TTL pass.
+    pub interval: Duration,
+    /// Report, change nothing.
+    pub dry_run: bool,
+    /// Leader election; none: act alone (a single replica, `--once`).
+    pub lease: Option<lease::Config>,
+    /// This watcher, in Events and commit trailers.
+    pub identity: String,
+    /// The time source.
+    pub clock: Clock,
+}
+
+impl Config {
+    fn ttl(&self) -> ttl::Config {
+        ttl::Config { envs: self.envs.clone(), prune_grace: self.prune_grace }
+    }
+}
+
+/// What a pass did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Agent phases recorded.
+    pub recorded: Vec<Record>,
+    /// TTL actions taken.
+    pub actions: Vec<Action>,
+    /// The removal commit, if any.
+    pub commit: Option<String>,
+}
+
+/// The reporting controller name in Events.
+pub const CONTROLLER: &str = "codex-k8s.io/watcher";
+
+/// One pass without watching or election (`--once`): list namespaces and
+/// agent Jobs, record missing phases, then run the TTL pass.
+pub async fn once(client: &Client, config: &Config) -> Result<Report> {
+    let mut tracker = Tracker::new(config.envs.clone());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::all(client.clone());
+    let ns_list = nss.list(&ListParams::default().labels(&namespace_selector(&config.envs))).await?;
+    let job_list = jobs.list(&ListParams::default().labels(&agent_selector())).await?;
+    for ev in relist(ns_list.items) {
+        tracker.apply(Input::Namespace(Box::new(ev)));
+    }
+    for ev in relist(job_list.items) {
+        tracker.apply(Input::Job(Box::new(ev)));
+    }
+    let mut report = Report::default();
+    for r in tracker.pending() {
+        if record(client, config, &r).await? {
+            tracker.mark_recorded(&r);
+        }
+        report.recorded.push(r);
+    }
+    ttl_pass(client, config, &tracker, &mut report).await?;
+    Ok(report)
+}
+
+fn relist<K>(items: Vec<K>) -> Vec<watcher::Event<K>> {
+    std::iter::once(watcher::Event::Init)
+        .chain(items.into_iter().map(watcher::Event::InitApply))
+        .chain(std::iter::once(watcher::Event::InitDone))
+        .collect()
+}
+
+/// Runs until `shutdown` resolves: follows the watch streams, records agent
+/// phases, runs the TTL pass every `interval` while leading, and releases
+/// the lease on the way out.
+pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let (leader_tx, mut leader_rx) = channel::channel(config.lease.is_none());
+    let (stop_tx, stop_rx) = channel::channel(false);
+    let election = config.lease.clone().map(|l| {
+        tracing::info!(lease = %l.name, namespace = %l.namespace, identity = %l.identity, "joining leader election");
+        tokio::spawn(lease::run(Elector::new(client.clone(), l, config.clock.clone()), leader_tx, stop_rx))
+    });
+
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::all(client.clone());
+    let ns_stream = watcher(nss, watcher::Config::default().labels(&namespace_selector(&config.envs)))
+        .default_backoff()
+        .map_ok(|e| Input::Namespace(Box::new(e)));
+    let job_stream = watcher(jobs, watcher::Config::default().labels(&agent_selector()))
+        .default_backoff()
+        .map_ok(|e| Input::Job(Box::new(e)));
+    let mut inputs = futures::stream::select(ns_stream.boxed(), job_stream.boxed());
+
+    let mut tracker = Tracker::new(config.envs.clone());
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_pass_done = false;
+    tokio::pin!(shutdown);
+    tracing::info!(identity = %config.identity, envs = ?config.envs.keys().collect::<Vec<_>>(), dry_run = config.dry_run, "watching");
+    loop {
+        let leading = *leader_rx.borrow();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            item = inputs.next() => match item {
+                Some(Ok(input)) => {
+                    let was_ready = tracker.ready();
+                    let records = tracker.apply(input);
+                    if leading {
+                        apply_records(&client, &config, &mut tracker, records).await;
+                    }
+                    if !was_ready && tracker.ready() {
+                        tracing::info!(namespaces = tracker.namespaces().count(), jobs = tracker.jobs().count(), "initial lists done");
+                        if leading && !first_pass_done {
+                            first_pass_done = true;
+                            guarded_ttl_pass(&client, &config, &tracker, &leader_rx).await;
+                        }
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %error_chain(&e), "watch error; the stream retries"),
+                None => break,
+            },
+            _ = ticker.tick() => {
+                if leading && tracker.ready() {
+                    first_pass_done = true;
+                    guarded_ttl_pass(&client, &config, &tracker, &leader_rx).await;
+                }
+            }
+            changed = leader_rx.changed() => {
+                if changed.is_err() {
+                    // The election task ended: nobody leads here any more.
+                    break;
+                }
+                let now_leading = *leader_rx.borrow();
+                tracing::info!(identity = %config.identity, leader = now_leading, "leadership changed");
+                if now_leading && tracker.ready() {
+                    let pending = tracker.pending();
+                    apply_records(&client, &config, &mut tracker, pending).await;
+                    guarded_ttl_pass(&client, &config, &tracker, &leader_rx).await;
+                }
+            }
+        }
+    }
+    stop_tx.send_replace(true);
+    if let Some(task) = election {
+        let _ = task.await;
+    }
+    tracing::info!(identity = %config.identity, "stopped");
+    Ok(())
+}
+
+async fn apply_records(client: &Client, config: &Config, tracker: &mut Tracker, records: Vec<Record>) {
+    for r in records {
+        match record(client, config, &r).await {
+            Ok(true) => tracker.mark_recorded(&r),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(namespace = %r.namespace, error = %error_chain(&e), "recording the agent phase failed")
+            }
+        }
+    }
+}
+
+async fn guarded_ttl_pass(client: &Client, config: &Config, tracker: &Tracker, leader: &channel::Receiver<bool>) {
+    if !*leader.borrow() {
+        return;
+    }
+    let mut report = Report::default();
+    if let Err(e) = ttl_pass(client, config, tracker, &mut report).await {
+        tracing::warn!(error = %error_chain(&e), "TTL pass failed; the next pass retries");
+    }
+}
+
+/// Records one agent phase: a merge patch of the namespace annotations, then
+/// an Event on the namespace. Returns false on a dry run.
+async fn record(client: &Client, config: &Config, r: &Record) -> Result<bool> {
+    tracing::info!(
+        namespace = %r.namespace, env = %r.env, slot = %r.slot, job = %r.job, run = %r.run,
+        phase = %r.phase, previous = ?r.previous.map(|p| p.as_str()), dry_run = config.dry_run,
+        "agent phase"
+    );
+    if config.dry_run {
+        return Ok(false);
+    }
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.patch(&r.namespace, &PatchParams::default(), &Patch::Merge(r.patch())).await?;
+    let event = KubeEvent {
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{}.{:x}", r.job, r.phase, config.clock.now().as_microsecond())),
+            namespace: Some(r.namespace.clone()),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(config.clock.now())),
+        action: Some("RecordAgentPhase".into()),
+        reason: Some(r.reason().into()),
+        note: Some(r.note()),
+        type_: Some(if r.phase == agent::Phase::Failed { "Warning" } else { "Normal" }.into()),
+        reporting_controller: Some(CONTROLLER.into()),
+        reporting_instance: Some(config.identity.clone()),
+        regarding: Some(ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Namespace".into()),
+            name: Some(r.namespace.clone()),
+            uid: r.namespace_uid.clone(),
+            ..Default::default()
+        }),
+        related: Some(ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name: Some(r.job.clone()),
+            namespace: Some(r.namespace.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let events: Api<KubeEvent> = Api::namespaced(client.clone(), &r.namespace);
+    // The annotations are what matters; a lost Event is only logged.
+    if let Err(e) = events.create(&PostParams::default(), &event).await {
+        tracing::warn!(namespace = %r.namespace, error = %error_chain(&e), "emitting the Event failed");
+    }
+    Ok(true)
+}
+
+/// The TTL pass over the tracker's view of the cluster and a fresh read of git.
+async fn ttl_pass(client: &Client, config: &Config, tracker: &Tracker, report: &mut Report) -> Result<()> {
+    let namespaces: Vec<SlotNamespace> =
+        tracker.namespaces().filter_map(|n| SlotNamespace::from_namespace(n, &config.envs)).collect();
+    let jobs: Vec<AgentJob> = tracker
+        .jobs()
+        .map(|j| AgentJob { namespace: j.namespace().unwrap_or_default(), name: j.name_any(), phase: agent::phase(j) })
+        .collect();
+    let candidates: Vec<(String, String)> = namespaces.iter().map(|n| (n.env.clone(), n.slot.clone())).collect();
+    let mut git = read_git(config, &candidates).await?;
+    let mut actions = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
+
+    let removals: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::RemoveFromGit { .. })).collect();
+    if !removals.is_empty() {
+        let slots: Vec<(String, String)> = removals
+            .iter()
+            .map(|a| match a {
+                Action::RemoveFromGit { env, slot, idle_seconds, ttl_seconds, namespace } => {
+                    tracing::info!(env = %env, slot = %slot, namespace = %namespace, idle_seconds, ttl_seconds, dry_run = config.dry_run, "slot idle past its TTL: removing it from git");
+                    (env.clone(), slot.clone())
+                }
+                Action::DeleteNamespace { .. } => unreachable!("filtered"),
+            })
+            .collect();
+        if !config.dry_run {
+            let src = config.source.clone();
+            let identity = config.identity.clone();
+            let oid = blocking(move || source::remove_slots(&src, &slots, "idle past idleTTL", &identity)).await?;
+            if let Some(oid) = oid {
+                tracing::info!(commit = %oid, remote = ?config.source.remote, "removal committed");
+                report.commit = Some(oid.to_string());
+            }
+            // Git changed: decide again, which may already delete namespaces
+            // (prune grace 0) — the same rule a restarted watcher applies.
+            git = read_git(config, &candidates).await?;
+            let again = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
+            actions.retain(|a| matches!(a, Action::RemoveFromGit { .. }));
+            actions.extend(again.into_iter().filter(|a| matches!(a, Action::DeleteNamespace { .. })));
+        }
+    }
+    for a in &actions {
+        let Action::DeleteNamespace { env, slot, namespace, uid, removed_seconds } = a else { continue };
+        tracing::info!(env = %env, slot = %slot, namespace = %namespace, removed_seconds, dry_run = config.dry_run, "slot gone from git for longer than the prune grace: deleting its namespace");
+        if config.dry_run {
+            continue;
+        }
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let dp = DeleteParams {
+            // Never delete a namespace that was recreated since we looked.
+            preconditions: uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+            ..Default::default()
+        };
+        match nss.delete(namespace, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                tracing::info!(namespace = %namespace, code = s.code, "namespace already gone or replaced")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    report.actions.extend(actions);
+    Ok(())
+}
+
+async fn read_git(config: &Config, candidates: &[(String, String)]) -> Result<ttl::GitState> {
+    let src = config.source.clone();
+    let envs: Vec<String> = config.envs.keys().cloned().collect();
+    let candidates = candidates.to_vec();
+    blocking(move || source::read_state(&src, &envs, &candidates)).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
+}
