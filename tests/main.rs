@@ -1,2 +1,4 @@
 mod corpus;
 mod schema;
+#[cfg(feature = "watch")]
+mod watch;

@@ -135,10 +135,19 @@ fn relist<K>(items: Vec<K>) -> Vec<watcher::Event<K>> {
 pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let (leader_tx, mut leader_rx) = channel::channel(config.lease.is_none());
     let (stop_tx, stop_rx) = channel::channel(false);
-    let election = config.lease.clone().map(|l| {
-        tracing::info!(lease = %l.name, namespace = %l.namespace, identity = %l.identity, "joining leader election");
-        tokio::spawn(lease::run(Elector::new(client.clone(), l, config.clock.clone()), leader_tx, stop_rx))
-    });
+    // Without election this process leads alone; the sender is kept so the
+    // leadership branch below never fires.
+    let mut _alone = None;
+    let election = match config.lease.clone() {
+        Some(l) => {
+            tracing::info!(lease = %l.name, namespace = %l.namespace, identity = %l.identity, "joining leader election");
+            Some(tokio::spawn(lease::run(Elector::new(client.clone(), l, config.clock.clone()), leader_tx, stop_rx)))
+        }
+        None => {
+            _alone = Some(leader_tx);
+            None
+        }
+    };
 
     let nss: Api<Namespace> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());

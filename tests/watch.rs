@@ -1,0 +1,633 @@
+//! The watcher against the Kubernetes API emulator, reached through a
+//! kubeconfig exactly as in a cluster; git results checked with the `git` CLI.
+//!
+//! Time: the watcher's clock is injected (`Clock::from_fn` over an offset
+//! the test moves), and commits are dated with `GIT_COMMITTER_DATE`, so no
+//! test sleeps to let a TTL pass. Waiting happens only for the emulator's
+//! watch streams to deliver, bounded by `wait`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use codex_k8s::watch::{self, lease, run, source::Source, Clock, SlotEnvs, Timestamp};
+use kube_emulator::{Emulator, EmulatorConfig};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+const HOUR: i64 = 3600;
+
+/// A temporary git repository holding a minimal project and rendered slots.
+struct Repo {
+    _tmp: TempDir,
+    root: PathBuf,
+}
+
+const SERVICES: &str = r#"apiVersion: codex-k8s.io/v1alpha1
+kind: ServiceStack
+project: shop
+environments:
+  dev:
+    namespace: shop-dev
+  ai:
+    slots: true
+    namespace: "shop-{{ slot }}"
+    idleTTL: 1h
+services:
+  - name: api
+    manifests: [manifests/api.yaml.j2]
+"#;
+
+const API: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  env: \"{{ env }}\"\n";
+
+impl Repo {
+    fn new() -> Repo {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::write(root.join("services.yaml"), SERVICES).unwrap();
+        std::fs::create_dir_all(root.join("manifests")).unwrap();
+        std::fs::write(root.join("manifests/api.yaml.j2"), API).unwrap();
+        let repo = Repo { _tmp: tmp, root };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.name", "Test"]);
+        repo.git(&["config", "user.email", "test@example.com"]);
+        repo.commit_all("sources", -10 * HOUR);
+        repo
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git").args(args).current_dir(&self.root).output().expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Commits everything, dated `offset` seconds from now.
+    fn commit_all(&self, message: &str, offset: i64) {
+        let date = format!("@{} +0000", Timestamp::now().as_second() + offset);
+        self.git(&["add", "-A"]);
+        let out = Command::new("git")
+            .args(["commit", "-q", "--allow-empty", "-m", message])
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .current_dir(&self.root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Writes a rendered slot (target.json, a kustomization, its Flux file).
+    fn add_slot(&self, env: &str, slot: &str) {
+        let dir = self.root.join(format!("rendered/{env}/{slot}"));
+        std::fs::create_dir_all(dir.join(".codex-k8s")).unwrap();
+        std::fs::create_dir_all(dir.join("00-stateful")).unwrap();
+        let meta = json!({"project": "shop", "env": env, "slot": slot, "namespace": format!("shop-{slot}"),
+            "host": format!("{slot}.ai.example.com"), "runId": "r1", "sets": {}, "inputsDigest": "x", "outputsDigest": "y"});
+        std::fs::write(dir.join(".codex-k8s/target.json"), serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+        std::fs::write(dir.join("kustomization.yaml"), "resources: [00-stateful]\n").unwrap();
+        std::fs::write(dir.join("00-stateful/namespace.yaml"), format!("kind: Namespace\nname: shop-{slot}\n"))
+            .unwrap();
+        let flux = self.root.join(format!("rendered/flux/{env}"));
+        std::fs::create_dir_all(&flux).unwrap();
+        std::fs::write(flux.join(format!("{slot}.yaml")), format!("# {slot}\n")).unwrap();
+    }
+
+    fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    fn tracked(&self, path: &str) -> bool {
+        !self.git(&["ls-tree", "-r", "--name-only", "HEAD", "--", path]).trim().is_empty()
+    }
+
+    fn source(&self) -> Source {
+        Source { repo: self.root.clone(), prefix: "rendered".into(), remote: None, branch: None }
+    }
+}
+
+/// A clock the test moves: system time plus an offset in seconds.
+#[derive(Clone, Default)]
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn set(&self, offset: i64) {
+        self.0.store(offset, Ordering::SeqCst);
+    }
+
+    fn clock(&self) -> Clock {
+        let off = self.0.clone();
+        Clock::from_fn(move || {
+            Timestamp::from_second(Timestamp::now().as_second() + off.load(Ordering::SeqCst)).unwrap()
+        })
+    }
+}
+
+fn envs() -> SlotEnvs {
+    [("ai".to_string(), Duration::from_secs(HOUR as u64))].into()
+}
+
+fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
+    run::Config {
+        source: repo.source(),
+        envs: envs(),
+        prune_grace: grace,
+        interval: Duration::from_millis(300),
+        dry_run: false,
+        lease: None,
+        identity: "test-watcher".into(),
+        clock: clock.clock(),
+    }
+}
+
+async fn client(emu: &Emulator, dir: &Path) -> kube::Client {
+    let path = dir.join(".git/kubeconfig");
+    emu.write_kubeconfig(&path).unwrap();
+    run::client(&run::Cluster { kubeconfig: Some(path), context: None }).await.unwrap()
+}
+
+fn slot_ns(name: &str, env: &str, slot: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
+        "app.kubernetes.io/managed-by": "codex-k8s", "codex-k8s.io/env": env, "codex-k8s.io/slot": slot}}})
+}
+
+fn agent_job(ns: &str, run_id: &str) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": format!("agent-{run_id}"), "namespace": ns,
+        "labels": {"codex-k8s.io/role": "agent", "app.kubernetes.io/managed-by": "codex-k8s"}},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "agent", "image": "agent", "env": [{"name": "RUN_ID", "value": run_id}]}]}}}})
+}
+
+fn annotation(emu: &Emulator, ns: &str, key: &str) -> Option<String> {
+    emu.get("Namespace", None, ns)?["metadata"]["annotations"][key].as_str().map(str::to_owned)
+}
+
+fn phase(emu: &Emulator, ns: &str) -> Option<String> {
+    annotation(emu, ns, watch::annotations::AGENT_PHASE)
+}
+
+fn exists(emu: &Emulator, ns: &str) -> bool {
+    emu.get("Namespace", None, ns).is_some()
+}
+
+fn terminating_or_gone(emu: &Emulator, ns: &str) -> bool {
+    emu.get("Namespace", None, ns).is_none_or(|n| n["metadata"]["deletionTimestamp"].is_string())
+}
+
+fn event_reasons(emu: &Emulator, ns: &str) -> Vec<String> {
+    emu.list("events.events.k8s.io", Some(ns)).iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
+}
+
+async fn wait(emu: &Emulator, what: &str, cond: impl FnMut(&Emulator) -> bool) {
+    assert!(emu.wait_until(Duration::from_secs(15), cond).await, "timed out waiting for {what}");
+}
+
+/// A running watcher task and the handle that stops it.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<watch::Result<()>>,
+}
+
+impl Running {
+    fn start(client: kube::Client, config: run::Config) -> Running {
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(run::run(client, config, async {
+            let _ = rx.await;
+        }));
+        Running { stop: Some(tx), task }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("watcher stops").unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_phases_are_recorded_as_annotations_and_events() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    let client = client(&emu, &repo.root).await;
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let w = Running::start(client, config(&repo, &TestClock::default(), Duration::from_secs(600)));
+
+    emu.create(agent_job("shop-pr-1", "r1")).unwrap();
+    wait(&emu, "pending", |e| phase(e, "shop-pr-1").as_deref() == Some("pending")).await;
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1, "startTime": "2030-01-01T00:00:00Z"}))
+        .unwrap();
+    wait(&emu, "running", |e| phase(e, "shop-pr-1").as_deref() == Some("running")).await;
+    assert_eq!(annotation(&emu, "shop-pr-1", watch::annotations::AGENT_RUN).as_deref(), Some("r1"));
+    assert_eq!(
+        annotation(&emu, "shop-pr-1", watch::annotations::AGENT_STARTED_AT).as_deref(),
+        Some("2030-01-01T00:00:00Z")
+    );
+    assert_eq!(annotation(&emu, "shop-pr-1", watch::annotations::AGENT_FINISHED_AT), None);
+    emu.update_status(
+        "Job",
+        Some("shop-pr-1"),
+        "agent-r1",
+        json!({"succeeded": 1, "startTime": "2030-01-01T00:00:00Z", "completionTime": "2030-01-01T00:10:00Z",
+               "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2030-01-01T00:10:00Z"}]}),
+    )
+    .unwrap();
+    wait(&emu, "succeeded", |e| phase(e, "shop-pr-1").as_deref() == Some("succeeded")).await;
+    assert_eq!(
+        annotation(&emu, "shop-pr-1", watch::annotations::AGENT_FINISHED_AT).as_deref(),
+        Some("2030-01-01T00:10:00Z")
+    );
+    assert_eq!(
+        annotation(&emu, "shop-pr-1", watch::annotations::LAST_ACTIVITY).as_deref(),
+        Some("2030-01-01T00:10:00Z")
+    );
+    wait(&emu, "three events", |e| event_reasons(e, "shop-pr-1").len() >= 3).await;
+    let mut reasons = event_reasons(&emu, "shop-pr-1");
+    reasons.sort();
+    assert_eq!(reasons, ["AgentPending", "AgentRunning", "AgentSucceeded"], "one Event per phase change");
+    let ev = emu.list("events.events.k8s.io", Some("shop-pr-1")).remove(0);
+    assert_eq!(ev["regarding"]["kind"], "Namespace");
+    assert_eq!(ev["reportingController"], run::CONTROLLER);
+
+    // Followed with watches (list + watch), not polling; written with merge patches.
+    let log = emu.requests();
+    assert!(log.iter().any(|r| r.watch && r.path == "/apis/batch/v1/jobs"), "jobs are watched");
+    assert!(log.iter().any(|r| r.watch && r.path == "/api/v1/namespaces"), "namespaces are watched");
+    let job_lists = log.iter().filter(|r| !r.watch && r.path == "/apis/batch/v1/jobs").count();
+    assert_eq!(job_lists, 1, "one initial list, then only the watch");
+    let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
+    assert!(patches.iter().all(|r| r.path == "/api/v1/namespaces/shop-pr-1"
+        && r.content_type.as_deref() == Some("application/merge-patch+json")));
+    assert_eq!(patches.len(), 3);
+    w.stop().await;
+    emu.shutdown().await;
+}
+
+/// Namespaces created, a watcher pass run with the clock `offset` seconds ahead.
+async fn once(emu: &Emulator, repo: &Repo, clock: &TestClock, grace: Duration) -> run::Report {
+    let client = client(emu, &repo.root).await;
+    run::once(&client, &config(repo, clock, grace)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_slot_is_removed_from_git_and_its_namespace_deleted_after_the_grace() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.add_slot("ai", "pr-2");
+    repo.commit_all("render slots", -3 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    emu.create(slot_ns("shop-pr-2", "ai", "pr-2")).unwrap();
+    emu.create(agent_job("shop-pr-2", "r7")).unwrap();
+    emu.update_status("Job", Some("shop-pr-2"), "agent-r7", json!({"active": 1})).unwrap();
+
+    // Two hours on: both namespaces are 2 h old, the commit 5 h; pr-2's agent runs.
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let grace = Duration::from_secs(3 * HOUR as u64);
+    let report = once(&emu, &repo, &clock, grace).await;
+    assert!(report.commit.is_some(), "{report:?}");
+    assert!(!repo.tracked("rendered/ai/pr-1"), "pr-1 left git");
+    assert!(!repo.tracked("rendered/flux/ai/pr-1.yaml"), "with its Flux file");
+    assert!(repo.tracked("rendered/ai/pr-2/.codex-k8s/target.json"), "a running agent keeps its slot");
+    let subject = repo.git(&["log", "-1", "--format=%s%n%b"]);
+    assert!(subject.starts_with("watch: remove idle slot(s) ai/pr-1"), "{subject}");
+    assert!(subject.contains("Removed-By: codex-k8s watch (test-watcher)"), "{subject}");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "", "the work tree follows the commit");
+    assert!(!repo.root.join("rendered/ai/pr-1").exists());
+    // Within the grace the GitOps controller gets to prune it first.
+    assert!(exists(&emu, "shop-pr-1") && !terminating_or_gone(&emu, "shop-pr-1"));
+    assert_eq!(phase(&emu, "shop-pr-2").as_deref(), Some("running"));
+
+    // Still within the grace (the removal commit is 2.5 h old): nothing new.
+    let head = repo.head();
+    clock.set(2 * HOUR + 1800);
+    let report = once(&emu, &repo, &clock, grace).await;
+    assert!(report.actions.is_empty(), "{report:?}");
+    assert_eq!(repo.head(), head);
+
+    // Past the grace: the namespace goes; pr-2 (still running) stays.
+    clock.set(3 * HOUR + 60);
+    once(&emu, &repo, &clock, grace).await;
+    wait(&emu, "shop-pr-1 deleted", |e| !exists(e, "shop-pr-1")).await;
+    assert!(exists(&emu, "shop-pr-2"));
+    assert_eq!(repo.head(), head, "no further commit");
+    let deletes: Vec<_> = emu.requests().into_iter().filter(|r| r.method == "DELETE").map(|r| r.path).collect();
+    assert_eq!(deletes, ["/api/v1/namespaces/shop-pr-1"]);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_commits_recent_activity_and_pins_keep_their_slots() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    for s in ["old", "fresh", "active", "pinned"] {
+        repo.add_slot("ai", s);
+    }
+    repo.commit_all("render slots", -3 * HOUR);
+    // "fresh" was re-rendered 10 minutes before the (shifted) clock.
+    std::fs::write(repo.root.join("rendered/ai/fresh/kustomization.yaml"), "resources: [00-stateful] # v2\n").unwrap();
+    repo.commit_all("render ai/fresh", 2 * HOUR - 600);
+    for s in ["old", "fresh", "active", "pinned"] {
+        emu.create(slot_ns(&format!("shop-{s}"), "ai", s)).unwrap();
+    }
+    let recent = Timestamp::from_second(Timestamp::now().as_second() + 2 * HOUR - 300).unwrap().to_string();
+    emu.patch(
+        "Namespace",
+        None,
+        "shop-active",
+        json!({"metadata": {"annotations": {"codex-k8s.io/last-activity": recent}}}),
+    )
+    .unwrap();
+    emu.patch("Namespace", None, "shop-pinned", json!({"metadata": {"annotations": {"codex-k8s.io/keep": "true"}}}))
+        .unwrap();
+
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let report = once(&emu, &repo, &clock, Duration::ZERO).await;
+    let removed: Vec<String> = report
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            watch::ttl::Action::RemoveFromGit { slot, .. } => Some(slot.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, ["old"]);
+    assert!(!repo.tracked("rendered/ai/old"));
+    for s in ["fresh", "active", "pinned"] {
+        assert!(repo.tracked(&format!("rendered/ai/{s}/.codex-k8s/target.json")), "{s} kept in git");
+        assert!(exists(&emu, &format!("shop-{s}")));
+    }
+    // Grace 0: the removed slot's namespace goes in the same pass.
+    wait(&emu, "shop-old deleted", |e| terminating_or_gone(e, "shop-old")).await;
+
+    // Much later the pinned slot is still there.
+    clock.set(50 * HOUR);
+    once(&emu, &repo, &clock, Duration::ZERO).await;
+    assert!(repo.tracked("rendered/ai/pinned/.codex-k8s/target.json"));
+    assert!(exists(&emu, "shop-pinned") && !terminating_or_gone(&emu, "shop-pinned"));
+    assert!(!repo.tracked("rendered/ai/fresh"), "fresh expired meanwhile");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaged_namespaces_are_never_touched_even_when_they_look_like_slots() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    for s in ["no-manager", "no-env", "no-slot", "helm", "plain-env", "claimed"] {
+        repo.add_slot("ai", s);
+    }
+    repo.commit_all("render slots", -30 * HOUR);
+    // Slots later removed from git, whose namespaces lack a label.
+    for s in ["no-manager", "no-env", "no-slot", "helm", "plain-env"] {
+        repo.git(&["rm", "-rq", &format!("rendered/ai/{s}")]);
+    }
+    repo.commit_all("remove", -20 * HOUR);
+    for s in ["no-manager", "no-env", "no-slot", "helm", "plain-env"] {
+        repo.add_slot("ai", &format!("{s}-live"));
+    }
+    repo.commit_all("render more", -20 * HOUR);
+
+    let labelled = |name: &str, labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+    let m = "app.kubernetes.io/managed-by";
+    let (e, s) = ("codex-k8s.io/env", "codex-k8s.io/slot");
+    for suffix in ["", "-live"] {
+        emu.create(labelled(&format!("shop-no-manager{suffix}"), json!({e: "ai", s: format!("no-manager{suffix}")})))
+            .unwrap();
+        emu.create(labelled(&format!("shop-no-env{suffix}"), json!({m: "codex-k8s", s: format!("no-env{suffix}")})))
+            .unwrap();
+        emu.create(labelled(&format!("shop-no-slot{suffix}"), json!({m: "codex-k8s", e: "ai"}))).unwrap();
+        emu.create(labelled(&format!("shop-helm{suffix}"), json!({m: "Helm", e: "ai", s: format!("helm{suffix}")})))
+            .unwrap();
+        emu.create(labelled(
+            &format!("shop-plain-env{suffix}"),
+            json!({m: "codex-k8s", e: "dev", s: format!("plain-env{suffix}")}),
+        ))
+        .unwrap();
+    }
+    // Fully labelled, but git never held its slot.
+    emu.create(slot_ns("shop-stray", "ai", "stray")).unwrap();
+    // Fully labelled, but target.json names another namespace for the slot.
+    emu.create(slot_ns("impostor", "ai", "claimed")).unwrap();
+    for ns in ["shop-no-env-live", "shop-helm-live", "shop-plain-env-live"] {
+        emu.create(agent_job(ns, "r1")).unwrap();
+        emu.update_status("Job", Some(ns), "agent-r1", json!({"active": 1})).unwrap();
+    }
+
+    let head = repo.head();
+    let before: Vec<Value> = emu.list("Namespace", None);
+    let clock = TestClock::default();
+    clock.set(100 * HOUR);
+    let report = once(&emu, &repo, &clock, Duration::ZERO).await;
+    assert!(report.actions.is_empty() && report.recorded.is_empty(), "{report:?}");
+    assert_eq!(repo.head(), head, "git untouched");
+    assert_eq!(emu.list("Namespace", None), before, "namespaces untouched");
+    let writes: Vec<_> = emu.requests().into_iter().filter(|r| r.method != "GET").map(|r| (r.method, r.path)).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_watch_and_a_410_recover() {
+    // No bookmarks: a bookmark carrying the RV advanced by expire_watches()
+    // would let the client resume without the 410 this test wants.
+    let emu =
+        Emulator::start_with(EmulatorConfig { bookmark_interval: Duration::from_secs(3600), ..Default::default() })
+            .await;
+    let repo = Repo::new();
+    let client = client(&emu, &repo.root).await;
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    emu.create(agent_job("shop-pr-1", "r1")).unwrap();
+    let w = Running::start(client, config(&repo, &TestClock::default(), Duration::from_secs(600)));
+    wait(&emu, "pending", |e| phase(e, "shop-pr-1").as_deref() == Some("pending")).await;
+    wait(&emu, "two watches", |e| e.open_watches() == 2).await;
+
+    emu.drop_watches();
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1})).unwrap();
+    wait(&emu, "running after a dropped watch", |e| phase(e, "shop-pr-1").as_deref() == Some("running")).await;
+
+    wait(&emu, "watches back", |e| e.open_watches() == 2).await;
+    emu.clear_requests();
+    emu.expire_watches();
+    // The re-watch from the old resourceVersion gets 410 Expired: relist.
+    let relisted = |e: &Emulator| e.requests().iter().any(|r| !r.watch && r.path == "/apis/batch/v1/jobs");
+    wait(&emu, "jobs relisted after 410", relisted).await;
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"failed": 1})).unwrap();
+    wait(&emu, "failed after 410", |e| phase(e, "shop-pr-1").as_deref() == Some("failed")).await;
+    // A job created while relisting is seen too.
+    emu.create(slot_ns("shop-pr-2", "ai", "pr-2")).unwrap();
+    emu.create(agent_job("shop-pr-2", "r2")).unwrap();
+    wait(&emu, "new slot recorded", |e| phase(e, "shop-pr-2").as_deref() == Some("pending")).await;
+    let mut reasons = event_reasons(&emu, "shop-pr-1");
+    reasons.sort();
+    assert_eq!(reasons, ["AgentFailed", "AgentPending", "AgentRunning"], "no duplicates after the relist");
+    w.stop().await;
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_the_git_commit_and_the_namespace_delete_finishes_the_job() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+
+    // The first watcher removed the slot from git, then died before deleting.
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let oid = watch::source::remove_slots(&repo.source(), &[("ai".into(), "pr-1".into())], "idle", "first").unwrap();
+    assert!(oid.is_some());
+    assert!(!repo.tracked("rendered/ai/pr-1"));
+    assert!(exists(&emu, "shop-pr-1"));
+
+    // A new watcher, from nothing but git and the cluster, deletes it once
+    // the grace has passed since the removal commit.
+    let client = client(&emu, &repo.root).await;
+    let w = Running::start(client, config(&repo, &clock, Duration::from_secs(HOUR as u64)));
+    wait(&emu, "shop-pr-1 deleted", |e| terminating_or_gone(e, "shop-pr-1")).await;
+    w.stop().await;
+    assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]).trim(), "3", "no second removal commit");
+    emu.shutdown().await;
+}
+
+fn holder(emu: &Emulator) -> Option<String> {
+    emu.get("Lease", Some("default"), "codex-k8s-watcher")?["spec"]["holderIdentity"].as_str().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_watchers_elect_one_leader_and_the_second_takes_over_when_the_first_stops() {
+    let emu =
+        Emulator::start_with(EmulatorConfig { bookmark_interval: Duration::from_millis(500), ..Default::default() })
+            .await;
+    let repo = Repo::new();
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    let start = |id: &str, client: kube::Client| {
+        let mut c = config(&repo, &clock, Duration::from_secs(600));
+        let mut l = lease::Config::new("default", "codex-k8s-watcher", id);
+        l.duration = Duration::from_secs(2);
+        l.renew_every = Duration::from_millis(200);
+        c.lease = Some(l);
+        c.identity = id.into();
+        Running::start(client, c)
+    };
+    let a = start("a", client(&emu, &repo.root).await);
+    wait(&emu, "a leads", |e| holder(e).as_deref() == Some("a")).await;
+    let b = start("b", client(&emu, &repo.root).await);
+    wait(&emu, "b watches", |e| e.open_watches() == 4).await;
+
+    emu.create(agent_job("shop-pr-1", "r1")).unwrap();
+    wait(&emu, "pending", |e| phase(e, "shop-pr-1").as_deref() == Some("pending")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // let a follower misbehave, if it would
+    assert_eq!(holder(&emu).as_deref(), Some("a"), "the lease stays with a while it renews");
+    let events = emu.list("events.events.k8s.io", Some("shop-pr-1"));
+    assert_eq!(events.len(), 1, "only the leader acts: {events:#?}");
+    assert_eq!(events[0]["reportingInstance"], "a");
+
+    // a stops and releases the lease; b takes over and acts.
+    a.stop().await;
+    wait(&emu, "b leads", |e| holder(e).as_deref() == Some("b")).await;
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1})).unwrap();
+    wait(&emu, "running", |e| phase(e, "shop-pr-1").as_deref() == Some("running")).await;
+    wait(&emu, "b's event", |e| e.list("events.events.k8s.io", Some("shop-pr-1")).len() == 2).await;
+    let by_b = emu
+        .list("events.events.k8s.io", Some("shop-pr-1"))
+        .into_iter()
+        .filter(|e| e["reportingInstance"] == "b")
+        .count();
+    assert_eq!(by_b, 1);
+    let lease = emu.get("Lease", Some("default"), "codex-k8s-watcher").unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease:#}");
+    b.stop().await;
+    assert_eq!(holder(&emu), None, "b released the lease");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_dies_without_releasing_is_replaced_after_the_lease_expires() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    // A lease held by a crashed pod, renewed long ago.
+    emu.create(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "codex-k8s-watcher", "namespace": "default"},
+        "spec": {"holderIdentity": "crashed", "leaseDurationSeconds": 2, "renewTime": "2020-01-01T00:00:00.000000Z"}}))
+        .unwrap();
+    let mut c = config(&repo, &TestClock::default(), Duration::from_secs(600));
+    let mut l = lease::Config::new("default", "codex-k8s-watcher", "b");
+    l.duration = Duration::from_secs(2);
+    l.renew_every = Duration::from_millis(200);
+    c.lease = Some(l);
+    let b = Running::start(client(&emu, &repo.root).await, c);
+    wait(&emu, "b takes the expired lease", |e| holder(e).as_deref() == Some("b")).await;
+    b.stop().await;
+    emu.shutdown().await;
+}
+
+/// The binary, as an operator runs it: `watch --once` and `status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_runs_one_pass_and_reports_status() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.add_slot("ai", "pr-2");
+    repo.commit_all("render", -HOUR / 2);
+    repo.git(&["rm", "-rq", "rendered/ai/pr-2", "rendered/flux/ai/pr-2.yaml"]);
+    repo.commit_all("remove ai/pr-2", -60);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    emu.create(slot_ns("shop-pr-2", "ai", "pr-2")).unwrap();
+    emu.create(agent_job("shop-pr-1", "r1")).unwrap();
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1})).unwrap();
+    let kubeconfig = repo.root.join(".git/kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    let bin = env!("CARGO_BIN_EXE_codex-k8s");
+    let root = repo.root.clone();
+    let kc = kubeconfig.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["-C"])
+            .arg(&root)
+            .args(["watch", "--once", "--prune-grace", "30s", "--log-format", "json", "--kubeconfig"])
+            .arg(&kc)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let logs: Vec<Value> = stderr.lines().map(|l| serde_json::from_str(l).expect("JSON log lines")).collect();
+    assert!(logs.iter().any(|l| l["message"] == "agent phase" && l["phase"] == "running"), "{stderr}");
+    assert!(
+        logs.iter().any(|l| l["namespace"] == "shop-pr-2" && l["message"].as_str().unwrap().contains("deleting")),
+        "{stderr}"
+    );
+    wait(&emu, "shop-pr-2 deleted", |e| terminating_or_gone(e, "shop-pr-2")).await;
+    assert_eq!(phase(&emu, "shop-pr-1").as_deref(), Some("running"));
+
+    emu.patch("Namespace", None, "shop-pr-1", json!({"metadata": {"annotations": {"codex-k8s.io/keep": "true"}}}))
+        .unwrap();
+    let root = repo.root.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .arg("-C")
+            .arg(&root)
+            .args(["status", "--format", "json", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pr1 = rows.as_array().unwrap().iter().find(|r| r["slot"] == "pr-1").unwrap();
+    assert_eq!(pr1["namespace"], "shop-pr-1");
+    assert_eq!(pr1["host"], "pr-1.ai.example.com");
+    assert_eq!(pr1["agentRun"], "r1");
+    assert_eq!(pr1["agentPhase"], "running");
+    assert_eq!(pr1["pinned"], true);
+    assert_eq!(pr1["inGit"], true);
+    assert_eq!(pr1["ttlSeconds"], 3600);
+    emu.shutdown().await;
+}
