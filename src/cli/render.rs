@@ -85,7 +85,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let digest = tree::inputs_digest(&inventory).context("cannot hash the inputs")?;
     // Targets whose recorded inputs match and whose files are untouched need
     // no rendering: a no-change run only reads and hashes.
-    let (current, requests): (Vec<_>, Vec<_>) = if args.stdout || branch_ref.is_some() || args.force {
+    // A commit must carry every selected target, current or not (the tree on
+    // disk may be ahead of git), so committing runs render everything.
+    let (current, requests): (Vec<_>, Vec<_>) = if args.stdout || repo.is_some() || args.force {
         (Vec::new(), requests)
     } else {
         use rayon::prelude::*;
@@ -136,8 +138,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         summarize(out, &shown, &rendered, current.len(), &changes)?;
     }
     if let Some(repo) = &repo {
-        let sources: Vec<String> =
-            inventory.sources.iter().map(|s| repo_relative(repo, &inventory.root.join(s))).collect();
+        let sources = source_paths(repo, &inventory);
         let req = commit_request(
             &rendered,
             &desired,
@@ -181,7 +182,8 @@ pub fn commit_or_push(
             let outcome = git::push_with_retry(repo, remote, &branch, req, git::Retry::default())?;
             if r.is_none() {
                 // The branch may have moved onto the remote tip (other jobs'
-                // slots): bring the rendered tree and the index along.
+                // slots): bring the index and the rendered tree along.
+                git::reset_index_to_head(repo, prefix)?;
                 let mut co = git2::build::CheckoutBuilder::new();
                 co.force();
                 if !prefix.is_empty() {
@@ -198,6 +200,11 @@ fn current_branch(repo: &git2::Repository) -> Result<String> {
     let head = repo.find_reference("HEAD")?;
     let target = head.symbolic_target().context("HEAD is detached: check out a branch or use --branch")?;
     Ok(target.trim_start_matches("refs/heads/").to_owned())
+}
+
+/// The inventory's input files as repository paths (for `Rendered-From`).
+pub fn source_paths(repo: &git2::Repository, inventory: &crate::inventory::Inventory) -> Vec<String> {
+    inventory.sources.iter().map(|s| repo_relative(repo, &inventory.root.join(s))).collect()
 }
 
 fn repo_relative(repo: &git2::Repository, path: &Path) -> String {

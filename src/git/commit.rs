@@ -172,3 +172,48 @@ pub fn rendered_from(repo: Option<&Repository>, sources: &[String]) -> String {
     let dirty = repo.statuses(Some(&mut opts)).map(|s| !s.is_empty()).unwrap_or(false);
     format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
 }
+
+/// Makes the index entries under `prefix` (a repository path, `""` for all)
+/// match `HEAD`'s tree, leaving other entries alone: after a push rebuilt
+/// our commit on another tip, the index must describe the new `HEAD`.
+pub fn reset_index_to_head(repo: &Repository, prefix: &str) -> Result<()> {
+    let head = repo.head()?.peel_to_tree()?;
+    let mut index = repo.index()?;
+    let (sub, base) = if prefix.is_empty() {
+        (Some(head.clone()), String::new())
+    } else {
+        index.remove_dir(Path::new(prefix), 0)?;
+        let sub = match head.get_path(Path::new(prefix)) {
+            Ok(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+            _ => None,
+        };
+        (sub, format!("{prefix}/"))
+    };
+    if let Some(tree) = sub {
+        let mut entries = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob) {
+                entries.push((format!("{base}{dir}{}", entry.name().unwrap_or_default()), entry.id(), entry.filemode() as u32));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        for (path, id, mode) in entries {
+            index.add(&git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: path.into_bytes(),
+            })?;
+        }
+    }
+    index.write()?;
+    Ok(())
+}

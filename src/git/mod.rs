@@ -8,7 +8,7 @@ mod push;
 mod read;
 mod tree;
 
-pub use commit::{commit_on_ref, commit_worktree, rendered_from, signatures, CommitRequest, Outcome};
+pub use commit::{commit_on_ref, commit_worktree, rendered_from, reset_index_to_head, signatures, CommitRequest, Outcome};
 pub use push::{fetch, push_with_retry, Retry};
 pub use read::{last_changes, read_tree_files};
 pub use tree::{apply_updates, Update, Updates};

@@ -229,7 +229,13 @@ pub fn push_with_retry(
             None => push_network(repo, remote, branch),
         };
         match pushed {
-            Ok(()) => return Ok(Outcome::Committed(tip)),
+            Ok(()) => {
+                // Keep the remote-tracking ref honest so `git status` agrees.
+                if repo.find_remote(remote).is_ok() {
+                    let _ = repo.reference(&format!("refs/remotes/{remote}/{branch}"), tip, true, "codex-k8s push");
+                }
+                return Ok(Outcome::Committed(tip));
+            }
             Err(Rejection::Retry(msg)) => last_error = msg,
             Err(Rejection::Fatal(msg)) => return Err(Error::Push(msg)),
         }

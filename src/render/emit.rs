@@ -16,6 +16,10 @@ pub fn to_yaml(value: &Value) -> String {
     match value {
         Value::Mapping(m) if !m.is_empty() => write_mapping(&mut out, m, 0),
         Value::Sequence(s) if !s.is_empty() => write_sequence(&mut out, s, 0),
+        Value::Tagged(t) => {
+            out.push_str(&t.tag.to_string());
+            write_value_after_key(&mut out, &t.value, 0);
+        }
         other => {
             write_scalar(&mut out, other, 0);
             out.push('\n');
@@ -30,29 +34,80 @@ fn indent(out: &mut String, n: usize) {
     }
 }
 
-fn is_block(v: &Value) -> bool {
-    match v {
-        Value::Mapping(m) => !m.is_empty(),
-        Value::Sequence(s) => !s.is_empty(),
-        Value::Tagged(t) => is_block(&t.value),
-        _ => false,
+/// Longest implicit key we write: YAML caps implicit keys at 1024 characters
+/// (longer keys need the explicit `? ` form); a margin for the quotes.
+const MAX_IMPLICIT_KEY: usize = 1000;
+
+/// `key:` (a plain or quoted scalar on one line), or, for keys an implicit
+/// key cannot hold (collections, tagged values, over 1024 characters),
+/// `? <flow key>` and `:` on the next line at `level`.
+fn write_key(out: &mut String, k: &Value, level: usize) {
+    let simple = match k {
+        Value::String(text) => {
+            let mut s = String::new();
+            write_string(&mut s, text, 0, false);
+            Some(s)
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {
+            let mut s = String::new();
+            write_scalar(&mut s, k, 0);
+            Some(s)
+        }
+        _ => None,
+    };
+    match simple {
+        Some(s) if s.len() <= MAX_IMPLICIT_KEY && !s.contains('\n') => out.push_str(&s),
+        _ => {
+            out.push_str("? ");
+            write_flow(out, k);
+            out.push('\n');
+            indent(out, level);
+        }
     }
+    out.push(':');
 }
 
-fn key_text(k: &Value) -> String {
-    let mut s = String::new();
-    match k {
-        Value::String(text) => write_string(&mut s, text, 0, false),
-        other => write_scalar(&mut s, other, 0),
+/// `value` in flow style on one line (strings double-quoted), for complex keys.
+fn write_flow(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => write_double_quoted(out, s),
+        Value::Sequence(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_flow(out, item);
+            }
+            out.push(']');
+        }
+        Value::Mapping(m) => {
+            out.push('{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                // `? ` keeps a key of any length or shape explicit inside flow too.
+                out.push_str("? ");
+                write_flow(out, k);
+                out.push_str(": ");
+                write_flow(out, v);
+            }
+            out.push('}');
+        }
+        Value::Tagged(t) => {
+            out.push_str(&t.tag.to_string());
+            out.push(' ');
+            write_flow(out, &t.value);
+        }
+        other => write_scalar(out, other, 0),
     }
-    s
 }
 
 fn write_mapping(out: &mut String, m: &serde_yaml::Mapping, level: usize) {
     for (k, v) in m {
         indent(out, level);
-        out.push_str(&key_text(k));
-        out.push(':');
+        write_key(out, k, level);
         write_value_after_key(out, v, level);
     }
 }
@@ -68,7 +123,18 @@ fn write_value_after_key(out: &mut String, v: &Value, level: usize) {
             out.push('\n');
             write_sequence(out, s, level);
         }
-        Value::Tagged(t) => write_value_after_key(out, &t.value, level),
+        // A tag stays on the key's line; its collection goes below, indented.
+        Value::Tagged(t) => {
+            out.push(' ');
+            out.push_str(&t.tag.to_string());
+            match &t.value {
+                Value::Sequence(s) if !s.is_empty() => {
+                    out.push('\n');
+                    write_sequence(out, s, level + 2);
+                }
+                inner => write_value_after_key(out, inner, level),
+            }
+        }
         other => {
             out.push(' ');
             write_scalar(out, other, level + 2);
@@ -92,8 +158,7 @@ fn write_sequence(out: &mut String, s: &[Value], level: usize) {
                     } else {
                         indent(out, level + 2);
                     }
-                    out.push_str(&key_text(k));
-                    out.push(':');
+                    write_key(out, k, level + 2);
                     write_value_after_key(out, v, level + 2);
                 }
             }
@@ -101,12 +166,30 @@ fn write_sequence(out: &mut String, s: &[Value], level: usize) {
                 out.push('\n');
                 write_sequence(out, inner, level + 2);
             }
-            other if !is_block(other) => {
+            Value::Tagged(t) => {
+                out.push(' ');
+                out.push_str(&t.tag.to_string());
+                match &t.value {
+                    Value::Mapping(m) if !m.is_empty() => {
+                        out.push('\n');
+                        write_mapping(out, m, level + 2);
+                    }
+                    Value::Sequence(inner) if !inner.is_empty() => {
+                        out.push('\n');
+                        write_sequence(out, inner, level + 2);
+                    }
+                    other => {
+                        out.push(' ');
+                        write_scalar(out, other, level + 2);
+                        out.push('\n');
+                    }
+                }
+            }
+            other => {
                 out.push(' ');
                 write_scalar(out, other, level + 2);
                 out.push('\n');
             }
-            _ => out.push('\n'),
         }
     }
 }
@@ -119,9 +202,12 @@ fn write_scalar(out: &mut String, v: &Value, level: usize) {
             let _ = write!(out, "{n}");
         }
         Value::String(s) => write_string(out, s, level, true),
-        Value::Mapping(_) => out.push_str("{}"),
-        Value::Sequence(_) => out.push_str("[]"),
-        Value::Tagged(t) => write_scalar(out, &t.value, level),
+        Value::Mapping(_) | Value::Sequence(_) => write_flow(out, v),
+        Value::Tagged(t) => {
+            out.push_str(&t.tag.to_string());
+            out.push(' ');
+            write_scalar(out, &t.value, level);
+        }
     }
 }
 
@@ -188,26 +274,30 @@ fn write_string(out: &mut String, s: &str, level: usize, allow_block: bool) {
         return;
     }
     if needs_double_quotes(s) {
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() || matches!(c, '\u{feff}' | '\u{85}' | '\u{2028}' | '\u{2029}') => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
+        write_double_quoted(out, s);
         return;
     }
     out.push('\'');
     out.push_str(&s.replace('\'', "''"));
     out.push('\'');
+}
+
+fn write_double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || matches!(c, '\u{feff}' | '\u{85}' | '\u{2028}' | '\u{2029}') => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Multi-line text reads best as a literal block, when a block can hold it exactly.
@@ -252,6 +342,30 @@ mod tests {
         )
         .unwrap();
         round_trip(&v);
+    }
+
+    #[test]
+    fn tags_complex_keys_and_long_keys_round_trip() {
+        // Found by fuzz/emit: tags were dropped, collection keys written as `{}`.
+        let long = "k".repeat(1500);
+        for text in [
+            "annotations:\n  !argocd.argoproj.io/sync-wave: '0'\n",
+            "a: !t x\nb: !t [1, 2]\nc: !t {d: e}\nf: [!t g, !t {h: i}, !t [j]]\n",
+            "!t {a: b}\n",
+            "!t [a]\n",
+            "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
+            "- ? {a: 1}\n  : {b: 2}\n",
+        ] {
+            let v: Value = serde_yaml::from_str(text).unwrap();
+            round_trip(&v);
+        }
+        let mut inner = serde_yaml::Mapping::new();
+        inner.insert(Value::String(long.clone()), Value::from("w"));
+        let mut m = serde_yaml::Mapping::new();
+        m.insert(Value::String(long), Value::from("v"));
+        m.insert(Value::from("x"), Value::Mapping(inner.clone()));
+        m.insert(Value::from("l"), Value::Sequence(vec![Value::Mapping(inner)]));
+        round_trip(&Value::Mapping(m));
     }
 
     #[test]

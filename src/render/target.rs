@@ -640,7 +640,7 @@ fn set_namespace(value: &mut Value, namespace: &str) {
 /// Suffixes a Job's name with 8 hex digits of the sha256 of its spec: Jobs
 /// are immutable, so a changed Job must be a new Job.
 fn hash_job_name(value: &mut Value) {
-    let spec = value.get("spec").map(|s| serde_yaml::to_string(s).unwrap_or_default()).unwrap_or_default();
+    let spec = value.get("spec").map(super::emit::to_yaml).unwrap_or_default();
     let digest = hex::encode(Sha256::digest(spec.as_bytes()));
     let meta = metadata_mut(value);
     if let Some(name) = meta.get("name").and_then(Value::as_str) {

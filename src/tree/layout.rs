@@ -142,6 +142,7 @@ pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
         h.update(format!("env:{k}={v}\0").as_bytes());
     }
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(env!("CODEX_K8S_BUILD_ID").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
 
