@@ -87,7 +87,12 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     // no rendering: a no-change run only reads and hashes.
     // A commit must carry every selected target, current or not (the tree on
     // disk may be ahead of git), so committing runs render everything.
-    let (current, requests): (Vec<_>, Vec<_>) = if args.stdout || repo.is_some() || args.force {
+    // The shortcut is trusted only for a tree this very build wrote last (a
+    // marker in .git, never committed), so a fresh clone or a new codex-k8s
+    // renders everything once.
+    let marker = build_marker(&inventory.root, &out_dir);
+    let trusted = std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == tree::BUILD_ID);
+    let (current, requests): (Vec<_>, Vec<_>) = if args.stdout || repo.is_some() || args.force || !trusted {
         (Vec::new(), requests)
     } else {
         use rayon::prelude::*;
@@ -135,6 +140,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let lock = lock_tree(&inventory.root, &out_dir)?;
     if branch_ref.is_none() {
         let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
+        let _ = std::fs::write(&marker, tree::BUILD_ID);
         summarize(out, &shown, &rendered, current.len(), &changes)?;
     }
     if let Some(repo) = &repo {
@@ -310,6 +316,14 @@ fn progress_bar(out: &Output, targets: usize) -> Option<indicatif::ProgressBar> 
     bar.set_message(format!("rendering {targets} targets"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(bar)
+}
+
+/// Where the build marker of the skip-by-digest shortcut lives.
+fn build_marker(root: &Path, out_dir: &Path) -> std::path::PathBuf {
+    match git2::Repository::discover(root) {
+        Ok(repo) => repo.path().join("codex-k8s-build"),
+        Err(_) => out_dir.join(".codex-k8s-build"),
+    }
 }
 
 /// An exclusive lock so two renders never interleave on one tree: the second

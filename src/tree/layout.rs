@@ -103,6 +103,10 @@ pub fn digest_files(files: &BTreeMap<String, String>) -> String {
     hex::encode(h.finalize())
 }
 
+/// Digest of this build's source: a tree written by another build is never
+/// trusted by the skip-by-digest shortcut (see [`crate::tree::is_current`]).
+pub const BUILD_ID: &str = env!("CODEX_K8S_BUILD_ID");
+
 /// The outputs digest of a target: its files (without `target.json`) in path
 /// order, then its Flux file.
 pub fn outputs_digest<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>, flux: &[u8]) -> String {
@@ -142,7 +146,6 @@ pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
         h.update(format!("env:{k}={v}\0").as_bytes());
     }
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(env!("CODEX_K8S_BUILD_ID").as_bytes());
     Ok(hex::encode(h.finalize()))
 }
 
