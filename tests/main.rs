@@ -1,4 +1,7 @@
 mod corpus;
+mod git;
+mod render;
 mod schema;
+mod support;
 #[cfg(feature = "watch")]
 mod watch;
