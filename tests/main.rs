@@ -1,5 +1,7 @@
 mod corpus;
+mod crash;
 mod git;
+mod props;
 mod render;
 mod schema;
 mod support;

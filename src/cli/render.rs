@@ -52,6 +52,13 @@ pub struct Args {
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
     let out_dir = targets::out_dir(&inventory, &args.request.out)?;
+    // A writing run holds the lock from before it reads the tree (slots, run
+    // ids, current targets) to the end: a second run that read the tree
+    // while the first was swapping targets in would write a mix of both.
+    // (Without a git repository the lock lives in the tree, which a failing
+    // render must leave untouched: then it locks only before writing.)
+    let early = !args.check && !args.stdout && git2::Repository::discover(&inventory.root).is_ok();
+    let lock = if early { Some(lock_tree(&inventory.root, &out_dir)?) } else { None };
     let prefix = targets::out_prefix(&inventory, &out_dir);
     let repo = if args.commit || args.branch.is_some() || args.push.is_some() {
         Some(
@@ -137,7 +144,10 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
         return Err(Exit(exit::DRIFT).into());
     }
-    let lock = lock_tree(&inventory.root, &out_dir)?;
+    let lock = match lock {
+        Some(l) => l,
+        None => lock_tree(&inventory.root, &out_dir)?,
+    };
     if branch_ref.is_none() {
         let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
         let _ = std::fs::write(&marker, tree::BUILD_ID);
@@ -330,13 +340,18 @@ fn build_marker(root: &Path, out_dir: &Path) -> std::path::PathBuf {
 /// waits (up to a minute) and then fails clearly.
 pub struct TreeLock(std::fs::File);
 
+/// Where the tree lock lives: `.git/codex-k8s.lock` in a repository, else in the tree.
+fn lock_path(root: &Path, out_dir: &Path) -> std::path::PathBuf {
+    match git2::Repository::discover(root) {
+        Ok(repo) => repo.path().join("codex-k8s.lock"),
+        Err(_) => out_dir.join(".codex-k8s.lock"),
+    }
+}
+
 /// Takes the tree lock (a file in `.git/` when the project is a repository).
 pub fn lock_tree(root: &Path, out_dir: &Path) -> Result<TreeLock> {
     use fs2::FileExt;
-    let path = match git2::Repository::discover(root) {
-        Ok(repo) => repo.path().join("codex-k8s.lock"),
-        Err(_) => out_dir.join(".codex-k8s.lock"),
-    };
+    let path = lock_path(root, out_dir);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -52,15 +52,23 @@ pub fn out_dir(inventory: &Inventory, out: &Path) -> Result<PathBuf> {
         bail!("--out must name a directory below the project root, e.g. `rendered`");
     }
     let full = inventory.root.join(out);
-    // A symlinked --out could point anywhere: refuse it.
-    if full.exists() {
-        let real = full.canonicalize()?;
-        if !real.starts_with(&inventory.root) {
-            bail!("--out {} resolves outside the project directory", out.display());
-        }
+    // A symlinked --out, or a symlink anywhere on its way (`a/b` with `a` a
+    // link and `b` not yet created), could point anywhere: resolve the
+    // deepest part that exists and refuse it unless it stays inside.
+    let existing = full.ancestors().find(|p| p.symlink_metadata().is_ok()).unwrap_or(&inventory.root);
+    let real = existing.canonicalize().map_err(|e| {
+        anyhow::anyhow!(
+            "--out {}: cannot resolve {} ({e}); use a plain directory inside the project",
+            out.display(),
+            existing.display()
+        )
+    })?;
+    if !real.starts_with(&inventory.root) {
+        bail!("--out {} resolves outside the project directory", out.display());
     }
     Ok(full)
 }
+
 
 /// Parses `--set` flags.
 pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<String, String>> {
@@ -233,4 +241,40 @@ pub fn out_prefix(inventory: &Inventory, out: &Path) -> String {
         .map(Path::to_path_buf)
         .unwrap_or(out.clone());
     rel.to_string_lossy().replace('\\', "/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory_at(root: &Path) -> Inventory {
+        std::fs::write(
+            root.join("services.yaml"),
+            "apiVersion: codex-k8s.io/v1alpha1\nkind: ServiceStack\nproject: p\nenvironments: {dev: {namespace: p-dev}}\n",
+        )
+        .unwrap();
+        crate::inventory::load(&root.join("services.yaml")).unwrap().inventory
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn out_dir_refuses_a_path_through_a_symlink_that_leads_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("project");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let inv = inventory_at(&root);
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-codex-k8s", root.join("dangling")).unwrap();
+        for bad in ["link", "link/rendered", "link/a/b", "dangling", "dangling/x", "/tmp/x", "../x", "a/../../x"] {
+            assert!(out_dir(&inv, Path::new(bad)).is_err(), "{bad} accepted");
+        }
+        std::fs::create_dir_all(root.join("inside")).unwrap();
+        std::os::unix::fs::symlink(root.join("inside"), root.join("inner-link")).unwrap();
+        for good in ["rendered", "a/b/c", "inner-link/rendered"] {
+            assert!(out_dir(&inv, Path::new(good)).is_ok(), "{good} refused");
+        }
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    }
 }

@@ -186,6 +186,7 @@ pub fn diff(base: &Snapshot, head: &Snapshot) -> Report {
             added.iter().enumerate().position(|(i, (akey, _))| {
                 !paired_added[i]
                     && akey.0 == rkey.0
+                    && akey.1.api_version == rkey.1.api_version
                     && akey.1.namespace == rkey.1.namespace
                     && job_base(&akey.1) == Some(b)
             })
@@ -282,6 +283,21 @@ mod tests {
         let r = diff(&a, &b);
         assert_eq!(r.changes.len(), 1);
         assert_eq!(r.changes[0].renamed_from.as_deref(), Some("migrate-aaaaaaaa"));
+    }
+
+    /// Found by tests/props.rs (diff applied to base gives head): a
+    /// rehashed Job was paired across apiVersions, so the report named only
+    /// the new identity and the old one (another apiVersion) was lost.
+    #[test]
+    fn rehashed_jobs_pair_only_within_one_api_version() {
+        let job = |api: &str, h: &str| {
+            format!("apiVersion: {api}\nkind: Job\nmetadata: {{name: migrate-{h}, namespace: ns}}\nspec: {{}}\n")
+        };
+        let a = snap(&[("dev/10-migrations/m/job-migrate-aaaaaaaa.yaml", &job("batch/v1beta1", "aaaaaaaa"))]);
+        let b = snap(&[("dev/10-migrations/m/job-migrate-bbbbbbbb.yaml", &job("batch/v1", "bbbbbbbb"))]);
+        let r = diff(&a, &b);
+        assert_eq!(r.changes.len(), 2, "{:?}", r.changes);
+        assert_eq!((r.count(Kind::Added), r.count(Kind::Removed)), (1, 1));
     }
 
     #[test]

@@ -128,9 +128,9 @@ pub fn commit_worktree(repo: &Repository, req: &CommitRequest) -> Result<Outcome
         }
     };
     let outcome = commit_on_ref(repo, &refname, req)?;
-    if let Outcome::Committed(_) = outcome {
-        sync_index(repo, req)?;
-    }
+    // Also when nothing was committed: a run killed between moving the ref
+    // and writing the index left the index behind HEAD for these paths.
+    sync_index(repo, req)?;
     Ok(outcome)
 }
 
@@ -216,4 +216,41 @@ pub fn reset_index_to_head(repo: &Repository, prefix: &str) -> Result<()> {
     }
     index.write()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(root: &Path, content: &str) -> CommitRequest {
+        std::fs::create_dir_all(root.join("r/t")).unwrap();
+        std::fs::write(root.join("r/t/a.yaml"), content).unwrap();
+        let files = [("a.yaml".to_owned(), content.as_bytes().to_vec())].into_iter().collect();
+        CommitRequest {
+            updates: [("r/t".to_owned(), Update::Dir(files))].into_iter().collect(),
+            subject: "render(t)".into(),
+            message: None,
+            trailers: Vec::new(),
+        }
+    }
+
+    /// Found by tests/crash.rs: a `render --commit` killed after moving the
+    /// ref but before writing the index left `git status` dirty for good,
+    /// because the next run had nothing to commit and skipped the index.
+    #[test]
+    fn the_index_is_synced_even_when_there_is_nothing_to_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(tmp.path()).unwrap();
+        let mut config = repo.config().unwrap();
+        config.set_str("user.name", "t").unwrap();
+        config.set_str("user.email", "t@example.com").unwrap();
+        assert!(matches!(commit_worktree(&repo, &request(tmp.path(), "1")).unwrap(), Outcome::Committed(_)));
+        // The state a kill between the ref update and the index write leaves.
+        let head = repo.head().unwrap().name().unwrap().to_owned();
+        commit_on_ref(&repo, &head, &request(tmp.path(), "2")).unwrap();
+        assert_eq!(commit_worktree(&repo, &request(tmp.path(), "2")).unwrap(), Outcome::Unchanged);
+        let blob = repo.head().unwrap().peel_to_tree().unwrap().get_path(Path::new("r/t/a.yaml")).unwrap().id();
+        let index = repo.index().unwrap();
+        assert_eq!(index.get_path(Path::new("r/t/a.yaml"), 0).unwrap().id, blob, "index left behind HEAD");
+    }
 }

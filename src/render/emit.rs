@@ -17,11 +17,13 @@ pub fn to_yaml(value: &Value) -> String {
         Value::Mapping(m) if !m.is_empty() => write_mapping(&mut out, m, 0),
         Value::Sequence(s) if !s.is_empty() => write_sequence(&mut out, s, 0),
         Value::Tagged(t) => {
-            out.push_str(&t.tag.to_string());
+            out.push_str(&tag_text(&t.tag));
             write_value_after_key(&mut out, &t.value, 0);
         }
+        // A top-level literal block indents its lines like a mapping value
+        // would: lines at column 0 end the block early for YAML readers.
         other => {
-            write_scalar(&mut out, other, 0);
+            write_scalar(&mut out, other, 2);
             out.push('\n');
         }
     }
@@ -32,6 +34,25 @@ fn indent(out: &mut String, n: usize) {
     for _ in 0..n {
         out.push(' ');
     }
+}
+
+/// A tag as YAML text: `!` for the non-specific tag, else `!name` with the
+/// characters a tag cannot hold percent-encoded (the reader decodes them).
+fn tag_text(tag: &serde_yaml::value::Tag) -> String {
+    let shown = tag.to_string();
+    let name = shown.strip_prefix('!').unwrap_or(&shown);
+    if name == "!" {
+        return "!".into();
+    }
+    let mut out = String::from("!");
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-#;/?:@&=+$_.~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// Longest implicit key we write: YAML caps implicit keys at 1024 characters
@@ -96,7 +117,7 @@ fn write_flow(out: &mut String, v: &Value) {
             out.push('}');
         }
         Value::Tagged(t) => {
-            out.push_str(&t.tag.to_string());
+            out.push_str(&tag_text(&t.tag));
             out.push(' ');
             write_flow(out, &t.value);
         }
@@ -126,7 +147,7 @@ fn write_value_after_key(out: &mut String, v: &Value, level: usize) {
         // A tag stays on the key's line; its collection goes below, indented.
         Value::Tagged(t) => {
             out.push(' ');
-            out.push_str(&t.tag.to_string());
+            out.push_str(&tag_text(&t.tag));
             match &t.value {
                 Value::Sequence(s) if !s.is_empty() => {
                     out.push('\n');
@@ -168,7 +189,7 @@ fn write_sequence(out: &mut String, s: &[Value], level: usize) {
             }
             Value::Tagged(t) => {
                 out.push(' ');
-                out.push_str(&t.tag.to_string());
+                out.push_str(&tag_text(&t.tag));
                 match &t.value {
                     Value::Mapping(m) if !m.is_empty() => {
                         out.push('\n');
@@ -204,7 +225,7 @@ fn write_scalar(out: &mut String, v: &Value, level: usize) {
         Value::String(s) => write_string(out, s, level, true),
         Value::Mapping(_) | Value::Sequence(_) => write_flow(out, v),
         Value::Tagged(t) => {
-            out.push_str(&t.tag.to_string());
+            out.push_str(&tag_text(&t.tag));
             out.push(' ');
             write_scalar(out, &t.value, level);
         }
@@ -353,8 +374,11 @@ mod tests {
             "a: !t x\nb: !t [1, 2]\nc: !t {d: e}\nf: [!t g, !t {h: i}, !t [j]]\n",
             "!t {a: b}\n",
             "!t [a]\n",
+            "\"a\\n\\nb\\n c\\n`\\nt: x\"\n",
+            "! \"a\\nb\"\n",
             "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
             "- ? {a: 1}\n  : {b: 2}\n",
+            "! a: ! b\n!a%21b k: !c%2C%20d x\n? !x%2Cy%E2%98%83 x\n: y\n",
         ] {
             let v: Value = serde_yaml::from_str(text).unwrap();
             round_trip(&v);

@@ -79,6 +79,18 @@ pub fn check(objects: &[RenderedObject], rules: Rules<'_>) -> Vec<Violation> {
                         .into(),
             });
         }
+        // kubectl and kustomize unpack `List` objects: their items would
+        // escape every check here and the namespace rules of slots.
+        if kind.ends_with("List") && o.value.get("items").is_some() {
+            out.push(Violation {
+                object: i,
+                message: format!(
+                    "{kind} `{}` wraps other objects in `items`, hiding them from namespace and policy checks",
+                    o.id.name
+                ),
+                help: "render each item as its own YAML document (separate them with `---`)".into(),
+            });
+        }
         if kind == "Secret" && o.id.group().is_empty() && !rules.allow_plain_secrets {
             let carries = ["data", "stringData"]
                 .into_iter()
@@ -116,4 +128,37 @@ pub fn check(objects: &[RenderedObject], rules: Rules<'_>) -> Vec<Violation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(yaml: &str) -> RenderedObject {
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        RenderedObject {
+            id: ObjectId::of(&value).unwrap(),
+            component: "c".into(),
+            stage: "internal".into(),
+            stage_index: 2,
+            wave: 20,
+            template: None,
+            value,
+        }
+    }
+
+    /// A `List` smuggled Secrets with data and cluster-scoped objects past
+    /// the checks (and out of a slot's namespace): kubectl and kustomize unpack it.
+    #[test]
+    fn lists_are_refused_because_their_items_escape_the_checks() {
+        let rules = Rules { slot_env: true, namespace: "ns", allow_plain_secrets: false, extra_cluster_scoped: &[] };
+        let list = object(
+            "apiVersion: v1\nkind: List\nmetadata: {name: l, namespace: ns}\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: kube-system}, data: {k: dg==}}\n",
+        );
+        let v = check(&[list], rules);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("hiding them"), "{}", v[0].message);
+        let fine = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: ns}\ndata: {items: x}\n");
+        assert!(check(&[fine], rules).is_empty());
+    }
 }

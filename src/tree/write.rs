@@ -131,8 +131,19 @@ pub fn recover(out: &Path) -> io::Result<()> {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some((encoded, _pid)) = name.rsplit_once('-') else { continue };
-            let original = out.join(encoded.replace("__", "/"));
-            if original.exists() {
+            let rel = PathBuf::from(encoded.replace("__", "/"));
+            // Only names this module writes (`env` or `env__slot`): a crafted
+            // entry (`..__..__x-1`, committed by a pull request) must never
+            // be moved outside the tree.
+            let inside = rel.components().count() <= 2
+                && rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(p) if !p.to_string_lossy().starts_with('.')));
+            let original = out.join(&rel);
+            let is_dir = entry.file_type()?.is_dir();
+            if !is_dir {
+                fs::remove_file(entry.path())?;
+            } else if !inside || original.exists() {
                 fs::remove_dir_all(entry.path())?;
             } else {
                 if let Some(parent) = original.parent() {
@@ -303,5 +314,21 @@ mod tests {
         recover(out).unwrap();
         assert_eq!(fs::read_to_string(out.join("ai/pr-1/x.yaml")).unwrap(), "old");
         assert!(!out.join(STAGING).exists());
+    }
+
+    #[test]
+    fn recover_never_moves_a_crafted_trash_entry_outside_the_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("rendered");
+        for name in ["..__..__escaped-1", "..__x-1", "a__b__c-1", ".git-1"] {
+            fs::create_dir_all(out.join(TRASH).join(name)).unwrap();
+            fs::write(out.join(TRASH).join(name).join("f"), "evil").unwrap();
+        }
+        fs::write(out.join(TRASH).join("file-1"), "not a directory").unwrap();
+        recover(&out).unwrap();
+        assert!(!tmp.path().join("escaped").exists() && !tmp.path().parent().unwrap().join("escaped").exists());
+        assert!(!tmp.path().join("x").exists() && !out.join("a").exists() && !out.join(".git").exists());
+        assert!(!out.join("file").exists());
+        assert!(!out.join(TRASH).exists());
     }
 }
