@@ -8,10 +8,14 @@ platform team would script it with Jinja2 and PyYAML and nothing else:
     python3 benches/baseline/render.py --root . --env ai --slot pr-1 --out /tmp/x
     kubectl kustomize /tmp/x
 
+or many targets in one process (services.yaml, the environments and the
+compiled templates are loaded once), as the benchmark runner does:
+
+    python3 benches/baseline/render.py --root DIR --targets DIR/targets.txt --out /tmp/tree
+
 It follows the codex-k8s contract closely enough to produce the same objects
 (same files, labels, waves, overlays), but it does not validate the inventory
-beyond what it needs, reports errors as Python exceptions and renders targets
-one at a time. Byte-for-byte equality with codex-k8s is not a goal: the hashed
+beyond what it needs and reports errors as Python exceptions. Byte-for-byte equality with codex-k8s is not a goal: the hashed
 Job-name suffix and YAML formatting may differ.
 """
 
@@ -279,18 +283,27 @@ def render_manifests(engine, root, patterns, context, label):
     return objects
 
 
+_PROJECTS = {}
+
+
+def load_project(root):
+    """services.yaml, the environments and the engine; loaded once per process."""
+    if root not in _PROJECTS:
+        stack = load_yaml(os.path.join(root, "services.yaml"))
+        _PROJECTS[root] = (stack, load_environments(root, stack), make_engine(root, stack))
+    return _PROJECTS[root]
+
+
 def render_target(root, env_name, slot, run_id):
-    stack = load_yaml(os.path.join(root, "services.yaml"))
+    stack, envs, engine = load_project(root)
     project = stack["project"]
     stages = stack.get("stages") or DEFAULT_STAGES
-    envs = load_environments(root, stack)
     env = resolve_environment(envs, env_name)
     if env.get("slots") and not slot:
         raise RenderError(f"{env_name} is a slot environment: pass --slot")
     if slot and not env.get("slots"):
         raise RenderError(f"{env_name} is not a slot environment")
 
-    engine = make_engine(root, stack)
     ctx = {
         "project": project,
         "env": env_name,
@@ -443,18 +456,34 @@ def write_tree(out, ctx, placed, env_name, slot, run_id):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="directory holding services.yaml")
-    parser.add_argument("--env", required=True)
+    parser.add_argument("--env")
     parser.add_argument("--slot")
     parser.add_argument("--run-id", default="1", help="agent run id (slot environments)")
-    parser.add_argument("--out", required=True, help="target directory (replaced)")
+    parser.add_argument("--out", required=True, help="target directory (replaced); the tree root with --targets")
+    parser.add_argument("--targets", help="render many targets in one process (benchmarks): a file of "
+                        "`env slot run-id` lines, `-` for none; each goes to OUT/env or OUT/env/slot")
     args = parser.parse_args(argv)
+    root = os.path.abspath(args.root)
+    if args.targets:
+        with open(args.targets, encoding="utf-8") as f:
+            jobs = [line.split() for line in f if line.strip()]
+        jobs = [(e, None if s == "-" else s, None if r == "-" else r) for e, s, r in jobs]
+    elif args.env:
+        jobs = [(args.env, args.slot, args.run_id)]
+    else:
+        parser.error("pass --env or --targets")
+    total = 0
     try:
-        ctx, placed = render_target(os.path.abspath(args.root), args.env, args.slot, args.run_id)
-        write_tree(args.out, ctx, placed, args.env, args.slot, args.run_id)
+        for env_name, slot, run_id in jobs:
+            out = os.path.join(args.out, env_name, slot) if args.targets and slot else (
+                os.path.join(args.out, env_name) if args.targets else args.out)
+            ctx, placed = render_target(root, env_name, slot, run_id or "1")
+            write_tree(out, ctx, placed, env_name, slot, run_id or "1")
+            total += len(placed)
     except (RenderError, jinja2.TemplateError, yaml.YAMLError, OSError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"{len(placed)} objects -> {args.out}")
+    print(f"{total} objects in {len(jobs)} targets -> {args.out}")
     return 0
 
 
