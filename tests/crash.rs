@@ -21,7 +21,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Slots rendered per run: enough files that writing takes a while.
-const SLOTS: usize = 12;
+const SLOTS: usize = 8;
 /// Kills per phase (write, commit).
 const KILLS: usize = 25;
 
@@ -236,16 +236,22 @@ fn setup() -> (tempfile::TempDir, Refs, Duration) {
 /// Kills `render` (with or without `--commit`) at random points, checks the
 /// tree after each kill and after the next, complete run. Returns (kills
 /// that left a mixed tree, i.e. landed inside the write; total kills).
-fn kill_loop(dir: &Path, refs: &Refs, commit: bool, rng: &mut Rng, full: Duration) -> (usize, usize) {
-    let mut state = Version::New;
+fn kill_loop(
+    dir: &Path,
+    refs: &Refs,
+    commit: bool,
+    rng: &mut Rng,
+    full: Duration,
+    state: &mut Version,
+) -> (usize, usize) {
     let mut mid_write = 0;
     for i in 0..KILLS {
         let goal = state.other();
         let mut child = render_cmd(dir, goal, commit).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        // Kill points spread over the later three quarters of a run (loading
+        // Kill points spread over the later 60% of a run (loading
         // and rendering in memory come first and write nothing), and a little
         // past it so some runs finish.
-        std::thread::sleep(full.mul_f64(0.25) + rng.below(full.mul_f64(0.8)));
+        std::thread::sleep(full.mul_f64(0.4) + rng.below(full.mul_f64(0.65)));
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
         let what = format!("kill {i} ({}, toward {goal:?}, {status})", if commit { "--commit" } else { "write" });
@@ -274,19 +280,25 @@ fn kill_loop(dir: &Path, refs: &Refs, commit: bool, rng: &mut Rng, full: Duratio
             let status = git_text(dir, &["status", "--porcelain", "--", "rendered"]);
             assert!(status.is_empty(), "{what}: work tree differs from HEAD after the next run:\n{status}");
         }
-        state = goal;
+        *state = goal;
     }
     (mid_write, KILLS)
 }
 
 #[test]
 fn sigkill_during_write_and_commit_leaves_old_or_new() {
-    let (tmp, refs, full) = setup();
+    let (tmp, refs, full_commit) = setup();
     let mut rng = Rng::seeded();
-    let (w_mid, w) = kill_loop(tmp.path(), &refs, false, &mut rng, full);
-    let (c_mid, c) = kill_loop(tmp.path(), &refs, true, &mut rng, full);
+    // Kill points are drawn over the length of a run of the same kind.
+    render(tmp.path(), Version::Old, false);
+    let full_write = render(tmp.path(), Version::New, false);
+    let mut state = Version::New;
+    let (w_mid, w) = kill_loop(tmp.path(), &refs, false, &mut rng, full_write, &mut state);
+    // Commit the write phase's end state, so the --commit phase starts clean.
+    render(tmp.path(), state, true);
+    let (c_mid, c) = kill_loop(tmp.path(), &refs, true, &mut rng, full_commit, &mut state);
     eprintln!(
-        "crash test: {w} kills during write ({w_mid} left a mix of old and new slots), {c} during --commit ({c_mid} mixed); a full run takes {full:?}"
+        "crash test: {w} kills during write ({w_mid} left a mix of old and new slots), {c} during --commit ({c_mid} mixed); a run takes {full_write:?} (write) and {full_commit:?} (--commit)"
     );
 }
 
@@ -324,6 +336,49 @@ fn concurrent_renders_never_interleave() {
             assert!(trees == refs.old || trees == refs.new);
         }
     }
+}
+
+/// Writes the reference files of `slot` in place of its directory (what a
+/// concurrent run's swap does).
+fn put_slot(dir: &Path, slot: &str, files: &Files) {
+    let target = dir.join("rendered/ai").join(slot);
+    fs::remove_dir_all(&target).unwrap();
+    for (rel, bytes) in files {
+        let path = target.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Deterministic form of the race above: while another writer holds the
+/// lock and is half-way through swapping slots in, a second `render` must
+/// not decide which targets are current (it would skip the unswapped ones
+/// and overwrite the swapped ones: a mix). It reads the tree only once it
+/// holds the lock.
+#[test]
+fn a_waiting_render_reads_the_tree_only_after_taking_the_lock() {
+    use fs2::FileExt;
+    let (tmp, refs, _) = setup();
+    let dir = tmp.path();
+    render(dir, Version::Old, false);
+    let lock =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".git/codex-k8s.lock")).unwrap();
+    lock.lock_exclusive().unwrap();
+    let all = slots();
+    let (first, second) = all.split_at(SLOTS / 2);
+    for s in first {
+        put_slot(dir, s, &refs.new[s]);
+    }
+    let waiting = render_cmd(dir, Version::Old, false).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // Long enough for a run that does not wait to read the tree and render.
+    std::thread::sleep(Duration::from_millis(2500));
+    for s in second {
+        put_slot(dir, s, &refs.new[s]);
+    }
+    fs2::FileExt::unlock(&lock).unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(slot_trees(dir) == refs.old, "the waiting run wrote a mix of its render and the other writer's");
 }
 
 // ---------------------------------------------------------------- --out scope
