@@ -11,7 +11,9 @@ use serde_yaml::Value as Yaml;
 
 use crate::support::{assert_fsck_clean, assert_same_tree, git_in, trailers, Project, Run, GIT_IDENTITY};
 
-const TARGETS: [&str; 3] = ["ai/pr-1", "dev", "staging"];
+const TARGETS: [&str; 4] = ["ai/pr-1", "dev", "platform", "staging"];
+/// The targets that render the shop's services (`platform` holds only the watcher).
+const SHOP_TARGETS: [&str; 3] = ["ai/pr-1", "dev", "staging"];
 
 /// The example with `staging`, `dev` and slot `ai/pr-1` rendered and committed.
 fn committed_example() -> Project {
@@ -59,10 +61,10 @@ fn render_commit_makes_one_commit_with_provenance_trailers() {
 
     assert_eq!(project.commit_count("HEAD"), 2, "one render commit on top of the sources");
     let message = head_message(&project);
-    assert!(message.starts_with("render(dev, staging): "), "subject: {message}");
+    assert!(message.starts_with("render(dev, platform, staging): "), "subject: {message}");
     let trailers = trailers(&project.root, &message);
     assert_eq!(trailers.get("Rendered-From").map(String::as_str), Some(source.as_str()), "{message}");
-    assert_eq!(trailers.get("Targets").map(String::as_str), Some("dev, staging"), "{message}");
+    assert_eq!(trailers.get("Targets").map(String::as_str), Some("dev, platform, staging"), "{message}");
     let digest = trailers.get("Inputs-Digest").unwrap_or_else(|| panic!("no Inputs-Digest trailer:\n{message}"));
     assert!(regex::Regex::new("^sha256:[0-9a-f]{64}$").unwrap().is_match(digest), "Inputs-Digest: {digest}");
 
@@ -243,7 +245,7 @@ fn a_version_bump_changes_exactly_the_users_objects_in_every_target() {
             assert!(bookkeeping.is_match(&path), "the users bump changed an unrelated file: {status} {path}");
         }
     }
-    let expected: BTreeSet<(String, String)> = TARGETS
+    let expected: BTreeSet<(String, String)> = SHOP_TARGETS
         .iter()
         .flat_map(|t| ["Job A", "Job D", "Deployment M"].map(|c| (t.to_string(), c.to_string())))
         .collect();
@@ -274,7 +276,7 @@ fn a_version_bump_changes_exactly_the_users_objects_in_every_target() {
             )
         })
         .collect();
-    let expected: BTreeSet<(String, String, String, String)> = TARGETS
+    let expected: BTreeSet<(String, String, String, String)> = SHOP_TARGETS
         .iter()
         .flat_map(|t| {
             [("Deployment", "users"), ("Job", "users-migrate")]
@@ -348,7 +350,7 @@ fn diff_markdown_has_a_collapsible_details_block_per_object() {
     assert_eq!(md.matches("</details>").count(), 6, "{md}");
     assert_eq!(md.matches("<summary>").count(), 6, "{md}");
     assert_eq!(md.matches("```diff").count(), 6, "{md}");
-    for target in TARGETS {
+    for target in SHOP_TARGETS {
         assert!(md.contains(&format!("`{target}`")), "no section for {target}:\n{md}");
     }
     assert!(md.contains("Deployment") && md.contains("Job"), "{md}");

@@ -55,11 +55,29 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         .strip_prefix(&workdir)
         .map(|p| p.to_string_lossy().replace('\\', "/"))
         .with_context(|| format!("{} is not inside the repository", out_dir.display()))?;
+    // Only the targets (and glue files) git sees as changed are read and
+    // parsed: the cost follows the change, not the size of the tree.
+    let head_rev = (args.head != "worktree").then_some(args.head.as_str());
+    let changed = git::changed_paths(&repo, &args.base, head_rev, &prefix)
+        .with_context(|| format!("cannot compare {prefix} between {} and {}", args.base, args.head))?;
+    let mut units: Vec<String> = changed.iter().map(|p| diff::unit_of(p)).collect();
+    units.dedup();
     let read = |rev: &str| -> Result<Snapshot> {
         let files = if rev == "worktree" {
-            tree::read_dir_files(&out_dir)?
+            let mut files = std::collections::BTreeMap::new();
+            for unit in &units {
+                let path = out_dir.join(unit);
+                if path.is_dir() {
+                    for (rel, content) in tree::read_dir_files(&path)? {
+                        files.insert(format!("{unit}/{rel}"), content);
+                    }
+                } else if path.is_file() {
+                    files.insert(unit.clone(), std::fs::read(&path)?);
+                }
+            }
+            files
         } else {
-            git::read_tree_files(&repo, rev, &prefix).with_context(|| format!("cannot read {prefix} at {rev}"))?
+            git::read_tree_parts(&repo, rev, &prefix, &units).with_context(|| format!("cannot read {prefix} at {rev}"))?
         };
         Ok(Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.as_slice()))))
     };

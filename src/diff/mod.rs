@@ -54,6 +54,19 @@ fn classify(path: &str) -> Option<(String, String)> {
     Some((parts[..stage_at].join("/"), parts[stage_at].to_owned()))
 }
 
+/// The unit a changed tree path belongs to: its target directory (`staging`,
+/// `ai/pr-1`) for a target's files, or the file itself for Argo CD / Flux
+/// glue. Diffing whole units keeps Job renames paired.
+pub fn unit_of(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    if matches!(parts[0], "argocd" | "flux") || parts.len() == 1 {
+        return path.to_owned();
+    }
+    let is_stage = |p: &&str| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-';
+    let end = parts.iter().position(|p| is_stage(p) || *p == ".codex-k8s" || *p == "kustomization.yaml").unwrap_or(parts.len() - 1);
+    parts[..end.max(1)].join("/")
+}
+
 impl Snapshot {
     /// Reads objects from `(path, contents)` pairs of a tree; unparsable files are skipped.
     pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Snapshot {
@@ -240,6 +253,15 @@ mod tests {
 
     const DEPLOY: &str =
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: users, namespace: ns}\nspec: {replicas: 1}\n";
+
+    #[test]
+    fn units_are_target_directories_or_glue_files() {
+        assert_eq!(unit_of("ai/pr-1/20-internal/users/deployment-users.yaml"), "ai/pr-1");
+        assert_eq!(unit_of("staging/.codex-k8s/target.json"), "staging");
+        assert_eq!(unit_of("staging/kustomization.yaml"), "staging");
+        assert_eq!(unit_of("flux/ai/pr-1.yaml"), "flux/ai/pr-1.yaml");
+        assert_eq!(unit_of("argocd/ai.yaml"), "argocd/ai.yaml");
+    }
 
     #[test]
     fn identical_trees_have_no_changes() {

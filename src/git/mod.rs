@@ -10,7 +10,7 @@ mod tree;
 
 pub use commit::{commit_on_ref, commit_worktree, rendered_from, reset_index_to_head, signatures, CommitRequest, Outcome};
 pub use push::{fetch, push_with_retry, Retry};
-pub use read::{last_changes, read_tree_files};
+pub use read::{changed_paths, last_changes, read_tree_files, read_tree_parts};
 pub use tree::{apply_updates, Update, Updates};
 
 /// Git failures, each with what to do about it.

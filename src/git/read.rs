@@ -25,6 +25,59 @@ pub fn read_tree_files(repo: &Repository, rev: &str, prefix: &str) -> Result<BTr
     Ok(out)
 }
 
+/// The files under `prefix/<part>` for each of `parts` (files or directories)
+/// in the tree of `rev`, keyed relative to `prefix`. Missing parts are skipped.
+pub fn read_tree_parts(repo: &Repository, rev: &str, prefix: &str, parts: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let tree = repo.revparse_single(rev)?.peel_to_tree()?;
+    let mut out = BTreeMap::new();
+    for part in parts {
+        let full = if prefix.is_empty() { part.clone() } else { format!("{prefix}/{part}") };
+        let Ok(entry) = tree.get_path(Path::new(&full)) else { continue };
+        match entry.kind() {
+            Some(ObjectType::Tree) => collect(repo, &repo.find_tree(entry.id())?, part, &mut out)?,
+            Some(ObjectType::Blob) => {
+                out.insert(part.clone(), repo.find_blob(entry.id())?.content().to_vec());
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Paths under `prefix` (relative to it) that differ between revision `base`
+/// and `head` — a revision, or `None` for the work tree (untracked files
+/// included). Unchanged subtrees are skipped by object id, so the cost
+/// follows the change, not the size of the tree.
+pub fn changed_paths(repo: &Repository, base: &str, head: Option<&str>, prefix: &str) -> Result<Vec<String>> {
+    let base_tree = repo.revparse_single(base)?.peel_to_tree()?;
+    let mut opts = git2::DiffOptions::new();
+    if !prefix.is_empty() {
+        opts.pathspec(prefix);
+    }
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let diff = match head {
+        Some(rev) => {
+            let head_tree = repo.revparse_single(rev)?.peel_to_tree()?;
+            repo.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut opts))?
+        }
+        None => repo.diff_tree_to_workdir(Some(&base_tree), Some(&mut opts))?,
+    };
+    let strip = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    let mut out = Vec::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(p) = file.path().and_then(|p| p.to_str()) {
+                if let Some(rel) = p.strip_prefix(&strip) {
+                    out.push(rel.to_owned());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 fn collect(repo: &Repository, tree: &Tree<'_>, base: &str, out: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
     for entry in tree.iter() {
         let Some(name) = entry.name() else { continue };
