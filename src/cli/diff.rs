@@ -77,7 +77,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             }
             files
         } else {
-            git::read_tree_parts(&repo, rev, &prefix, &units).with_context(|| format!("cannot read {prefix} at {rev}"))?
+            git::read_tree_parts(&repo, rev, &prefix, &units)
+                .with_context(|| format!("cannot read {prefix} at {rev}"))?
         };
         Ok(Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.as_slice()))))
     };

@@ -255,7 +255,14 @@ fn remove(
         let repo = repo.context("--commit needs a git repository")?;
         let prefix = targets::out_prefix(inventory, out_dir);
         let digest = tree::inputs_digest(inventory)?;
-        let mut req = commit_request(&[], &desired, &prefix, &digest, git::rendered_from(Some(repo), &source_paths(repo, inventory)), None);
+        let mut req = commit_request(
+            &[],
+            &desired,
+            &prefix,
+            &digest,
+            git::rendered_from(Some(repo), &source_paths(repo, inventory)),
+            None,
+        );
         req.subject =
             format!("slots({})", slots.iter().map(|(e, s)| format!("{e}/{s}")).collect::<Vec<_>>().join(", "));
         let outcome = commit_or_push(repo, &req, None, push.as_deref(), &prefix)?;

@@ -69,7 +69,6 @@ pub fn out_dir(inventory: &Inventory, out: &Path) -> Result<PathBuf> {
     Ok(full)
 }
 
-
 /// Parses `--set` flags.
 pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();

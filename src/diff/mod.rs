@@ -62,8 +62,12 @@ pub fn unit_of(path: &str) -> String {
     if matches!(parts[0], "argocd" | "flux") || parts.len() == 1 {
         return path.to_owned();
     }
-    let is_stage = |p: &&str| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-';
-    let end = parts.iter().position(|p| is_stage(p) || *p == ".codex-k8s" || *p == "kustomization.yaml").unwrap_or(parts.len() - 1);
+    let is_stage =
+        |p: &&str| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-';
+    let end = parts
+        .iter()
+        .position(|p| is_stage(p) || *p == ".codex-k8s" || *p == "kustomization.yaml")
+        .unwrap_or(parts.len() - 1);
     parts[..end.max(1)].join("/")
 }
 

@@ -163,13 +163,11 @@ fn sync_index(repo: &Repository, req: &CommitRequest) -> Result<()> {
 pub fn rendered_from(repo: Option<&Repository>, sources: &[String]) -> String {
     let Some(repo) = repo else { return "worktree".into() };
     let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return "worktree (no commits yet)".into() };
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true);
-    for s in sources {
-        opts.pathspec(s);
-    }
-    opts.disable_pathspec_match(true);
-    let dirty = repo.statuses(Some(&mut opts)).map(|s| !s.is_empty()).unwrap_or(false);
+    // One status lookup per input file: a whole-repository status scan would
+    // cost as much as the rendered tree is large.
+    let dirty = sources.iter().any(|s| {
+        repo.status_file(Path::new(s)).map(|st| !st.is_empty() && st != git2::Status::IGNORED).unwrap_or(true)
+    });
     format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
 }
 
@@ -193,7 +191,11 @@ pub fn reset_index_to_head(repo: &Repository, prefix: &str) -> Result<()> {
         let mut entries = Vec::new();
         tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
             if entry.kind() == Some(git2::ObjectType::Blob) {
-                entries.push((format!("{base}{dir}{}", entry.name().unwrap_or_default()), entry.id(), entry.filemode() as u32));
+                entries.push((
+                    format!("{base}{dir}{}", entry.name().unwrap_or_default()),
+                    entry.id(),
+                    entry.filemode() as u32,
+                ));
             }
             git2::TreeWalkResult::Ok
         })?;

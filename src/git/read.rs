@@ -27,7 +27,12 @@ pub fn read_tree_files(repo: &Repository, rev: &str, prefix: &str) -> Result<BTr
 
 /// The files under `prefix/<part>` for each of `parts` (files or directories)
 /// in the tree of `rev`, keyed relative to `prefix`. Missing parts are skipped.
-pub fn read_tree_parts(repo: &Repository, rev: &str, prefix: &str, parts: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+pub fn read_tree_parts(
+    repo: &Repository,
+    rev: &str,
+    prefix: &str,
+    parts: &[String],
+) -> Result<BTreeMap<String, Vec<u8>>> {
     let tree = repo.revparse_single(rev)?.peel_to_tree()?;
     let mut out = BTreeMap::new();
     for part in parts {

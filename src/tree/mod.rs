@@ -7,7 +7,7 @@ mod write;
 
 pub use glue::{argocd_file, flux_file, flux_path};
 pub use layout::{
-    digest_files, BUILD_ID, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, TARGET_JSON,
+    digest_files, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, BUILD_ID, TARGET_JSON,
 };
 pub use write::{apply, changes, list_slots, read_dir_files, read_meta, recover, Change, ChangeKind, Desired};
 
@@ -20,12 +20,20 @@ use crate::render::RenderedTarget;
 /// controllers see it.
 pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest: &str, out_prefix: &str) -> Desired {
     let mut d = Desired::default();
-    for t in targets {
-        let request =
-            crate::render::Request { target: t.target.clone(), run_id: t.run_id.clone(), sets: t.sets.clone() };
-        let digest = target_inputs_digest(project_digest, &request);
-        let flux = flux_file(inventory, t, out_prefix);
-        d.targets.insert(t.target.dir(), target_files(inventory, t, &digest, &flux));
+    // Layout (YAML emission, digests) is per target: run it in parallel too.
+    use rayon::prelude::*;
+    let laid_out: Vec<(String, std::collections::BTreeMap<String, String>, String)> = targets
+        .par_iter()
+        .map(|t| {
+            let request =
+                crate::render::Request { target: t.target.clone(), run_id: t.run_id.clone(), sets: t.sets.clone() };
+            let digest = target_inputs_digest(project_digest, &request);
+            let flux = flux_file(inventory, t, out_prefix);
+            (t.target.dir(), target_files(inventory, t, &digest, &flux), flux)
+        })
+        .collect();
+    for (t, (dir, files, flux)) in targets.iter().zip(laid_out) {
+        d.targets.insert(dir, files);
         d.files.insert(flux_path(&t.target.env, t.target.slot.as_deref()), Some(flux));
         d.files
             .insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));

@@ -12,6 +12,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::layout::{TargetMeta, TARGET_JSON};
@@ -92,8 +93,17 @@ fn diff_dir(
 /// Files that differ between `out` and `desired`, sorted by path.
 pub fn changes(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
     let mut all = Vec::new();
-    for (dir, files) in &desired.targets {
-        diff_dir(dir, &read_dir_files(&out.join(dir))?, files, &mut all);
+    let per_target: Vec<io::Result<Vec<Change>>> = desired
+        .targets
+        .par_iter()
+        .map(|(dir, files)| {
+            let mut changes = Vec::new();
+            diff_dir(dir, &read_dir_files(&out.join(dir))?, files, &mut changes);
+            Ok(changes)
+        })
+        .collect();
+    for changes in per_target {
+        all.extend(changes?);
     }
     for dir in &desired.removed_targets {
         diff_dir(dir, &read_dir_files(&out.join(dir))?, &BTreeMap::new(), &mut all);
@@ -168,28 +178,43 @@ fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
     fs::write(path, content)
 }
 
-/// Replaces `out/dir` with exactly `files`, through a staging directory and two renames.
-fn swap_target(out: &Path, dir: &str, files: Option<&BTreeMap<String, String>>) -> io::Result<()> {
-    let final_dir = out.join(dir);
+/// Writes `files` into the staging directory of `dir`, creating each
+/// directory once (parents before children).
+fn stage_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::Result<()> {
     let staged = out.join(STAGING).join(scratch_name(dir));
-    if let Some(files) = files {
-        if staged.exists() {
-            fs::remove_dir_all(&staged)?;
-        }
-        for (rel, content) in files {
-            write_file(&staged.join(rel), content.as_bytes())?;
+    if staged.exists() {
+        fs::remove_dir_all(&staged)?;
+    }
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for rel in files.keys() {
+        if let Some(parent) = staged.join(rel).parent() {
+            dirs.insert(parent.to_path_buf());
         }
     }
+    fs::create_dir_all(&staged)?;
+    for d in &dirs {
+        fs::create_dir_all(d)?;
+    }
+    for (rel, content) in files {
+        fs::write(staged.join(rel), content.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Replaces `out/dir` with its staged copy (or removes it when `staged` is
+/// false), through the trash and two renames.
+fn swap_target(out: &Path, dir: &str, staged: bool) -> io::Result<()> {
+    let final_dir = out.join(dir);
     let trashed = out.join(TRASH).join(scratch_name(dir));
     if final_dir.exists() {
         fs::create_dir_all(out.join(TRASH))?;
         fs::rename(&final_dir, &trashed)?;
     }
-    if files.is_some() {
+    if staged {
         if let Some(parent) = final_dir.parent() {
             fs::create_dir_all(parent)?;
         }
-        fs::rename(&staged, &final_dir)?;
+        fs::rename(out.join(STAGING).join(scratch_name(dir)), &final_dir)?;
     }
     if trashed.exists() {
         fs::remove_dir_all(&trashed)?;
@@ -219,14 +244,16 @@ pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
         let prefix = format!("{dir}/");
         touched.range(prefix.as_str()..).next().is_some_and(|p| p.starts_with(&prefix))
     };
-    for (dir, files) in &desired.targets {
-        if is_touched(dir) {
-            swap_target(out, dir, Some(files))?;
-        }
+    // Stage every changed target first (in parallel: file creation dominates
+    // a cold render), then swap them in one by one.
+    let staged: Vec<&String> = desired.targets.keys().filter(|d| is_touched(d)).collect();
+    staged.par_iter().map(|dir| stage_target(out, dir, &desired.targets[*dir])).collect::<io::Result<Vec<()>>>()?;
+    for dir in staged {
+        swap_target(out, dir, true)?;
     }
     for dir in &desired.removed_targets {
         if out.join(dir).exists() {
-            swap_target(out, dir, None)?;
+            swap_target(out, dir, false)?;
             if let Some(parent) = out.join(dir).parent() {
                 prune_empty_parents(parent.to_path_buf(), out);
             }
