@@ -46,8 +46,14 @@ impl CommitRequest {
 }
 
 /// Counts files added, modified and deleted between two trees.
-fn stats(repo: &Repository, old: Option<&git2::Tree<'_>>, new: &git2::Tree<'_>) -> Result<(usize, usize, usize)> {
-    let diff = repo.diff_tree_to_tree(old, Some(new), None)?;
+fn stats(repo: &Repository, old: Option<&git2::Tree<'_>>, new: &git2::Tree<'_>, paths: &Updates) -> Result<(usize, usize, usize)> {
+    // Only the updated paths can differ: limiting the diff to them keeps its
+    // cost proportional to the change.
+    let mut opts = git2::DiffOptions::new();
+    for p in paths.keys() {
+        opts.pathspec(p);
+    }
+    let diff = repo.diff_tree_to_tree(old, Some(new), Some(&mut opts))?;
     let mut s = (0, 0, 0);
     for d in diff.deltas() {
         match d.status() {
@@ -100,7 +106,7 @@ pub fn commit_on_ref(repo: &Repository, refname: &str, req: &CommitRequest) -> R
     let tree = repo.find_tree(tree_id)?;
     let (author, committer) = signatures(repo)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    let message = req.message_for(stats(repo, base_tree.as_ref(), &tree)?);
+    let message = req.message_for(stats(repo, base_tree.as_ref(), &tree, &req.updates)?);
     let oid = repo.commit(None, &author, &committer, &message, &tree, &parents)?;
     // Move the ref only if nobody moved it meanwhile (compare-and-swap).
     match &parent {
@@ -163,10 +169,14 @@ fn sync_index(repo: &Repository, req: &CommitRequest) -> Result<()> {
 pub fn rendered_from(repo: Option<&Repository>, sources: &[String]) -> String {
     let Some(repo) = repo else { return "worktree".into() };
     let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return "worktree (no commits yet)".into() };
-    // One status lookup per input file: a whole-repository status scan would
-    // cost as much as the rendered tree is large.
+    // Hash each input file and compare it with HEAD's blob: no index read and
+    // no status scan, whose cost would follow the size of the rendered tree.
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    let tree = head.tree().ok();
     let dirty = sources.iter().any(|s| {
-        repo.status_file(Path::new(s)).map(|st| !st.is_empty() && st != git2::Status::IGNORED).unwrap_or(true)
+        let on_disk = workdir.as_ref().and_then(|w| Oid::hash_file(git2::ObjectType::Blob, w.join(s)).ok());
+        let committed = tree.as_ref().and_then(|t| t.get_path(Path::new(s)).ok()).map(|e| e.id());
+        on_disk.is_none() || on_disk != committed
     });
     format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
 }
