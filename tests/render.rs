@@ -308,7 +308,10 @@ fn argo_cd_sync_order_follows_the_inventory_stages_and_dependencies() {
             }
         }
         if target != "platform" {
-            assert!(enabled.contains("gateway") && enabled.contains("web"), "{target}: the example renders every stage");
+            assert!(
+                enabled.contains("gateway") && enabled.contains("web"),
+                "{target}: the example renders every stage"
+            );
         }
         assert_eq!(enabled.contains("agent"), target == "ai/pr-1", "{target}: the agent renders only with a run id");
     }

@@ -23,8 +23,11 @@ fn root() -> PathBuf {
 
 #[test]
 fn committed_schemas_match_the_generated_ones() {
-    for (kind, file) in [("services", "schemas/services.schema.json"), ("environment", "schemas/environment.schema.json")] {
-        let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join(file)).unwrap()).unwrap();
+    for (kind, file) in
+        [("services", "schemas/services.schema.json"), ("environment", "schemas/environment.schema.json")]
+    {
+        let committed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join(file)).unwrap()).unwrap();
         assert_eq!(committed, schema(kind), "{file} is stale: run `codex-k8s schema --for {kind} > {file}`");
     }
 }
@@ -45,9 +48,18 @@ fn schema_accepts_the_bundled_example() {
 
 /// Cases whose expected error is about the file's shape (keys, types, fixed values).
 fn is_shape_error(case: &str) -> bool {
-    ["unknown key", "missing required key", "invalid type", "expected a", "expected struct", "unsupported apiVersion", "unsupported kind", "invalid project name"]
-        .iter()
-        .any(|needle| case.contains(needle))
+    [
+        "unknown key",
+        "missing required key",
+        "invalid type",
+        "expected a",
+        "expected struct",
+        "unsupported apiVersion",
+        "unsupported kind",
+        "invalid project name",
+    ]
+    .iter()
+    .any(|needle| case.contains(needle))
 }
 
 #[test]

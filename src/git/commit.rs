@@ -46,7 +46,12 @@ impl CommitRequest {
 }
 
 /// Counts files added, modified and deleted between two trees.
-fn stats(repo: &Repository, old: Option<&git2::Tree<'_>>, new: &git2::Tree<'_>, paths: &Updates) -> Result<(usize, usize, usize)> {
+fn stats(
+    repo: &Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: &git2::Tree<'_>,
+    paths: &Updates,
+) -> Result<(usize, usize, usize)> {
     // Only the updated paths can differ: limiting the diff to them keeps its
     // cost proportional to the change.
     let mut opts = git2::DiffOptions::new();
