@@ -534,4 +534,12 @@ fn fuzz_regressions_round_trip_through_the_emitter() {
         }
     }
     assert!(replayed >= 3, "no fuzz inputs found under {}", fuzz.display());
+    // Diff inputs (`base NUL head`) must read in bounded time (one looped forever).
+    for e in std::fs::read_dir(fuzz.join("regressions/diff")).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap();
+        for part in bytes.split(|b| *b == 0) {
+            let a = Snapshot::from_files([("argocd/staging.yaml", part)]);
+            assert!(diff(&a, &a).changes.is_empty());
+        }
+    }
 }

@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match codex_k8s::inventory::yaml::load(text) {
         Ok(doc) => {
-            let lines = text.split('\n').count();
+            // YAML breaks lines at LF, CRLF and a lone CR.
+            let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count();
             for (path, span) in &doc.spans {
                 let _ = path.to_string();
                 assert!(span.value.line >= 1 && span.value.line <= lines + 1, "{path}: {span:?} outside the text");

@@ -79,7 +79,9 @@ impl Snapshot {
             let Some((target, stage)) = classify(path) else { continue };
             let Ok(text) = std::str::from_utf8(bytes) else { continue };
             for doc in serde_yaml::Deserializer::from_str(text) {
-                let Ok(value) = <Value as serde::Deserialize>::deserialize(doc) else { continue };
+                // After a syntax error serde_yaml's document iterator yields
+                // the same error forever: stop reading this file.
+                let Ok(value) = <Value as serde::Deserialize>::deserialize(doc) else { break };
                 let Some(id) = ObjectId::of(&value) else { continue };
                 snap.objects.insert((target.clone(), id), Entry { stage: stage.clone(), path: path.to_owned(), value });
             }
@@ -324,6 +326,17 @@ mod tests {
         let r = diff(&a, &b);
         assert_eq!(r.changes.len(), 2, "{:?}", r.changes);
         assert_eq!((r.count(Kind::Added), r.count(Kind::Removed)), (1, 1));
+    }
+
+    /// Found by fuzz/diff (a timeout): a file with a YAML error after a
+    /// `---` made `from_files` loop forever.
+    #[test]
+    fn a_broken_document_ends_the_file_instead_of_looping() {
+        let s = snap(&[(
+            "argocd/staging.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkind: [\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+        )]);
+        assert_eq!(s.objects.len(), 1);
     }
 
     #[test]

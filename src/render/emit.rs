@@ -247,6 +247,10 @@ pub fn is_plain_safe(s: &str) -> bool {
     if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
         return false;
     }
+    // `--- x` and `... x` at the start of a line are document markers.
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
     if ",[]{}#&*!|>'\"%@`".contains(first) {
         return false;
     }
@@ -376,6 +380,8 @@ mod tests {
             "!t [a]\n",
             "\"a\\n\\nb\\n c\\n`\\nt: x\"\n",
             "! \"a\\nb\"\n",
+            "\"---  -<-<<\"\n",
+            "[\"--- a\", \"...\", \"... b\", \"---\"]\n",
             "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
             "- ? {a: 1}\n  : {b: 2}\n",
             "! a: ! b\n!a%21b k: !c%2C%20d x\n? !x%2Cy%E2%98%83 x\n: y\n",
