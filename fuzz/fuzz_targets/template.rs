@@ -53,7 +53,8 @@ fn project() -> &'static Project {
         std::fs::create_dir_all(dir.join("manifests")).unwrap();
         std::fs::create_dir_all(dir.join("partials")).unwrap();
         std::fs::write(dir.join("services.yaml"), SERVICES).unwrap();
-        std::fs::write(dir.join("manifests/app.yaml.j2"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").unwrap();
+        std::fs::write(dir.join("manifests/app.yaml.j2"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+            .unwrap();
         std::fs::write(dir.join("partials/p.j2"), "{% macro meta(n) %}name: {{ n }}{% endmacro %}\n").unwrap();
         let inventory = match codex_k8s::inventory::load(&dir.join("services.yaml")) {
             Ok(l) => l.inventory,
