@@ -46,7 +46,8 @@ fn tag_text(tag: &serde_yaml::value::Tag) -> String {
     }
     let mut out = String::from("!");
     for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-#;/?:@&=+$_.~*'()".contains(&b) {
+        // The URI characters libyaml reads in a tag (`#`, `,`, `[`, `]` are not safe).
+        if b.is_ascii_alphanumeric() || b"-;/?:@&=+$_.~*'()".contains(&b) {
             out.push(b as char);
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -381,6 +382,8 @@ mod tests {
             "\"a\\n\\nb\\n c\\n`\\nt: x\"\n",
             "! \"a\\nb\"\n",
             "\"---  -<-<<\"\n",
+            "!%23n\n",
+            "a: !%23b%2C%5B c\n",
             "[\"--- a\", \"...\", \"... b\", \"---\"]\n",
             "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
             "- ? {a: 1}\n  : {b: 2}\n",
