@@ -432,6 +432,8 @@ fn yaml_value() -> impl Strategy<Value = Value> {
         (-1.0e12f64..1.0e12).prop_map(Value::from),
         tricky_string().prop_map(Value::String),
         "\\PC{0,20}".prop_map(Value::String),
+        // YAML's special characters and whitespace, densely.
+        "[ \n\t\r#:!&*|>'\"%@`,\\[\\]{}?~=<.ab01-]{0,10}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![

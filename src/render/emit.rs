@@ -328,7 +328,9 @@ fn write_double_quoted(out: &mut String, s: &str) {
 
 /// Multi-line text reads best as a literal block, when a block can hold it exactly.
 fn can_be_literal_block(s: &str) -> bool {
+    // A block of nothing but line breaks reads back as "".
     s.contains('\n')
+        && s.contains(|c| c != '\n')
         && !s.ends_with("\n\n")
         && !s
             .chars()
@@ -383,6 +385,8 @@ mod tests {
             "! \"a\\nb\"\n",
             "\"---  -<-<<\"\n",
             "!%23n\n",
+            "[\"\\n\", \"\\nx\", {a: \"\\n\"}]\n",
+            "\"\\n\"\n",
             "a: !%23b%2C%5B c\n",
             "[\"--- a\", \"...\", \"... b\", \"---\"]\n",
             "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
