@@ -286,7 +286,8 @@ fn write_string(out: &mut String, s: &str, level: usize, allow_block: bool) {
     }
     if allow_block && can_be_literal_block(s) {
         let chomp = if s.ends_with('\n') { "" } else { "-" };
-        let indicator = if s.starts_with(' ') { "2" } else { "" };
+        // Readers take the indentation from the first line with content.
+        let indicator = if s.trim_start_matches('\n').starts_with(' ') { "2" } else { "" };
         out.push('|');
         out.push_str(indicator);
         out.push_str(chomp);
@@ -387,6 +388,7 @@ mod tests {
             "!%23n\n",
             "[\"\\n\", \"\\nx\", {a: \"\\n\"}]\n",
             "\"\\n\"\n",
+            "a: \"\\n ?  A\\n\"\nb: [\"\\n\\n  x\\ny\"]\n",
             "a: !%23b%2C%5B c\n",
             "[\"--- a\", \"...\", \"... b\", \"---\"]\n",
             "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
