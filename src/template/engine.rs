@@ -34,6 +34,20 @@ thread_local! {
     static PARTIAL_CALLS: Cell<u32> = const { Cell::new(0) };
 }
 
+/// minijinja's recursion limit for a given `limits.maxPartialDepth`.
+///
+/// A macro that calls itself inside its own partial file resolves to its
+/// local definition, not to our counted bare-name function, so only
+/// minijinja's limit stops it. Each such call costs minijinja 4 plus the
+/// frames open at the call site (about 6 for a call inside an `if`), so a
+/// fixed limit of 100 cut self-recursion off at 15 levels whatever
+/// `maxPartialDepth` said. 16 per level plus headroom keeps the documented
+/// depth reachable with calls nested in up to ten `for`/`with` blocks; the
+/// `stacker` feature grows the Rust stack on the heap instead of overflowing.
+pub fn recursion_limit(max_partial_depth: u32) -> usize {
+    16 * max_partial_depth as usize + 100
+}
+
 /// The compiled templates of one project.
 pub struct Engine {
     env: Environment<'static>,
@@ -66,7 +80,7 @@ impl Engine {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         env.set_fuel(Some(inventory.limits.fuel));
-        env.set_recursion_limit(100);
+        env.set_recursion_limit(recursion_limit(inventory.limits.max_partial_depth));
         env.set_debug(false);
         // minijinja JSON-escapes `*.yaml.j2` output by default; manifests are plain text.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);

@@ -42,6 +42,93 @@ pub const RESERVED: [&str; 15] = [
     "run",
 ];
 
+/// minijinja's built-in global functions (and the names its templates
+/// bind themselves): a partial of that name would replace it everywhere.
+pub const BUILTIN_FUNCTIONS: [&str; 10] =
+    ["range", "dict", "debug", "namespace", "loop", "caller", "self", "super", "varargs", "kwargs"];
+
+/// minijinja's built-in filters and tests plus ours: a partial of that
+/// name reads as the filter or test to anyone reviewing a template.
+pub const BUILTIN_FILTERS: [&str; 77] = [
+    "safe",
+    "escape",
+    "e",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "replace",
+    "length",
+    "count",
+    "dictsort",
+    "items",
+    "reverse",
+    "trim",
+    "join",
+    "split",
+    "lines",
+    "default",
+    "d",
+    "round",
+    "abs",
+    "int",
+    "float",
+    "attr",
+    "first",
+    "last",
+    "min",
+    "max",
+    "sort",
+    "list",
+    "string",
+    "bool",
+    "batch",
+    "slice",
+    "sum",
+    "indent",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "groupby",
+    "unique",
+    "chain",
+    "zip",
+    "pprint",
+    "format",
+    "tojson",
+    "nindent",
+    "to_yaml",
+    "b64encode",
+    "sha256",
+    "dns_label",
+    "undefined",
+    "defined",
+    "none",
+    "escaped",
+    "boolean",
+    "odd",
+    "even",
+    "number",
+    "integer",
+    "sequence",
+    "iterable",
+    "mapping",
+    "sameas",
+    "eq",
+    "equalto",
+    "ne",
+    "lt",
+    "lessthan",
+    "le",
+    "gt",
+    "greaterthan",
+    "ge",
+    "filter",
+    "test",
+];
+
 /// Macro names defined in `source`, with positions, in source order.
 pub fn scan_macros(source: &str) -> Vec<(String, Location)> {
     // Strip `{# … #}` comments first, keeping line structure intact.
@@ -77,6 +164,25 @@ pub fn index(files: &[(PathBuf, String)]) -> Result<BTreeMap<String, MacroDef>, 
                     )
                     .with_source(source)
                     .with_help(format!("rename the macro; `{name}` is reserved (see docs/templates.md)")),
+                );
+                continue;
+            }
+            let builtin = if BUILTIN_FUNCTIONS.contains(&name.as_str()) {
+                Some("function")
+            } else if BUILTIN_FILTERS.contains(&name.as_str()) {
+                Some("filter or test")
+            } else {
+                None
+            };
+            if let Some(what) = builtin {
+                errors.push(
+                    Diagnostic::error(
+                        file,
+                        Some(loc),
+                        format!("partial macro `{name}` shadows the built-in {what} `{name}`"),
+                    )
+                    .with_source(source)
+                    .with_help(format!("rename the macro; `{name}` is a minijinja built-in (see docs/templates.md)")),
                 );
                 continue;
             }
@@ -130,6 +236,43 @@ mod tests {
         assert!(errs[0].message.contains("partials/a.j2:1"), "{}", errs[0].message);
         assert_eq!(errs[0].file, PathBuf::from("partials/b.j2"));
         assert_eq!(errs[0].location.unwrap().line, 2);
+    }
+
+    /// A partial named `range` replaced minijinja's `range()` in every template.
+    #[test]
+    fn builtin_function_and_filter_names_are_refused() {
+        for (name, what) in
+            [("range", "function"), ("dict", "function"), ("debug", "function"), ("upper", "filter or test")]
+        {
+            let files = vec![(PathBuf::from("p.j2"), format!("\n{{% macro {name}(x) %}}{{% endmacro %}}"))];
+            let errs = index(&files).unwrap_err();
+            assert!(errs[0].message.contains(&format!("shadows the built-in {what} `{name}`")), "{}", errs[0].message);
+            assert_eq!(errs[0].location.unwrap().line, 2);
+        }
+    }
+
+    /// Every listed name really is a built-in of the minijinja we build
+    /// with, and every global function of it is listed.
+    #[test]
+    fn builtin_lists_match_minijinja() {
+        let env = minijinja::Environment::new();
+        for (name, _) in env.globals() {
+            assert!(BUILTIN_FUNCTIONS.contains(&name), "minijinja global `{name}` is not in BUILTIN_FUNCTIONS");
+        }
+        let mut env = minijinja::Environment::new();
+        for f in ["nindent", "to_yaml", "b64encode", "sha256", "dns_label"] {
+            env.add_filter(f, |v: minijinja::Value| v);
+        }
+        for name in BUILTIN_FILTERS {
+            let filter = env.render_str(&format!("{{{{ 1 | {name} }}}}"), ());
+            let test = env.render_str(&format!("{{{{ 1 is {name} }}}}"), ());
+            let unknown = |r: &Result<String, minijinja::Error>| {
+                r.as_ref().is_err_and(|e| {
+                    matches!(e.kind(), minijinja::ErrorKind::UnknownFilter | minijinja::ErrorKind::UnknownTest)
+                })
+            };
+            assert!(!(unknown(&filter) && unknown(&test)), "`{name}` is neither a filter nor a test");
+        }
     }
 
     #[test]
