@@ -32,4 +32,6 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=CODEX_K8S_BUILD_ID={hash:016x}");
+    // For the test that locates k8s-openapi's source with `cargo metadata`.
+    println!("cargo:rustc-env=CODEX_K8S_TARGET={}", std::env::var("TARGET").unwrap_or_default());
 }

@@ -188,6 +188,10 @@ pub struct PvcMount {
 pub struct Policy {
     /// Extra cluster-scoped kinds.
     pub cluster_scoped_kinds: Vec<String>,
+    /// Kinds outside the Kubernetes API declared namespaced (`group/Kind`).
+    pub namespaced_kinds: Vec<String>,
+    /// Namespaces no target may render (besides the built-in reserved ones).
+    pub reserved_namespaces: Vec<String>,
     /// Secrets with data allowed.
     pub allow_plain_secrets: bool,
     /// Jobs get a spec-hash suffix.

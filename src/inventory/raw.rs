@@ -265,6 +265,16 @@ pub struct RawPolicy {
     /// More kinds to treat as cluster-scoped (refused in slot environments).
     #[serde(default)]
     pub cluster_scoped_kinds: Vec<String>,
+    /// Kinds outside the Kubernetes API (CRDs) that are namespaced, as
+    /// `group/Kind` (e.g. `monitoring.coreos.com/ServiceMonitor`); slot
+    /// environments refuse any other kind the Kubernetes API does not know.
+    #[serde(default)]
+    pub namespaced_kinds: Vec<String>,
+    /// Namespaces no environment or slot may render, in addition to
+    /// kube-system, kube-public, kube-node-lease, default and the GitOps
+    /// controllers' namespaces.
+    #[serde(default)]
+    pub reserved_namespaces: Vec<String>,
     /// Allow `Secret` objects with `data`/`stringData` (default false).
     #[serde(default)]
     pub allow_plain_secrets: bool,

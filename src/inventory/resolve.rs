@@ -184,6 +184,8 @@ impl Resolver {
 
         let policy = Policy {
             cluster_scoped_kinds: raw.policy.cluster_scoped_kinds.clone(),
+            namespaced_kinds: raw.policy.namespaced_kinds.clone(),
+            reserved_namespaces: raw.policy.reserved_namespaces.clone(),
             allow_plain_secrets: raw.policy.allow_plain_secrets,
             hash_job_names: raw.policy.hash_job_names.unwrap_or(true),
         };

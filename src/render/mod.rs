@@ -3,6 +3,7 @@
 //! check policy. Pure: inputs in, [`RenderedTarget`] out.
 
 pub mod emit;
+pub mod kinds;
 mod object;
 mod overlay;
 pub mod plan;

@@ -3,37 +3,66 @@
 
 use std::collections::BTreeMap;
 
+use super::kinds;
 use super::object::{ObjectId, RenderedObject};
 
-/// Built-in cluster-scoped kinds (core Kubernetes plus common add-ons).
-pub const CLUSTER_SCOPED_KINDS: [&str; 22] = [
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "StorageClass",
-    "PriorityClass",
-    "RuntimeClass",
-    "IngressClass",
-    "VolumeAttachment",
-    "CSIDriver",
-    "CSINode",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "APIService",
-    "FlowSchema",
-    "PriorityLevelConfiguration",
+/// Cluster-scoped kinds of common add-ons (not in the Kubernetes API, so
+/// not in [`kinds::BUILTIN_KINDS`]): namespace defaulting in plain
+/// environments leaves them alone. In slot environments every kind outside
+/// the Kubernetes API is refused unless declared namespaced.
+pub const ADDON_CLUSTER_SCOPED_KINDS: [&str; 6] = [
     "ClusterIssuer",
-    "CertificateSigningRequest",
+    "GatewayClass",
+    "VolumeSnapshotClass",
+    "VolumeSnapshotContent",
+    "ClusterSecretStore",
+    "ClusterPolicy",
 ];
 
-/// Whether `kind` is cluster-scoped (built-in list plus `policy.clusterScopedKinds`).
-pub fn is_cluster_scoped(kind: &str, extra: &[String]) -> bool {
-    CLUSTER_SCOPED_KINDS.contains(&kind) || extra.iter().any(|k| k == kind)
+/// Where an object's kind lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Cluster-wide.
+    Cluster,
+    /// Inside a namespace.
+    Namespaced,
+    /// Neither the Kubernetes API nor the inventory knows the kind (a CRD).
+    Unknown,
+}
+
+/// What the inventory says about kinds (`policy.clusterScopedKinds` and
+/// `policy.namespacedKinds`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScopeRules<'a> {
+    /// `policy.clusterScopedKinds`: kind names.
+    pub cluster: &'a [String],
+    /// `policy.namespacedKinds`: `group/Kind`.
+    pub namespaced: &'a [String],
+}
+
+/// The scope of `kind` in API group `group` (`""` for core): the Kubernetes
+/// API's own answer for built-in kinds, then the inventory's declarations.
+pub fn scope(group: &str, kind: &str, rules: ScopeRules<'_>) -> Scope {
+    if rules.cluster.iter().any(|k| k == kind) {
+        return Scope::Cluster;
+    }
+    match kinds::builtin_scope(group, kind) {
+        Some(true) => return Scope::Cluster,
+        Some(false) => return Scope::Namespaced,
+        None => {}
+    }
+    if rules.namespaced.iter().any(|d| d.split_once('/').is_some_and(|(g, k)| g == group && k == kind)) {
+        return Scope::Namespaced;
+    }
+    if ADDON_CLUSTER_SCOPED_KINDS.contains(&kind) {
+        return Scope::Cluster;
+    }
+    Scope::Unknown
+}
+
+/// The API group of an `apiVersion` (`""` for the core group).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
 }
 
 /// A policy violation on one object.
@@ -56,8 +85,8 @@ pub struct Rules<'a> {
     pub namespace: &'a str,
     /// `policy.allowPlainSecrets`.
     pub allow_plain_secrets: bool,
-    /// `policy.clusterScopedKinds`.
-    pub extra_cluster_scoped: &'a [String],
+    /// `policy.clusterScopedKinds` and `policy.namespacedKinds`.
+    pub scopes: ScopeRules<'a>,
 }
 
 /// All violations among `objects`, in object order.
@@ -66,8 +95,22 @@ pub fn check(objects: &[RenderedObject], rules: Rules<'_>) -> Vec<Violation> {
     let mut seen: BTreeMap<&ObjectId, usize> = BTreeMap::new();
     for (i, o) in objects.iter().enumerate() {
         let kind = o.id.kind.as_str();
-        let own_namespace = kind == "Namespace" && o.id.name == rules.namespace;
-        if rules.slot_env && !own_namespace && is_cluster_scoped(kind, rules.extra_cluster_scoped) {
+        let own_namespace = kind == "Namespace" && o.id.group().is_empty() && o.id.name == rules.namespace;
+        let scope = scope(o.id.group(), kind, rules.scopes);
+        if rules.slot_env && scope == Scope::Unknown {
+            out.push(Violation {
+                object: i,
+                message: format!(
+                    "{kind} `{}` ({}) is not a Kubernetes API kind, so its scope is unknown; slot environments may only hold namespaced objects",
+                    o.id.name, o.id.api_version
+                ),
+                help: format!(
+                    "if it is namespaced, declare it under policy.namespacedKinds as `{}/{kind}`; otherwise render it in a plain environment",
+                    o.id.group()
+                ),
+            });
+        }
+        if rules.slot_env && !own_namespace && scope == Scope::Cluster {
             out.push(Violation {
                 object: i,
                 message: format!(
@@ -151,13 +194,13 @@ mod tests {
     /// the checks (and out of a slot's namespace): kubectl and kustomize unpack it.
     #[test]
     fn lists_are_refused_because_their_items_escape_the_checks() {
-        let rules = Rules { slot_env: true, namespace: "ns", allow_plain_secrets: false, extra_cluster_scoped: &[] };
+        let rules =
+            Rules { slot_env: true, namespace: "ns", allow_plain_secrets: false, scopes: ScopeRules::default() };
         let list = object(
             "apiVersion: v1\nkind: List\nmetadata: {name: l, namespace: ns}\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: kube-system}, data: {k: dg==}}\n",
         );
         let v = check(&[list], rules);
-        assert_eq!(v.len(), 1, "{v:?}");
-        assert!(v[0].message.contains("hiding them"), "{}", v[0].message);
+        assert!(v.iter().any(|v| v.message.contains("hiding them")), "{v:?}");
         let fine = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: ns}\ndata: {items: x}\n");
         assert!(check(&[fine], rules).is_empty());
     }

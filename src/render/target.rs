@@ -378,7 +378,8 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
                 overlay::add_env(&mut value, k, v);
             }
             let where_ = format!("document {} of {}", doc.index + 1, doc.template.display());
-            if !policy::is_cluster_scoped(&kind, &inventory.policy.cluster_scoped_kinds) {
+            let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            if policy::scope(policy::group_of(api_version), &kind, scope_rules(inventory)) != policy::Scope::Cluster {
                 let explicit =
                     value.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_owned);
                 match explicit {
@@ -432,7 +433,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         slot_env,
         namespace: &ctx.namespace,
         allow_plain_secrets: inventory.policy.allow_plain_secrets,
-        extra_cluster_scoped: &inventory.policy.cluster_scoped_kinds,
+        scopes: scope_rules(inventory),
     };
     for v in policy::check(&objects, rules) {
         let o = &objects[v.object];
@@ -704,6 +705,14 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         wave: 0,
         template: None,
         value,
+    }
+}
+
+/// The inventory's declarations about kind scopes.
+fn scope_rules(inventory: &Inventory) -> policy::ScopeRules<'_> {
+    policy::ScopeRules {
+        cluster: &inventory.policy.cluster_scoped_kinds,
+        namespaced: &inventory.policy.namespaced_kinds,
     }
 }
 
