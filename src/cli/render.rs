@@ -123,6 +123,25 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     if args.stdout {
         return print_stream(&rendered[0], &args.only, &args.skip, out);
     }
+    // Slots already in the tree keep their namespaces: a new one may not take them.
+    let mut namespaces: Vec<_> = rendered.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
+    for env in inventory.environments.values().filter(|e| e.slots) {
+        for slot in tree::list_slots(&out_dir, &env.name) {
+            let target = crate::render::Target { env: env.name.clone(), slot: Some(slot) };
+            if namespaces.iter().any(|(t, _)| *t == target) {
+                continue;
+            }
+            if let Ok(ns) = crate::render::isolation::namespace_of(&inventory, &engine, &target) {
+                namespaces.push((target, ns));
+            }
+        }
+    }
+    let clashes = crate::render::isolation::clashes(&inventory, &engine, &namespaces);
+    if clashes.has_errors() {
+        out.diagnostics(&clashes)?;
+        writeln!(out.err, "nothing was written")?;
+        return Err(super::Reported.into());
+    }
     let mut desired = tree::desired(&inventory, &rendered, &digest, &prefix);
     for r in &current {
         desired.files.insert(

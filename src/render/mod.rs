@@ -3,6 +3,7 @@
 //! check policy. Pure: inputs in, [`RenderedTarget`] out.
 
 pub mod emit;
+pub mod isolation;
 pub mod kinds;
 mod object;
 mod overlay;
@@ -40,6 +41,11 @@ pub fn render_targets(
     }
     if errors.has_errors() {
         return Err(errors);
+    }
+    let namespaces: Vec<_> = ok.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
+    let clashes = isolation::clashes(inventory, engine, &namespaces);
+    if clashes.has_errors() {
+        return Err(clashes);
     }
     Ok(ok)
 }

@@ -175,6 +175,18 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
             .with_help("namespaces are DNS-1123 labels; shorten the slot name or the namespace template"),
         ));
     }
+    if req.target.slot.is_some() {
+        if let Some(why) = super::isolation::reserved_reason(inventory, &ctx.namespace) {
+            return Err(fail(
+                Diagnostic::error(
+                    &env.file,
+                    None,
+                    format!("namespace `{}` of slot target {} is {why}; a slot may not render into it", ctx.namespace, req.target),
+                )
+                .with_help("the slot would be labelled as one and deleted by the watcher when idle; make the namespace template include {{ slot }}"),
+            ));
+        }
+    }
     let value = JValue::from_serialize(&ctx);
     if let Some(domain) = &env.domain {
         ctx.host = Some(
