@@ -427,6 +427,37 @@ async fn unmanaged_namespaces_are_never_touched_even_when_they_look_like_slots()
     emu.shutdown().await;
 }
 
+/// A namespace labelled as slot ai/pr-9 whose name is not the one the
+/// inventory gives that slot (`shop-{{ slot }}` → `shop-pr-9`) is never
+/// deleted, even when the slot's committed `target.json` claims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_alike_namespace_with_the_wrong_name_is_never_deleted() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    for slot in ["pr-8", "pr-9"] {
+        repo.add_slot("ai", slot);
+        let meta = repo.root.join(format!("rendered/ai/{slot}/.codex-k8s/target.json"));
+        let text = std::fs::read_to_string(&meta).unwrap().replace(&format!("shop-{slot}"), &format!("victim-{slot}"));
+        std::fs::write(&meta, text).unwrap();
+    }
+    repo.commit_all("render slots claiming other namespaces", -30 * HOUR);
+    repo.git(&["rm", "-rq", "rendered/ai/pr-9"]);
+    repo.commit_all("remove pr-9", -20 * HOUR);
+    // pr-8 idle in git, pr-9 removed long ago: both would be acted on by name.
+    emu.create(slot_ns("victim-pr-8", "ai", "pr-8")).unwrap();
+    emu.create(slot_ns("victim-pr-9", "ai", "pr-9")).unwrap();
+    let head = repo.head();
+    let clock = TestClock::default();
+    clock.set(100 * HOUR);
+    let report = once(&emu, &repo, &clock, Duration::ZERO).await;
+    assert!(report.actions.is_empty(), "{report:?}");
+    assert_eq!(repo.head(), head, "git untouched");
+    assert!(exists(&emu, "victim-pr-8") && exists(&emu, "victim-pr-9"));
+    let writes: Vec<_> = emu.requests().into_iter().filter(|r| r.method != "GET").map(|r| (r.method, r.path)).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    emu.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_watch_and_a_410_recover() {
     // No bookmarks: a bookmark carrying the RV advanced by expire_watches()

@@ -356,7 +356,36 @@ async fn read_git(config: &Config, candidates: &[(String, String)]) -> Result<tt
     let src = config.source.clone();
     let envs: Vec<String> = config.envs.keys().cloned().collect();
     let candidates = candidates.to_vec();
-    blocking(move || source::read_state(&src, &envs, &candidates)).await
+    blocking(move || {
+        let mut state = source::read_state(&src, &envs, &candidates)?;
+        expected_namespaces(&src, &mut state);
+        Ok(state)
+    })
+    .await
+}
+
+/// Replaces the namespace git reports for each slot (from its `target.json`,
+/// which a pull request can write) with the one the inventory
+/// (`services.yaml` of the source) computes for that slot. When the
+/// inventory cannot say (unreadable, the template fails), the slot gets the
+/// empty name, which no namespace has: a namespace is only ever acted on
+/// when its name is exactly the one its slot must have.
+fn expected_namespaces(src: &Source, state: &mut ttl::GitState) {
+    let loaded = crate::inventory::load(&src.repo.join("services.yaml")).ok();
+    let engine = loaded.as_ref().and_then(|l| crate::template::Engine::new(&l.inventory).ok());
+    let namespace = |env: &str, slot: &str| match (&loaded, &engine) {
+        (Some(l), Some(e)) => {
+            let target = crate::render::Target { env: env.to_owned(), slot: Some(slot.to_owned()) };
+            crate::render::isolation::namespace_of(&l.inventory, e, &target).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    for s in &mut state.slots {
+        s.namespace = Some(namespace(&s.env, &s.slot));
+    }
+    for ((env, slot), removed) in &mut state.removed {
+        removed.namespace = Some(namespace(env, slot));
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
