@@ -189,6 +189,16 @@ impl Resolver {
             allow_plain_secrets: raw.policy.allow_plain_secrets,
             hash_job_names: raw.policy.hash_job_names.unwrap_or(true),
         };
+        for (i, entry) in raw.policy.namespaced_kinds.iter().enumerate() {
+            let kind = entry.rsplit_once('/').map(|(_, k)| k).unwrap_or_default();
+            if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+                self.error_at_value(
+                    &top.key("policy").key("namespacedKinds").index(i),
+                    format!("bad policy.namespacedKinds entry `{entry}`: expected `group/Kind`"),
+                    "name the API group and the kind, e.g. `monitoring.coreos.com/ServiceMonitor`",
+                );
+            }
+        }
         let limits = self.resolve_limits(&raw.limits);
         let g = &raw.gitops;
         if let Some(i) = &g.interval {
