@@ -5,5 +5,6 @@ mod props;
 mod render;
 mod schema;
 mod support;
+mod trust_tree;
 #[cfg(feature = "watch")]
 mod watch;

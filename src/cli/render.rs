@@ -70,6 +70,10 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     };
     let branch_ref =
         args.branch.as_ref().map(|b| if b.starts_with("refs/") { b.clone() } else { format!("refs/heads/{b}") });
+    if let Some(repo) = &repo {
+        // Every git precondition holds before anything is written.
+        preflight(repo, args.branch.as_deref().zip(branch_ref.as_deref()), args.push.as_deref())?;
+    }
     let git_state;
     let disk_state = DiskTree(&out_dir);
     let state: &dyn TreeState = match (&repo, &branch_ref) {
@@ -167,7 +171,16 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         Some(l) => l,
         None => lock_tree(&inventory.root, &out_dir)?,
     };
+    // What the run may have to put back: the tree's touched parts, the
+    // checked-out branch and the index, as they are before writing.
+    let undo = match (&repo, &branch_ref) {
+        (Some(repo), None) => {
+            Some(Undo::take(repo, &out_dir, &desired).with_context(|| format!("cannot read {shown}"))?)
+        }
+        _ => None,
+    };
     if branch_ref.is_none() {
+        tree::check(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
         let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
         let _ = std::fs::write(&marker, tree::BUILD_ID);
         summarize(out, &shown, &rendered, current.len(), &changes)?;
@@ -182,7 +195,21 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             git::rendered_from(Some(repo), &sources),
             args.message.clone(),
         );
-        let outcome = commit_or_push(repo, &req, branch_ref.as_deref(), args.push.as_deref(), &prefix)?;
+        let limits = slot_limits(&inventory, &rendered);
+        let capacity = |repo: &git2::Repository, tip: git2::Oid| check_capacity(repo, tip, &prefix, &limits);
+        let outcome = match commit_or_push(repo, &req, branch_ref.as_deref(), args.push.as_deref(), &prefix, &capacity)
+        {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(undo) = undo {
+                    match undo.restore(repo, &out_dir) {
+                        Ok(()) => writeln!(out.err, "rolled back: {shown}, the branch and the index are as before")?,
+                        Err(r) => writeln!(out.err, "rollback failed too: {r:#}")?,
+                    }
+                }
+                return Err(e);
+            }
+        };
         match outcome {
             git::Outcome::Committed(oid) => writeln!(
                 out.err,
@@ -205,6 +232,7 @@ pub fn commit_or_push(
     branch_ref: Option<&str>,
     push: Option<&str>,
     prefix: &str,
+    check: &dyn Fn(&git2::Repository, git2::Oid) -> git::Result<()>,
 ) -> Result<git::Outcome> {
     Ok(match (branch_ref, push) {
         (Some(r), None) => git::commit_on_ref(repo, r, req)?,
@@ -214,7 +242,7 @@ pub fn commit_or_push(
                 Some(r) => r.trim_start_matches("refs/heads/").to_owned(),
                 None => current_branch(repo)?,
             };
-            let outcome = git::push_with_retry(repo, remote, &branch, req, git::Retry::default())?;
+            let outcome = git::push_with_retry(repo, remote, &branch, req, git::Retry::default(), check)?;
             if r.is_none() {
                 // The branch may have moved onto the remote tip (other jobs'
                 // slots): bring the index and the rendered tree along.
@@ -229,6 +257,131 @@ pub fn commit_or_push(
             outcome
         }
     })
+}
+
+/// The git preconditions of a committing run, checked before anything is
+/// written: an identity, a remote that exists, and either a valid `--branch`
+/// (`(as given, as a ref)`) that is not the checked-out one, or a checked-out
+/// branch with a work tree and an unlocked index.
+pub fn preflight(repo: &git2::Repository, branch: Option<(&str, &str)>, push: Option<&str>) -> Result<()> {
+    git::signatures(repo)?;
+    if let Some(remote) = push {
+        git::check_remote(repo, remote)?;
+    }
+    match branch {
+        Some((given, r)) => check_branch(repo, given, r)?,
+        None => {
+            if repo.is_bare() {
+                bail!(git::Error::Bare);
+            }
+            current_branch(repo)?;
+            let lock = repo.path().join("index.lock");
+            if lock.symlink_metadata().is_ok() {
+                bail!(
+                    "{} exists: another git process is using this repository, or one was killed; wait for it, or remove the file when no git process runs",
+                    lock.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `--branch` git would refuse (`HEAD`, invalid names) and the
+/// checked-out branch, whose index and work tree a commit from memory would leave stale.
+fn check_branch(repo: &git2::Repository, given: &str, r: &str) -> Result<()> {
+    let bad = !git2::Reference::is_valid_name(r)
+        || !r.starts_with("refs/heads/")
+        || r.split('/').any(|c| c == "HEAD" || c.starts_with('-'));
+    if bad {
+        bail!("--branch {given}: not a branch name git accepts; name a branch such as `rendered`");
+    }
+    let head = repo.find_reference("HEAD").ok();
+    if !repo.is_bare() && head.as_ref().and_then(|h| h.symbolic_target()) == Some(r) {
+        bail!(
+            "--branch {given} is the checked-out branch: a commit from memory would leave its index and work tree stale; drop --branch (plain --commit), or name another branch"
+        );
+    }
+    Ok(())
+}
+
+/// The `maxSlots` of each slot environment among `rendered`.
+fn slot_limits(inventory: &crate::inventory::Inventory, rendered: &[RenderedTarget]) -> Vec<(String, usize)> {
+    let mut limits: Vec<(String, usize)> = rendered
+        .iter()
+        .filter(|t| t.target.slot.is_some())
+        .filter_map(|t| {
+            inventory.environment(&t.target.env).and_then(|e| e.max_slots).map(|m| (t.target.env.clone(), m as usize))
+        })
+        .collect();
+    limits.sort();
+    limits.dedup();
+    limits
+}
+
+/// `maxSlots` on a rebuilt tip: refused when the commit takes an
+/// environment past its limit (other jobs may have added slots meanwhile).
+fn check_capacity(
+    repo: &git2::Repository,
+    tip: git2::Oid,
+    prefix: &str,
+    limits: &[(String, usize)],
+) -> git::Result<()> {
+    let commit = repo.find_commit(tip)?;
+    let parent = commit.parents().next().map(|p| p.tree()).transpose()?;
+    for (env, max) in limits {
+        let count =
+            |tree: Option<git2::Tree<'_>>| GitTree { repo, tree, prefix: prefix.to_owned() }.list_slots(env).len();
+        let now = count(Some(commit.tree()?));
+        let before = count(parent.clone());
+        if now > *max && now > before {
+            return Err(git::Error::Refused(format!(
+                "`{env}` would hold {now} slot(s) on the remote tip and allows {max} (maxSlots): other jobs added slots meanwhile. Remove idle slots with `codex-k8s slots gc` or raise maxSlots"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a committing run restores when a step after writing fails.
+struct Undo {
+    tree: tree::Desired,
+    branch: Option<(String, Option<git2::Oid>)>,
+    index: Option<Vec<u8>>,
+}
+
+impl Undo {
+    fn take(repo: &git2::Repository, out_dir: &Path, desired: &tree::Desired) -> Result<Undo> {
+        let branch = repo.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_owned)).map(|r| {
+            let oid = repo.refname_to_id(&r).ok();
+            (r, oid)
+        });
+        let index = std::fs::read(repo.path().join("index")).ok();
+        Ok(Undo { tree: tree::snapshot(out_dir, desired)?, branch, index })
+    }
+
+    fn restore(self, repo: &git2::Repository, out_dir: &Path) -> Result<()> {
+        tree::apply(out_dir, &self.tree)?;
+        if let Some((r, old)) = self.branch {
+            let now = repo.refname_to_id(&r).ok();
+            match old {
+                Some(old) if now != Some(old) => {
+                    repo.reference(&r, old, true, "codex-k8s: roll back a failed run")?;
+                }
+                None if now.is_some() => repo.find_reference(&r)?.delete()?,
+                _ => {}
+            }
+        }
+        let path = repo.path().join("index");
+        match self.index {
+            Some(bytes) if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) => {
+                std::fs::write(&path, bytes)?
+            }
+            None if path.exists() => std::fs::remove_file(&path)?,
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 fn current_branch(repo: &git2::Repository) -> Result<String> {

@@ -246,6 +246,10 @@ fn remove(
         desired.removed_targets.insert(format!("{env}/{slot}"));
         desired.files.insert(tree::flux_path(env, Some(slot)), None);
     }
+    if commit {
+        let repo = repo.context("--commit needs a git repository")?;
+        super::render::preflight(repo, None, push.as_deref())?;
+    }
     let lock = lock_tree(&inventory.root, out_dir)?;
     tree::apply(out_dir, &desired)?;
     for (env, slot) in slots {
@@ -265,7 +269,7 @@ fn remove(
         );
         req.subject =
             format!("slots({})", slots.iter().map(|(e, s)| format!("{e}/{s}")).collect::<Vec<_>>().join(", "));
-        let outcome = commit_or_push(repo, &req, None, push.as_deref(), &prefix)?;
+        let outcome = commit_or_push(repo, &req, None, push.as_deref(), &prefix, &|_, _| Ok(()))?;
         if let git::Outcome::Committed(oid) = outcome {
             writeln!(out.err, "committed {}", &oid.to_string()[..12])?;
         }

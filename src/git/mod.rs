@@ -11,7 +11,7 @@ mod tree;
 pub use commit::{
     commit_on_ref, commit_worktree, rendered_from, reset_index_to_head, signatures, CommitRequest, Outcome,
 };
-pub use push::{fetch, push_with_retry, Retry};
+pub use push::{check_remote, fetch, push_with_retry, Retry};
 pub use read::{changed_paths, last_changes, read_tree_files, read_tree_parts};
 pub use tree::{apply_updates, Update, Updates};
 
@@ -31,6 +31,12 @@ pub enum Error {
     /// The repository has no work tree.
     #[error("the repository is bare: use --branch REF to commit from memory")]
     Bare,
+    /// History is cut off (a shallow clone): idle times read from it would be wrong.
+    #[error("{0} is a shallow clone, so the last change of each slot cannot be known (every slot would look idle for 0 s): run `git fetch --unshallow` (or `git -C {0} fetch --unshallow`), or check out with full history (actions/checkout: `fetch-depth: 0`)")]
+    Shallow(String),
+    /// A precondition of the run does not hold.
+    #[error("{0}")]
+    Refused(String),
     /// The remote refused the push for a reason retrying cannot fix.
     #[error("push failed: {0}")]
     Push(String),
@@ -42,6 +48,15 @@ pub enum Error {
         /// Last rejection.
         last: String,
     },
+}
+
+/// Refuses a shallow repository for answers that depend on history.
+pub fn require_full_history(repo: &git2::Repository) -> Result<()> {
+    if repo.is_shallow() {
+        let dir = repo.workdir().unwrap_or(repo.path());
+        return Err(Error::Shallow(dir.display().to_string()));
+    }
+    Ok(())
 }
 
 /// Result of git operations.

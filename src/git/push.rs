@@ -83,9 +83,13 @@ fn local_remote_path(repo: &Repository, remote: &str) -> Option<std::path::PathB
     path.exists().then_some(path)
 }
 
-/// Pushes to a repository on this machine the way `git receive-pack` does:
-/// objects first, then a compare-and-swap of the branch under libgit2's ref
-/// lock, so two concurrent pushes can never both "win".
+/// Pushes to a repository on this machine through the `git` CLI, so the
+/// remote behaves exactly as git makes it: `git receive-pack` runs the
+/// remote's hooks (pre-receive, update, post-receive), refuses its
+/// checked-out branch (`receive.denyCurrentBranch`), and moves the branch
+/// under its ref lock only if it still is at `expected` (a lease), so two
+/// concurrent pushes can never both "win". Nothing is written to the remote
+/// but objects and the branch itself (no scratch refs).
 fn push_local(
     repo: &Repository,
     path: &std::path::Path,
@@ -93,35 +97,62 @@ fn push_local(
     new: git2::Oid,
     expected: Option<git2::Oid>,
 ) -> std::result::Result<(), Rejection> {
-    let fatal = |e: git2::Error| Rejection::Fatal(e.message().to_owned());
-    let remote_repo = Repository::open(path).map_err(fatal)?;
-    let incoming = format!("refs/codex-k8s/incoming/{}-{new}", std::process::id());
-    let source = repo.path().to_string_lossy().into_owned();
-    let mut fetcher = remote_repo.remote_anonymous(&source).map_err(fatal)?;
-    let spec = format!("+refs/heads/{branch}:{incoming}");
-    fetcher.fetch(&[spec.as_str()], None, None).map_err(|e| {
-        // Concurrent pushes contend for the remote's lock files: try again.
-        if e.code() == git2::ErrorCode::Locked || is_retryable(e.message()) {
-            Rejection::Retry(e.message().to_owned())
-        } else {
-            fatal(e)
-        }
-    })?;
     let target = format!("refs/heads/{branch}");
-    let result = match expected {
-        Some(old) => remote_repo.reference_matching(&target, new, true, old, "codex-k8s push").map(|_| ()),
-        None => remote_repo.reference(&target, new, false, "codex-k8s push").map(|_| ()),
-    };
-    if let Ok(mut r) = remote_repo.find_reference(&incoming) {
-        let _ = r.delete();
+    let lease = format!("--force-with-lease={target}:{}", expected.map(|o| o.to_string()).unwrap_or_default());
+    let output = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.path())
+        .args(["push", "--porcelain", &lease])
+        .arg(path)
+        .arg(format!("{new}:{target}"))
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            Rejection::Fatal(format!(
+                "pushing to {} (a repository on this machine) runs the git CLI, so the remote's hooks and checks apply: {e}; install git or push through an ssh/https URL",
+                path.display()
+            ))
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        return Ok(());
     }
-    result.map_err(|e| match e.code() {
-        git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked => {
-            Rejection::Retry(e.message().to_owned())
-        }
-        _ if is_retryable(e.message()) => Rejection::Retry(e.message().to_owned()),
-        _ => Rejection::Fatal(e.message().to_owned()),
-    })
+    // `--porcelain`: `<flag>\t<from>:<to>\t<summary> (<reason>)` per ref.
+    let line = stdout.lines().find(|l| l.starts_with("!\t"));
+    let remote_said: Vec<&str> = stderr.lines().filter(|l| l.starts_with("remote:")).map(str::trim).collect();
+    let detail = if remote_said.is_empty() { String::new() } else { format!("; {}", remote_said.join(" | ")) };
+    let summary = line.and_then(|l| l.split('\t').nth(2)).unwrap_or("").to_owned();
+    let message = if summary.is_empty() {
+        format!("git push to {}: {}", path.display(), stderr.trim())
+    } else {
+        format!("{} rejected {target}: {summary}{detail}", path.display())
+    };
+    let lower = format!("{summary} {stderr}").to_lowercase();
+    let busy = [
+        "fetch first",
+        "non-fast-forward",
+        "stale info",
+        "failed to update ref",
+        "cannot lock ref",
+        "failed to lock",
+        "unable to lock",
+        "incorrect old value",
+    ]
+    .iter()
+    .any(|k| lower.contains(k));
+    // A hook that declined, or a branch the remote refuses to update, is a
+    // verdict: retrying it would only repeat it.
+    let verdict = summary.contains("hook declined") || summary.contains("checked out") || summary.contains("denied");
+    if busy && !verdict {
+        Err(Rejection::Retry(message))
+    } else {
+        Err(Rejection::Fatal(message))
+    }
 }
 
 /// Pushes through libgit2's transports (ssh, https); the server checks fast-forward atomically.
@@ -151,6 +182,25 @@ fn push_network(repo: &Repository, remote: &str, branch: &str) -> std::result::R
         Some(msg) => Err(Rejection::Retry(msg)),
         None => Ok(()),
     }
+}
+
+/// Checks that `remote` names a configured remote or a repository path on
+/// this machine, so a run can refuse a typo before it writes anything.
+pub fn check_remote(repo: &Repository, remote: &str) -> Result<()> {
+    if repo.find_remote(remote).is_ok() {
+        return Ok(());
+    }
+    if remote.contains("://") || remote.contains('@') && remote.contains(':') {
+        return Ok(());
+    }
+    if local_remote_path(repo, remote).is_some_and(|p| p.exists()) {
+        return Ok(());
+    }
+    let known: Vec<String> = repo.remotes()?.iter().flatten().map(str::to_owned).collect();
+    Err(Error::Push(format!(
+        "no remote `{remote}`: it is neither a configured remote ({}) nor a repository path; add it with `git remote add {remote} URL`",
+        if known.is_empty() { "none configured".to_owned() } else { known.join(", ") }
+    )))
 }
 
 /// Fetches `branch` from `remote`; returns the remote tip, if the branch exists there.
@@ -195,6 +245,7 @@ pub fn push_with_retry(
     branch: &str,
     req: &CommitRequest,
     retry: Retry,
+    check: &dyn Fn(&Repository, git2::Oid) -> Result<()>,
 ) -> Result<Outcome> {
     let refname = format!("refs/heads/{branch}");
     let local_path = local_remote_path(repo, remote);
@@ -223,6 +274,16 @@ pub fn push_with_retry(
         if Some(tip) == remote_tip {
             // The remote already holds exactly this content.
             return Ok(Outcome::Unchanged);
+        }
+        // Limits that depend on what others pushed (maxSlots) are checked
+        // on every rebuilt tip, not only on the tip the run started from.
+        if let Err(e) = check(repo, tip) {
+            if let Some(mine) = ours.take() {
+                if let Some(parent) = repo.find_commit(mine)?.parent_ids().next() {
+                    let _ = repo.reference_matching(&refname, parent, true, mine, "codex-k8s: drop refused commit");
+                }
+            }
+            return Err(e);
         }
         let pushed = match &local_path {
             Some(path) => push_local(repo, path, branch, tip, remote_tip),

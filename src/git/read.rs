@@ -104,6 +104,7 @@ fn collect(repo: &Repository, tree: &Tree<'_>, base: &str, out: &mut BTreeMap<St
 pub fn last_changes(repo: &Repository, dirs: &[String]) -> Result<BTreeMap<String, i64>> {
     let mut found = BTreeMap::new();
     let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return Ok(found) };
+    super::require_full_history(repo)?;
     let mut walk = repo.revwalk()?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL)?;
     walk.push(head.id())?;

@@ -438,6 +438,12 @@ impl Resolver {
                     .with_help("rename the file to a DNS-1123 label, e.g. environments/staging.yaml"),
                 );
             }
+            if let Some(problem) = crate::tree::reserved_env_problem(&name) {
+                self.diagnostics.push(
+                    Diagnostic::error(&rel, None, format!("invalid environment name (from the file name): {problem}"))
+                        .with_help("rename the environment file, e.g. environments/flux-system.yaml"),
+                );
+            }
             let raw = if doc.value.is_null() {
                 RawEnvironment::default()
             } else {
@@ -465,6 +471,13 @@ impl Resolver {
                     &envs_path.key(name),
                     format!("invalid environment name `{name}`: {problem}"),
                     "use a DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters",
+                );
+            }
+            if let Some(problem) = crate::tree::reserved_env_problem(name) {
+                self.error(
+                    &envs_path.key(name),
+                    format!("invalid environment name: {problem}"),
+                    "rename the environment",
                 );
             }
             all.insert(name.clone(), env.clone());

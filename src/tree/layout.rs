@@ -10,6 +10,23 @@ use sha2::{Digest, Sha256};
 use crate::inventory::Inventory;
 use crate::render::RenderedTarget;
 
+/// Names the tree itself uses at its top level (next to the environment
+/// directories). An environment with one of these names would share its
+/// directory with the tree's own files, so the inventory refuses them.
+pub const RESERVED_DIRS: &[&str] =
+    &["argocd", "flux", ".codex-k8s", ".codex-k8s-staging", ".codex-k8s-trash", ".codex-k8s-build", ".codex-k8s.lock"];
+
+/// Why `env` cannot name an environment, if it cannot: it collides with a
+/// directory or file of the tree's own layout ([`RESERVED_DIRS`]).
+pub fn reserved_env_problem(env: &str) -> Option<String> {
+    RESERVED_DIRS.contains(&env).then(|| {
+        format!(
+            "`{env}` is reserved: the rendered tree keeps its own files under `{env}` (reserved: {})",
+            RESERVED_DIRS.join(", ")
+        )
+    })
+}
+
 /// Where a target's metadata lives, relative to the target directory.
 pub const TARGET_JSON: &str = ".codex-k8s/target.json";
 

@@ -7,9 +7,12 @@ mod write;
 
 pub use glue::{argocd_file, flux_file, flux_path};
 pub use layout::{
-    digest_files, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, BUILD_ID, TARGET_JSON,
+    digest_files, inputs_digest, outputs_digest, reserved_env_problem, target_files, target_inputs_digest, TargetMeta,
+    BUILD_ID, RESERVED_DIRS, TARGET_JSON,
 };
-pub use write::{apply, changes, list_slots, read_dir_files, read_meta, recover, Change, ChangeKind, Desired};
+pub use write::{
+    apply, changes, check, list_slots, read_dir_files, read_meta, recover, snapshot, Change, ChangeKind, Desired,
+};
 
 use crate::inventory::Inventory;
 use crate::render::RenderedTarget;

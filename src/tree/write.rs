@@ -52,18 +52,148 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
-/// Every file under `dir`, relative to it, with contents. Missing dir: empty.
+/// The error for a symlink found in the tree.
+fn link_error(path: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{} is a symbolic link: codex-k8s never follows links in the rendered tree; replace it with a plain file or directory (`git rm` it)",
+        path.display()
+    ))
+}
+
+/// An I/O error with the path it happened at.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// What is at `path`, without following a link: `None` when nothing is.
+fn kind_at(path: &Path) -> io::Result<Option<fs::FileType>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m.file_type())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(at(path)(e)),
+    }
+}
+
+/// Checks every existing component of `rel` below `out` (the last one
+/// included): none may be a symlink, each but the last must be a directory.
+/// Returns what the last component is.
+fn check_path(out: &Path, rel: &str) -> io::Result<Option<fs::FileType>> {
+    let mut path = out.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        match kind_at(&path)? {
+            None => return Ok(None),
+            Some(t) if t.is_symlink() => return Err(link_error(&path)),
+            Some(t) if i + 1 == parts.len() => return Ok(Some(t)),
+            Some(t) if !t.is_dir() => {
+                return Err(io::Error::other(format!(
+                    "{} is a file where the tree needs a directory; move it away",
+                    path.display()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(kind_at(out)?)
+}
+
+/// Refuses any symlink inside `dir` (which must not be one itself).
+fn check_no_links_below(dir: &Path) -> io::Result<()> {
+    for entry in walkdir::WalkDir::new(dir).follow_links(false).follow_root_links(false) {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.path_is_symlink() {
+            return Err(link_error(entry.path()));
+        }
+    }
+    Ok(())
+}
+
+/// Every precondition of writing `desired` into `out`, checked before
+/// anything is written: no symlink on the way to or inside any target, glue
+/// file or scratch directory; target paths are directories (or absent) and
+/// file paths are files (or absent).
+pub fn check(out: &Path, desired: &Desired) -> io::Result<()> {
+    if kind_at(out)?.is_some_and(|t| t.is_symlink()) {
+        return Err(link_error(out));
+    }
+    for scratch in [STAGING, TRASH] {
+        if check_path(out, scratch)?.is_some() {
+            check_no_links_below(&out.join(scratch))?;
+        }
+    }
+    for dir in desired.targets.keys().chain(&desired.removed_targets) {
+        match check_path(out, dir)? {
+            Some(t) if !t.is_dir() => {
+                return Err(io::Error::other(format!(
+                    "{} is a file where the tree needs the target directory; move it away",
+                    out.join(dir).display()
+                )))
+            }
+            Some(_) => check_no_links_below(&out.join(dir))?,
+            None => {}
+        }
+    }
+    for rel in desired.files.keys() {
+        if check_path(out, rel)?.is_some_and(|t| t.is_dir()) {
+            return Err(io::Error::other(format!(
+                "{} is a directory where the tree needs a file; move it away",
+                out.join(rel).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What `out` holds now for everything `desired` touches, as a [`Desired`]
+/// that puts it back: applying it after `desired` undoes the run.
+pub fn snapshot(out: &Path, desired: &Desired) -> io::Result<Desired> {
+    let text = |path: String, bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| {
+            io::Error::other(format!("{path} is not UTF-8 text: the tree holds a file codex-k8s did not write"))
+        })
+    };
+    let mut undo = Desired::default();
+    for dir in desired.targets.keys().chain(&desired.removed_targets) {
+        if out.join(dir).is_dir() {
+            let mut files = BTreeMap::new();
+            for (rel, bytes) in read_dir_files(&out.join(dir))? {
+                files.insert(rel.clone(), text(format!("{dir}/{rel}"), bytes)?);
+            }
+            undo.targets.insert(dir.clone(), files);
+        } else {
+            undo.removed_targets.insert(dir.clone());
+        }
+    }
+    for rel in desired.files.keys() {
+        let content = match fs::read(out.join(rel)) {
+            Ok(b) => Some(text(rel.clone(), b)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(at(&out.join(rel))(e)),
+        };
+        undo.files.insert(rel.clone(), content);
+    }
+    Ok(undo)
+}
+
+/// Every file under `dir`, relative to it, with contents. Missing dir:
+/// empty. A symlink (`dir` itself or anything below it) is an error.
 pub fn read_dir_files(dir: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
-    if !dir.is_dir() {
-        return Ok(out);
+    match kind_at(dir)? {
+        Some(t) if t.is_symlink() => return Err(link_error(dir)),
+        Some(t) if t.is_dir() => {}
+        _ => return Ok(out),
     }
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir).follow_links(false).follow_root_links(false).sort_by_file_name() {
         let entry = entry.map_err(io::Error::other)?;
+        if entry.path_is_symlink() {
+            return Err(link_error(entry.path()));
+        }
         if entry.file_type().is_file() {
             let rel =
                 entry.path().strip_prefix(dir).expect("walkdir stays inside").to_string_lossy().replace('\\', "/");
-            out.insert(rel, fs::read(entry.path())?);
+            out.insert(rel, fs::read(entry.path()).map_err(at(entry.path()))?);
         }
     }
     Ok(out)
@@ -92,6 +222,7 @@ fn diff_dir(
 
 /// Files that differ between `out` and `desired`, sorted by path.
 pub fn changes(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
+    check(out, desired)?;
     let mut all = Vec::new();
     let per_target: Vec<io::Result<Vec<Change>>> = desired
         .targets
@@ -136,6 +267,11 @@ fn scratch_name(dir: &str) -> String {
 /// its place but present in the trash is put back; staging leftovers go.
 pub fn recover(out: &Path) -> io::Result<()> {
     let trash = out.join(TRASH);
+    for scratch in [STAGING, TRASH] {
+        if check_path(out, scratch)?.is_some() {
+            check_no_links_below(&out.join(scratch))?;
+        }
+    }
     if trash.is_dir() {
         for entry in fs::read_dir(&trash)? {
             let entry = entry?;
@@ -173,9 +309,9 @@ pub fn recover(out: &Path) -> io::Result<()> {
 
 fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
+        fs::create_dir_all(parent).map_err(at(parent))?;
     }
-    fs::write(path, content)
+    fs::write(path, content).map_err(at(path))
 }
 
 /// Writes `files` into the staging directory of `dir`, creating each
@@ -191,12 +327,12 @@ fn stage_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::
             dirs.insert(parent.to_path_buf());
         }
     }
-    fs::create_dir_all(&staged)?;
+    fs::create_dir_all(&staged).map_err(at(&staged))?;
     for d in &dirs {
-        fs::create_dir_all(d)?;
+        fs::create_dir_all(d).map_err(at(d))?;
     }
     for (rel, content) in files {
-        fs::write(staged.join(rel), content.as_bytes())?;
+        fs::write(staged.join(rel), content.as_bytes()).map_err(at(&staged.join(rel)))?;
     }
     Ok(())
 }
@@ -206,18 +342,18 @@ fn stage_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::
 fn swap_target(out: &Path, dir: &str, staged: bool) -> io::Result<()> {
     let final_dir = out.join(dir);
     let trashed = out.join(TRASH).join(scratch_name(dir));
-    if final_dir.exists() {
-        fs::create_dir_all(out.join(TRASH))?;
-        fs::rename(&final_dir, &trashed)?;
+    if final_dir.symlink_metadata().is_ok() {
+        fs::create_dir_all(out.join(TRASH)).map_err(at(&out.join(TRASH)))?;
+        fs::rename(&final_dir, &trashed).map_err(at(&final_dir))?;
     }
     if staged {
         if let Some(parent) = final_dir.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(at(parent))?;
         }
-        fs::rename(out.join(STAGING).join(scratch_name(dir)), &final_dir)?;
+        fs::rename(out.join(STAGING).join(scratch_name(dir)), &final_dir).map_err(at(&final_dir))?;
     }
     if trashed.exists() {
-        fs::remove_dir_all(&trashed)?;
+        fs::remove_dir_all(&trashed).map_err(at(&trashed))?;
     }
     Ok(())
 }
@@ -236,7 +372,8 @@ fn prune_empty_parents(mut dir: PathBuf, stop: &Path) {
 
 /// Brings `out` to `desired`, touching only what differs; returns the changes.
 pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
-    fs::create_dir_all(out)?;
+    check(out, desired)?;
+    fs::create_dir_all(out).map_err(at(out))?;
     recover(out)?;
     let changes = changes(out, desired)?;
     let touched: BTreeSet<&str> = changes.iter().map(|c| c.path.as_str()).collect();
@@ -265,10 +402,10 @@ pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
             Some(c) if touched.contains(rel.as_str()) => {
                 let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
                 write_file(&tmp, c.as_bytes())?;
-                fs::rename(&tmp, &path)?;
+                fs::rename(&tmp, &path).map_err(at(&path))?;
             }
             None if path.exists() => {
-                fs::remove_file(&path)?;
+                fs::remove_file(&path).map_err(at(&path))?;
                 if let Some(parent) = path.parent() {
                     prune_empty_parents(parent.to_path_buf(), out);
                 }
@@ -289,6 +426,8 @@ pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
 
 /// The metadata of a rendered target, if the tree holds it.
 pub fn read_meta(out: &Path, target_dir: &str) -> Option<TargetMeta> {
+    // Never through a link: the metadata of a linked target is not the tree's.
+    check_path(out, &format!("{target_dir}/{TARGET_JSON}")).ok()?;
     let text = fs::read_to_string(out.join(target_dir).join(TARGET_JSON)).ok()?;
     serde_json::from_str(&text).ok()
 }

@@ -174,6 +174,7 @@ fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap
     if dirs.is_empty() {
         return Ok(found);
     }
+    git::require_full_history(repo)?;
     let mut walk = repo.revwalk().map_err(git::Error::from)?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL).map_err(git::Error::from)?;
     walk.push(tip).map_err(git::Error::from)?;
@@ -235,7 +236,7 @@ pub fn remove_slots(src: &Source, slots: &[(String, String)], why: &str, identit
     let refname = format!("refs/heads/{branch}");
     let outcome = match &src.remote {
         Some(remote) => {
-            let o = git::push_with_retry(&repo, remote, &branch, &req, git::Retry::default())?;
+            let o = git::push_with_retry(&repo, remote, &branch, &req, git::Retry::default(), &|_, _| Ok(()))?;
             checkout_prefix(&repo, &refname, &src.prefix)?;
             o
         }

@@ -85,6 +85,12 @@ impl Project {
         Project { _tmp: tmp, root }
     }
 
+    /// The repository `name` inside `tmp` (kept alive with the project).
+    pub fn at(tmp: TempDir, name: &str) -> Self {
+        let root = tmp.path().join(name);
+        Project { _tmp: tmp, root }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
