@@ -446,8 +446,8 @@ fn the_watchers_git_activity_refuses_a_shallow_clone() {
         branch: None,
     };
     let err = codex_k8s::watch::source::read_state(&src, &["ai".to_owned()], &[("ai".into(), "pr-1".into())])
-        .err()
-        .expect("a shallow clone is refused");
+        .map(|_| ())
+        .expect_err("a shallow clone is refused");
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(e) = source {
