@@ -52,6 +52,14 @@ fn plant_link(project: &Project, rel: &str, to: &Path) {
     project.git(&["commit", "-q", "-m", &format!("plant a link at {rel}")]);
 }
 
+/// The example with slot `ai/pr-1` and every plain environment rendered and committed.
+fn rendered_example() -> Project {
+    let project = Project::example();
+    project.ok(&["render", "--env", "ai", "--slot", "pr-1", "--run-id", "r1", "--commit"]);
+    project.ok(&["render", "--all", "--commit"]);
+    project
+}
+
 fn status(project: &Project) -> String {
     project.git(&["status", "--porcelain", "--untracked-files=all"])
 }
@@ -92,7 +100,7 @@ const LINK_CASES: &[(&str, bool, &[&str])] = &[
 #[test]
 fn a_symlink_anywhere_in_the_tree_is_an_error_naming_it_and_nothing_outside_changes() {
     for (rel, is_dir, args) in LINK_CASES {
-        let project = Project::example();
+        let project = rendered_example();
         let outside = Outside::new();
         let target = if *is_dir { outside.dir.clone() } else { outside.dir.join("sentinel.txt") };
         plant_link(&project, rel, &target);
@@ -112,7 +120,7 @@ fn a_symlink_anywhere_in_the_tree_is_an_error_naming_it_and_nothing_outside_chan
 
 #[test]
 fn a_symlink_inside_a_slot_is_refused_by_render_all_and_commit() {
-    let project = Project::example();
+    let project = rendered_example();
     let outside = Outside::new();
     plant_link(&project, "rendered/ai/pr-1/00-stateful", &outside.dir);
     let head_before = head(&project);
@@ -181,7 +189,7 @@ fn a_directory_where_a_file_goes_or_a_file_where_a_directory_goes_is_named() {
     for (rel, make_dir) in
         [("rendered/flux/dev.yaml", true), ("rendered/argocd/dev.yaml", true), ("rendered/dev", false)]
     {
-        let project = Project::example();
+        let project = rendered_example();
         project.edit("services.yaml", "users: \"1.4.0\"", "users: \"9.9.9\"");
         let path = project.path(rel);
         if path.is_dir() {
@@ -233,7 +241,7 @@ fn branch_naming_the_checked_out_branch_or_head_is_refused() {
     project.git(&["commit", "-q", "-am", "bump"]);
     let head_before = head(&project);
     for branch in ["main", "refs/heads/main", "HEAD", "refs/heads/HEAD", "-x", "a..b"] {
-        let run = project.run(&["render", "--all", "--branch", branch]);
+        let run = project.run(&["render", "--all", &format!("--branch={branch}")]);
         assert_eq!(run.code, Some(1), "--branch {branch}\n{run}");
         assert!(run.stderr.contains("--branch"), "--branch {branch}\n{run}");
         assert_eq!(head(&project), head_before, "--branch {branch} moved HEAD");
@@ -359,7 +367,7 @@ fn concurrent_pushes_never_fail_and_every_commit_lands() {
 #[test]
 fn max_slots_holds_across_concurrent_pushers() {
     const JOBS: usize = 6;
-    let seed = Project::example();
+    let seed = rendered_example();
     seed.edit("environments/ai.yaml", "maxSlots: 20", "maxSlots: 3");
     // Only pr-1 is in the tree: two more fit.
     seed.git(&["commit", "-q", "-am", "maxSlots: 3"]);
@@ -438,7 +446,13 @@ fn the_watchers_git_activity_refuses_a_shallow_clone() {
         branch: None,
     };
     let err = codex_k8s::watch::source::read_state(&src, &["ai".to_owned()], &[("ai".into(), "pr-1".into())])
-        .err()
-        .expect("a shallow clone is refused");
-    assert!(err.to_string().contains("shallow") && err.to_string().contains("--unshallow"), "{err}");
+        .map(|_| ())
+        .expect_err("a shallow clone is refused");
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    assert!(text.contains("shallow") && text.contains("--unshallow"), "{text}");
 }

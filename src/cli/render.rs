@@ -265,9 +265,6 @@ pub fn commit_or_push(
 /// branch with a work tree and an unlocked index.
 pub fn preflight(repo: &git2::Repository, branch: Option<(&str, &str)>, push: Option<&str>) -> Result<()> {
     git::signatures(repo)?;
-    if let Some(remote) = push {
-        git::check_remote(repo, remote)?;
-    }
     match branch {
         Some((given, r)) => check_branch(repo, given, r)?,
         None => {
@@ -283,6 +280,9 @@ pub fn preflight(repo: &git2::Repository, branch: Option<(&str, &str)>, push: Op
                 );
             }
         }
+    }
+    if let Some(remote) = push {
+        git::check_remote(repo, remote)?;
     }
     Ok(())
 }

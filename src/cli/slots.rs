@@ -198,6 +198,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             Ok(exit::OK)
         }
         Action::Remove { env, slot, commit } => {
+            // A link in the way is named before anything else is judged.
+            let mut d = Desired::default();
+            d.removed_targets.insert(format!("{env}/{slot}"));
+            d.files.insert(tree::flux_path(&env, Some(&slot)), None);
+            tree::check(&out_dir, &d).with_context(|| format!("cannot change {}", out_dir.display()))?;
             if !tree::list_slots(&out_dir, &env).contains(&slot) {
                 bail!("no slot `{env}/{slot}` in {}", out_dir.display());
             }

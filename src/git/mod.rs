@@ -1,4 +1,4 @@
-//! Git: commits with provenance through libgit2 (never the `git` binary),
+//! Git: commits with provenance through libgit2 (the `git` CLI only for pushes to a repository on this machine, so its hooks and receive checks apply),
 //! trees built from memory so unchanged subtrees are reused, a hydrated
 //! branch mode that needs no work tree, and pushes that survive concurrent
 //! CI jobs by rebuilding on the new tip.

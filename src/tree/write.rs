@@ -95,7 +95,7 @@ fn check_path(out: &Path, rel: &str) -> io::Result<Option<fs::FileType>> {
             Some(_) => {}
         }
     }
-    Ok(kind_at(out)?)
+    kind_at(out)
 }
 
 /// Refuses any symlink inside `dir` (which must not be one itself).
