@@ -252,8 +252,10 @@ async fn agent_phases_are_recorded_as_annotations_and_events() {
     let log = emu.requests();
     assert!(log.iter().any(|r| r.watch && r.path == "/apis/batch/v1/jobs"), "jobs are watched");
     assert!(log.iter().any(|r| r.watch && r.path == "/api/v1/namespaces"), "namespaces are watched");
+    // Agent phases follow the watch; the lists here are the TTL passes' own
+    // fresh views (one per pass, never one per event).
     let job_lists = log.iter().filter(|r| !r.watch && r.path == "/apis/batch/v1/jobs").count();
-    assert_eq!(job_lists, 1, "one initial list, then only the watch");
+    assert!(job_lists >= 1, "the TTL pass lists Jobs itself");
     let patches: Vec<_> = log.iter().filter(|r| r.method == "PATCH").collect();
     assert!(patches.iter().all(|r| r.path == "/api/v1/namespaces/shop-pr-1"
         && r.content_type.as_deref() == Some("application/merge-patch+json")));
@@ -507,8 +509,15 @@ async fn a_restart_between_the_git_commit_and_the_namespace_delete_finishes_the_
     // The first watcher removed the slot from git, then died before deleting.
     let clock = TestClock::default();
     clock.set(2 * HOUR);
-    let oid = watch::source::remove_slots(&repo.source(), &[("ai".into(), "pr-1".into())], "idle", "first").unwrap();
-    assert!(oid.is_some());
+    let oid = watch::source::remove_slots(
+        &repo.source(),
+        &[("ai".into(), "pr-1".into())],
+        "idle",
+        "first",
+        Some(git2::Oid::from_str(&repo.head()).unwrap()),
+    )
+    .unwrap();
+    assert!(matches!(oid, watch::source::Removal::Committed(_)));
     assert!(!repo.tracked("rendered/ai/pr-1"));
     assert!(exists(&emu, "shop-pr-1"));
 
@@ -660,5 +669,120 @@ async fn the_cli_runs_one_pass_and_reports_status() {
     assert_eq!(pr1["pinned"], true);
     assert_eq!(pr1["inGit"], true);
     assert_eq!(pr1["ttlSeconds"], 3600);
+    emu.shutdown().await;
+}
+
+// ---- faults (issue: the watcher under faults) ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_list_that_fails_keeps_every_slot() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let client = client(&emu, &repo.root).await;
+    let cfg = config(&repo, &clock, Duration::from_secs(HOUR as u64));
+    // The Job view cannot be refreshed: no decision on a stale view.
+    emu.fail_always("GET", "/apis/batch/v1", 503);
+    assert!(run::once(&client, &cfg).await.is_err());
+    assert!(repo.tracked("rendered/ai/pr-1"), "kept on a stale Job view");
+    emu.clear_faults();
+    emu.fail_always("GET", "/api/v1/namespaces", 500);
+    assert!(run::once(&client, &cfg).await.is_err());
+    assert!(repo.tracked("rendered/ai/pr-1"), "kept on a stale Namespace view");
+    emu.clear_faults();
+    let report = run::once(&client, &cfg).await.unwrap();
+    assert!(report.commit.is_some(), "removed once the view is fresh: {report:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_never_answers_fails_the_pass_within_the_request_timeout() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let client = client(&emu, &repo.root).await;
+    emu.hang_always("GET", "/apis/batch/v1");
+    let started = std::time::Instant::now();
+    let err = run::once(&client, &config(&repo, &clock, Duration::from_secs(HOUR as u64))).await.unwrap_err();
+    assert!(started.elapsed() < run::REQUEST_TIMEOUT + Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    assert!(repo.tracked("rendered/ai/pr-1"));
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_with_an_unreadable_target_json_is_live_and_reported() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -9 * HOUR);
+    std::fs::write(repo.root.join("rendered/ai/pr-1/.codex-k8s/target.json"), "{ not json").unwrap();
+    repo.commit_all("break metadata", -8 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(3 * HOUR);
+    let report = once(&emu, &repo, &clock, Duration::ZERO).await;
+    assert!(report.actions.is_empty(), "{report:?}");
+    assert!(exists(&emu, "shop-pr-1") && !terminating_or_gone(&emu, "shop-pr-1"), "its namespace stays");
+    assert!(repo.tracked("rendered/ai/pr-1"));
+    assert!(report.kept.iter().any(|k| k.slot == "pr-1" && k.reason.contains("target.json")), "{report:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_uncommitted_changes_under_a_slot_are_never_overwritten() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    std::fs::write(repo.root.join("rendered/ai/pr-1/kustomization.yaml"), "resources: [] # local edit\n").unwrap();
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let client = client(&emu, &repo.root).await;
+    let err = run::once(&client, &config(&repo, &clock, Duration::from_secs(HOUR as u64))).await.unwrap_err();
+    assert!(err.to_string().contains("uncommitted changes"), "{err}");
+    let kept = std::fs::read_to_string(repo.root.join("rendered/ai/pr-1/kustomization.yaml")).unwrap();
+    assert!(kept.contains("local edit"));
+    assert!(repo.tracked("rendered/ai/pr-1"));
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_remote_the_local_branch_and_work_tree_are_never_moved() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().to_str().unwrap().to_owned();
+    repo.git(&["clone", "-q", "--bare", repo.root.to_str().unwrap(), &bare_path]);
+    repo.git(&["remote", "add", "origin", &bare_path]);
+    // An unpushed local commit and an uncommitted edit.
+    std::fs::write(repo.root.join("notes.txt"), "mine\n").unwrap();
+    repo.commit_all("local work", -HOUR);
+    let local = repo.head();
+    std::fs::write(repo.root.join("rendered/ai/pr-1/kustomization.yaml"), "# edit\n").unwrap();
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let mut cfg = config(&repo, &clock, Duration::from_secs(HOUR as u64));
+    cfg.source.remote = Some("origin".into());
+    let client = client(&emu, &repo.root).await;
+    let report = run::once(&client, &cfg).await.unwrap();
+    assert!(report.commit.is_some(), "{report:?}");
+    assert_eq!(repo.head(), local, "the local branch keeps its commit");
+    assert!(std::fs::read_to_string(repo.root.join("rendered/ai/pr-1/kustomization.yaml")).unwrap().contains("edit"));
+    let remote_tree =
+        Command::new("git").args(["--git-dir", &bare_path, "ls-tree", "-r", "--name-only", "main"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&remote_tree.stdout).contains("rendered/ai/pr-1/"), "removed on the remote");
     emu.shutdown().await;
 }

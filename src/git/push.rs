@@ -157,6 +157,10 @@ fn push_local(
 
 /// Pushes through libgit2's transports (ssh, https); the server checks fast-forward atomically.
 fn push_network(repo: &Repository, remote: &str, branch: &str) -> std::result::Result<(), Rejection> {
+    push_network_ref(repo, remote, &format!("refs/heads/{branch}"), branch)
+}
+
+fn push_network_ref(repo: &Repository, remote: &str, src: &str, branch: &str) -> std::result::Result<(), Rejection> {
     let mut remote = repo
         .find_remote(remote)
         .or_else(|_| repo.remote_anonymous(remote))
@@ -172,7 +176,7 @@ fn push_network(repo: &Repository, remote: &str, branch: &str) -> std::result::R
         });
         let mut opts = PushOptions::new();
         opts.remote_callbacks(cb);
-        let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        let spec = format!("{src}:refs/heads/{branch}");
         if let Err(e) = remote.push(&[spec.as_str()], Some(&mut opts)) {
             let msg = e.message().to_owned();
             return Err(if is_retryable(&msg) { Rejection::Retry(msg) } else { Rejection::Fatal(msg) });
@@ -233,6 +237,28 @@ fn align_with_remote(repo: &Repository, refname: &str, remote_tip: Option<git2::
             Ok(())
         }
         _ => Err(Error::Push(format!("{refname} has diverged from the remote; pull or rebase it first"))),
+    }
+}
+
+/// Pushes the commit `src_ref` points at to `branch` of `remote`, expecting
+/// the remote branch at `expected` (compare-and-swap; one attempt, no local
+/// branch involved). `Ok(false)`: rejected because the branch moved.
+pub fn push_ref_once(
+    repo: &Repository,
+    remote: &str,
+    src_ref: &str,
+    branch: &str,
+    expected: Option<git2::Oid>,
+) -> Result<bool> {
+    let new = repo.refname_to_id(src_ref)?;
+    let pushed = match local_remote_path(repo, remote) {
+        Some(path) => push_local(repo, &path, branch, new, expected),
+        None => push_network_ref(repo, remote, src_ref, branch),
+    };
+    match pushed {
+        Ok(()) => Ok(true),
+        Err(Rejection::Retry(_)) => Ok(false),
+        Err(Rejection::Fatal(msg)) => Err(Error::Push(msg)),
     }
 }
 

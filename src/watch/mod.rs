@@ -65,6 +65,18 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The watcher refused to write into a checkout holding work of
+    /// someone else (uncommitted changes under a slot it would remove).
+    #[error("{0}")]
+    LocalWork(String),
+    /// An API call, a git fetch or push did not answer in time.
+    #[error("{what} did not answer within {after:?}")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// The deadline.
+        after: std::time::Duration,
+    },
 }
 
 /// Result of watcher operations.

@@ -51,6 +51,15 @@ pub async fn client(cluster: &Cluster) -> Result<Client> {
         (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| boxed(Box::new(e)))?,
         (None, None) => kube::Config::infer().await.map_err(|e| boxed(Box::new(e)))?,
     };
+    let mut config = config;
+    // Every call is bounded: connecting, each read (a watch is closed by the
+    // server after WATCH_TIMEOUT, so a read silent for longer is a hang).
+    config.connect_timeout = Some(REQUEST_TIMEOUT);
+    config.write_timeout = Some(REQUEST_TIMEOUT);
+    config.read_timeout = Some(Duration::from_secs(u64::from(WATCH_TIMEOUT_SECS)) + REQUEST_TIMEOUT);
+    // kube's built-in retry honours `Retry-After` uncapped (up to 1000 s);
+    // the watcher retries at its own pace instead (next pass, watch backoff).
+    config.default_retry = false;
     Client::try_from(config).map_err(Error::Kube)
 }
 
@@ -92,6 +101,44 @@ pub struct Report {
     pub actions: Vec<Action>,
     /// The removal commit, if any.
     pub commit: Option<String>,
+    /// Slots kept for a reason worth reporting (unreadable metadata, a view
+    /// that could not be refreshed).
+    pub kept: Vec<Kept>,
+}
+
+/// Deadline of one API request (list, get, patch, delete, Lease write).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Server-side timeout of a watch request; the watch is then re-opened (and
+/// re-listed on 410). A read silent for longer than this plus
+/// [`REQUEST_TIMEOUT`] fails the stream, which then re-lists.
+pub const WATCH_TIMEOUT_SECS: u32 = 60;
+
+/// Deadline of a git fetch or push.
+pub const GIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a removal is decided again after the branch moved under it
+/// (a rejected push) before the pass gives up until the next one.
+const REMOVAL_ATTEMPTS: usize = 5;
+
+/// Bounds `fut` by `after`, as [`Error::Timeout`].
+pub async fn within<T>(what: &str, after: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout { what: what.to_owned(), after }),
+    }
+}
+
+/// A slot the TTL pass kept although it might have acted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    /// Environment.
+    pub env: String,
+    /// Slot.
+    pub slot: String,
+    /// Why it was kept.
+    pub reason: String,
 }
 
 /// The reporting controller name in Events.
@@ -103,8 +150,10 @@ pub async fn once(client: &Client, config: &Config) -> Result<Report> {
     let mut tracker = Tracker::new(config.envs.clone());
     let nss: Api<Namespace> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());
-    let ns_list = nss.list(&ListParams::default().labels(&namespace_selector(&config.envs))).await?;
-    let job_list = jobs.list(&ListParams::default().labels(&agent_selector())).await?;
+    let ns_lp = ListParams::default().labels(&namespace_selector(&config.envs));
+    let job_lp = ListParams::default().labels(&agent_selector());
+    let ns_list = within("listing namespaces", REQUEST_TIMEOUT, async { Ok(nss.list(&ns_lp).await?) }).await?;
+    let job_list = within("listing agent Jobs", REQUEST_TIMEOUT, async { Ok(jobs.list(&job_lp).await?) }).await?;
     for ev in relist(ns_list.items) {
         tracker.apply(Input::Namespace(Box::new(ev)));
     }
@@ -118,7 +167,7 @@ pub async fn once(client: &Client, config: &Config) -> Result<Report> {
         }
         report.recorded.push(r);
     }
-    ttl_pass(client, config, &tracker, &mut report).await?;
+    ttl_pass(client, config, &mut report).await?;
     Ok(report)
 }
 
@@ -151,10 +200,11 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
 
     let nss: Api<Namespace> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());
-    let ns_stream = watcher(nss, watcher::Config::default().labels(&namespace_selector(&config.envs)))
-        .default_backoff()
-        .map_ok(|e| Input::Namespace(Box::new(e)));
-    let job_stream = watcher(jobs, watcher::Config::default().labels(&agent_selector()))
+    let ns_stream =
+        watcher(nss, watcher::Config::default().labels(&namespace_selector(&config.envs)).timeout(WATCH_TIMEOUT_SECS))
+            .default_backoff()
+            .map_ok(|e| Input::Namespace(Box::new(e)));
+    let job_stream = watcher(jobs, watcher::Config::default().labels(&agent_selector()).timeout(WATCH_TIMEOUT_SECS))
         .default_backoff()
         .map_ok(|e| Input::Job(Box::new(e)));
     let mut inputs = futures::stream::select(ns_stream.boxed(), job_stream.boxed());
@@ -180,7 +230,7 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                         tracing::info!(namespaces = tracker.namespaces().count(), jobs = tracker.jobs().count(), "initial lists done");
                         if leading && !first_pass_done {
                             first_pass_done = true;
-                            guarded_ttl_pass(&client, &config, &tracker, &leader_rx).await;
+                            guarded_ttl_pass(&client, &config, &leader_rx).await;
                         }
                     }
                 }
@@ -190,7 +240,7 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
             _ = ticker.tick() => {
                 if leading && tracker.ready() {
                     first_pass_done = true;
-                    guarded_ttl_pass(&client, &config, &tracker, &leader_rx).await;
+                    guarded_ttl_pass(&client, &config, &leader_rx).await;
                 }
             }
             changed = leader_rx.changed() => {
@@ -203,7 +253,7 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                 if now_leading && tracker.ready() {
                     let pending = tracker.pending();
                     apply_records(&client, &config, &mut tracker, pending).await;
-                    guarded_ttl_pass(&client, &config, &tracker, &leader_rx).await;
+                    guarded_ttl_pass(&client, &config, &leader_rx).await;
                 }
             }
         }
@@ -228,12 +278,12 @@ async fn apply_records(client: &Client, config: &Config, tracker: &mut Tracker, 
     }
 }
 
-async fn guarded_ttl_pass(client: &Client, config: &Config, tracker: &Tracker, leader: &channel::Receiver<bool>) {
+async fn guarded_ttl_pass(client: &Client, config: &Config, leader: &channel::Receiver<bool>) {
     if !*leader.borrow() {
         return;
     }
     let mut report = Report::default();
-    if let Err(e) = ttl_pass(client, config, tracker, &mut report).await {
+    if let Err(e) = ttl_pass(client, config, &mut report).await {
         tracing::warn!(error = %error_chain(&e), "TTL pass failed; the next pass retries");
     }
 }
@@ -250,7 +300,11 @@ async fn record(client: &Client, config: &Config, r: &Record) -> Result<bool> {
         return Ok(false);
     }
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.patch(&r.namespace, &PatchParams::default(), &Patch::Merge(r.patch())).await?;
+    let patch = Patch::Merge(r.patch());
+    within("recording the agent phase", REQUEST_TIMEOUT, async {
+        Ok(nss.patch(&r.namespace, &PatchParams::default(), &patch).await?)
+    })
+    .await?;
     let event = KubeEvent {
         metadata: ObjectMeta {
             name: Some(format!("{}.{}.{:x}", r.job, r.phase, config.clock.now().as_microsecond())),
@@ -282,52 +336,115 @@ async fn record(client: &Client, config: &Config, r: &Record) -> Result<bool> {
     };
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &r.namespace);
     // The annotations are what matters; a lost Event is only logged.
-    if let Err(e) = events.create(&PostParams::default(), &event).await {
+    if let Err(e) = within("emitting the Event", REQUEST_TIMEOUT, async {
+        Ok(events.create(&PostParams::default(), &event).await?)
+    })
+    .await
+    {
         tracing::warn!(namespace = %r.namespace, error = %error_chain(&e), "emitting the Event failed");
     }
     Ok(true)
 }
 
-/// The TTL pass over the tracker's view of the cluster and a fresh read of git.
-async fn ttl_pass(client: &Client, config: &Config, tracker: &Tracker, report: &mut Report) -> Result<()> {
-    let namespaces: Vec<SlotNamespace> =
-        tracker.namespaces().filter_map(|n| SlotNamespace::from_namespace(n, &config.envs)).collect();
-    let jobs: Vec<AgentJob> = tracker
-        .jobs()
+/// A fresh view of the cluster for the TTL pass: both lists read now (each
+/// within [`REQUEST_TIMEOUT`]), never the watch mirror, which may be stale
+/// when a watch keeps failing.
+async fn fresh_view(client: &Client, config: &Config) -> Result<(Vec<SlotNamespace>, Vec<AgentJob>)> {
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::all(client.clone());
+    let ns_lp = ListParams::default().labels(&namespace_selector(&config.envs));
+    let job_lp = ListParams::default().labels(&agent_selector());
+    let ns_list = within("listing namespaces", REQUEST_TIMEOUT, async { Ok(nss.list(&ns_lp).await?) }).await?;
+    let job_list = within("listing agent Jobs", REQUEST_TIMEOUT, async { Ok(jobs.list(&job_lp).await?) }).await?;
+    let namespaces = ns_list.items.iter().filter_map(|n| SlotNamespace::from_namespace(n, &config.envs)).collect();
+    let jobs = job_list
+        .items
+        .iter()
         .map(|j| AgentJob { namespace: j.namespace().unwrap_or_default(), name: j.name_any(), phase: agent::phase(j) })
         .collect();
-    let candidates: Vec<(String, String)> = namespaces.iter().map(|n| (n.env.clone(), n.slot.clone())).collect();
-    let mut git = read_git(config, &candidates).await?;
-    let mut actions = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
+    Ok((namespaces, jobs))
+}
 
-    let removals: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::RemoveFromGit { .. })).collect();
-    if !removals.is_empty() {
-        let slots: Vec<(String, String)> = removals
+/// The TTL pass: a fresh view of the cluster and of git, the pure decision,
+/// then its effects. A removal whose push is rejected (the branch moved) is
+/// decided again from scratch on the new tip and a new cluster view.
+async fn ttl_pass(client: &Client, config: &Config, report: &mut Report) -> Result<()> {
+    let mut attempt = 0;
+    let actions = loop {
+        attempt += 1;
+        let (namespaces, jobs) = match fresh_view(client, config).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "the cluster view could not be refreshed: keeping every slot this pass");
+                report.kept.push(Kept {
+                    env: "*".into(),
+                    slot: "*".into(),
+                    reason: format!("stale view: {}", error_chain(&e)),
+                });
+                return Err(e);
+            }
+        };
+        let candidates: Vec<(String, String)> = namespaces.iter().map(|n| (n.env.clone(), n.slot.clone())).collect();
+        let git = read_git(config, &candidates).await?;
+        let actions = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
+        if attempt == 1 {
+            for g in git.slots.iter().filter(|g| g.unreadable.is_some()) {
+                let why = g.unreadable.clone().unwrap_or_default();
+                tracing::warn!(env = %g.env, slot = %g.slot, reason = %why, "slot metadata unreadable: the slot is in git, so it is live and kept");
+                report.kept.push(Kept {
+                    env: g.env.clone(),
+                    slot: g.slot.clone(),
+                    reason: format!("unreadable target.json: {why}"),
+                });
+            }
+        }
+        let slots: Vec<(String, String)> = actions
             .iter()
-            .map(|a| match a {
+            .filter_map(|a| match a {
                 Action::RemoveFromGit { env, slot, idle_seconds, ttl_seconds, namespace } => {
                     tracing::info!(env = %env, slot = %slot, namespace = %namespace, idle_seconds, ttl_seconds, dry_run = config.dry_run, "slot idle past its TTL: removing it from git");
-                    (env.clone(), slot.clone())
+                    Some((env.clone(), slot.clone()))
                 }
-                Action::DeleteNamespace { .. } => unreachable!("filtered"),
+                Action::DeleteNamespace { .. } => None,
             })
             .collect();
-        if !config.dry_run {
-            let src = config.source.clone();
-            let identity = config.identity.clone();
-            let oid = blocking(move || source::remove_slots(&src, &slots, "idle past idleTTL", &identity)).await?;
-            if let Some(oid) = oid {
+        if slots.is_empty() || config.dry_run {
+            break actions;
+        }
+        let src = config.source.clone();
+        let identity = config.identity.clone();
+        let base = git.tip;
+        let removal = within(
+            "removing slots from git (commit and push)",
+            GIT_TIMEOUT,
+            blocking(move || source::remove_slots(&src, &slots, "idle past idleTTL", &identity, base)),
+        )
+        .await?;
+        match removal {
+            source::Removal::Committed(oid) => {
                 tracing::info!(commit = %oid, remote = ?config.source.remote, "removal committed");
                 report.commit = Some(oid.to_string());
             }
-            // Git changed: decide again, which may already delete namespaces
-            // (prune grace 0) — the same rule a restarted watcher applies.
-            git = read_git(config, &candidates).await?;
-            let again = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
-            actions.retain(|a| matches!(a, Action::RemoveFromGit { .. }));
-            actions.extend(again.into_iter().filter(|a| matches!(a, Action::DeleteNamespace { .. })));
+            source::Removal::Unchanged => {}
+            source::Removal::Moved if attempt < REMOVAL_ATTEMPTS => {
+                tracing::info!(attempt, "the branch moved under the removal: deciding again on the new tip");
+                continue;
+            }
+            source::Removal::Moved => {
+                tracing::warn!(attempts = attempt, "the branch kept moving under the removal; the next pass retries");
+                break Vec::new();
+            }
         }
-    }
+        // Git changed: decide again, which may already delete namespaces
+        // (prune grace 0) — the same rule a restarted watcher applies.
+        let candidates: Vec<(String, String)> = namespaces.iter().map(|n| (n.env.clone(), n.slot.clone())).collect();
+        let git = read_git(config, &candidates).await?;
+        let again = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
+        let mut actions = actions;
+        actions.retain(|a| matches!(a, Action::RemoveFromGit { .. }));
+        actions.extend(again.into_iter().filter(|a| matches!(a, Action::DeleteNamespace { .. })));
+        break actions;
+    };
     for a in &actions {
         let Action::DeleteNamespace { env, slot, namespace, uid, removed_seconds } = a else { continue };
         tracing::info!(env = %env, slot = %slot, namespace = %namespace, removed_seconds, dry_run = config.dry_run, "slot gone from git for longer than the prune grace: deleting its namespace");
@@ -340,12 +457,15 @@ async fn ttl_pass(client: &Client, config: &Config, tracker: &Tracker, report: &
             preconditions: uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
             ..Default::default()
         };
-        match nss.delete(namespace, &dp).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+        match tokio::time::timeout(REQUEST_TIMEOUT, nss.delete(namespace, &dp)).await {
+            Err(_) => {
+                return Err(Error::Timeout { what: format!("deleting namespace {namespace}"), after: REQUEST_TIMEOUT })
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {
                 tracing::info!(namespace = %namespace, code = s.code, "namespace already gone or replaced")
             }
-            Err(e) => return Err(e.into()),
+            Ok(Err(e)) => return Err(e.into()),
         }
     }
     report.actions.extend(actions);
@@ -356,11 +476,15 @@ async fn read_git(config: &Config, candidates: &[(String, String)]) -> Result<tt
     let src = config.source.clone();
     let envs: Vec<String> = config.envs.keys().cloned().collect();
     let candidates = candidates.to_vec();
-    blocking(move || {
-        let mut state = source::read_state(&src, &envs, &candidates)?;
-        expected_namespaces(&src, &mut state);
-        Ok(state)
-    })
+    within(
+        "reading git (fetch)",
+        GIT_TIMEOUT,
+        blocking(move || {
+            let mut state = source::read_state(&src, &envs, &candidates)?;
+            expected_namespaces(&src, &mut state);
+            Ok(state)
+        }),
+    )
     .await
 }
 

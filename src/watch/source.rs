@@ -55,42 +55,17 @@ impl Source {
         }
     }
 
-    /// The tip to read: with a remote, fetch it and move the local branch
-    /// (and the checked-out rendered tree) there; the watcher's clone holds
-    /// no commits of its own, everything it commits is pushed.
+    /// The tip to read: with a remote, the remote branch just fetched (into
+    /// a ref of the watcher's own, `refs/codex-k8s/remote/<branch>`); the
+    /// local branch, the index and the work tree are never moved. Without a
+    /// remote, the local branch.
     fn tip(&self, repo: &Repository) -> Result<Option<Oid>> {
         let branch = self.branch(repo)?;
-        let refname = format!("refs/heads/{branch}");
         if let Some(remote) = &self.remote {
-            if let Some(tip) = git::fetch(repo, remote, &branch)? {
-                let local = repo.refname_to_id(&refname).ok();
-                if local != Some(tip) {
-                    repo.reference(&refname, tip, true, "codex-k8s watch: follow remote").map_err(git::Error::from)?;
-                    checkout_prefix(repo, &refname, &self.prefix)?;
-                }
-                return Ok(Some(tip));
-            }
+            return Ok(git::fetch(repo, remote, &branch)?);
         }
-        Ok(repo.refname_to_id(&refname).ok())
+        Ok(repo.refname_to_id(&format!("refs/heads/{branch}")).ok())
     }
-}
-
-/// Brings the work tree's rendered files in line with HEAD after the branch
-/// moved under it (only when HEAD is that branch and there is a work tree).
-fn checkout_prefix(repo: &Repository, refname: &str, prefix: &str) -> Result<()> {
-    if repo.is_bare()
-        || repo.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_owned)).as_deref()
-            != Some(refname)
-    {
-        return Ok(());
-    }
-    let mut co = git2::build::CheckoutBuilder::new();
-    co.force();
-    if !prefix.is_empty() {
-        co.path(prefix);
-    }
-    repo.checkout_head(Some(&mut co)).map_err(git::Error::from)?;
-    Ok(())
 }
 
 fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
@@ -98,9 +73,15 @@ fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
 }
 
 fn read_target_json(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Option<TargetMeta> {
-    let entry = tree.get_path(Path::new(&format!("{dir}/{TARGET_JSON}"))).ok()?;
-    let blob = repo.find_blob(entry.id()).ok()?;
-    serde_json::from_slice(blob.content()).ok()
+    read_target_json_checked(repo, tree, dir).ok()
+}
+
+/// The slot's `target.json`, or why it cannot be read.
+fn read_target_json_checked(repo: &Repository, tree: &Tree<'_>, dir: &str) -> std::result::Result<TargetMeta, String> {
+    let path = format!("{dir}/{TARGET_JSON}");
+    let entry = tree.get_path(Path::new(&path)).map_err(|_| format!("{path} is missing"))?;
+    let blob = repo.find_blob(entry.id()).map_err(|e| format!("{path}: {}", e.message()))?;
+    serde_json::from_slice(blob.content()).map_err(|e| format!("{path}: {e}"))
 }
 
 fn to_time(seconds: i64) -> Option<Timestamp> {
@@ -129,13 +110,19 @@ pub fn read_state(src: &Source, envs: &[String], candidates: &[(String, String)]
             if e.kind() != Some(ObjectType::Tree) {
                 continue;
             }
-            let Some(meta) = read_target_json(&repo, &tree, &dir) else { continue };
+            // A slot present at the tip is live whatever its target.json
+            // says: unreadable metadata is reported, never read as "absent".
+            let (namespace, host, unreadable) = match read_target_json_checked(&repo, &tree, &dir) {
+                Ok(meta) => (Some(meta.namespace), meta.host, None),
+                Err(why) => (None, None, Some(why)),
+            };
             slots.push(GitSlot {
                 env: env.clone(),
                 slot: name.to_owned(),
-                namespace: Some(meta.namespace),
-                host: meta.host,
+                namespace,
+                host,
                 last_commit: None,
+                unreadable,
             });
         }
     }
@@ -158,7 +145,7 @@ pub fn read_state(src: &Source, envs: &[String], candidates: &[(String, String)]
             }
         }
     }
-    Ok(GitState { slots, removed })
+    Ok(GitState { slots, removed, tip: Some(tip) })
 }
 
 struct Touch {
@@ -168,57 +155,125 @@ struct Touch {
 }
 
 /// For each directory, the newest commit (first-parent comparison) that
-/// changed, added or removed it, walking back from `tip`.
+/// changed, added or removed it, walking back from `tip` once for all of
+/// them. Directories are grouped by their parent directory: a commit whose
+/// parent directory is unchanged is skipped with one id comparison, and a
+/// changed one is compared entry by entry (sorted, one merge) — so a walk
+/// costs O(commits + changed entries), not O(commits × slots).
 fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap<String, Touch>> {
     let mut found = BTreeMap::new();
     if dirs.is_empty() {
         return Ok(found);
     }
     git::require_full_history(repo)?;
+    // parent directory -> (entry name -> full dir), for the dirs still wanted.
+    let mut wanted: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for dir in dirs {
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
+        wanted.entry(parent.to_owned()).or_default().insert(name.to_owned(), dir.clone());
+    }
+    let mut remaining: usize = wanted.values().map(BTreeMap::len).sum();
     let mut walk = repo.revwalk().map_err(git::Error::from)?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL).map_err(git::Error::from)?;
     walk.push(tip).map_err(git::Error::from)?;
     for oid in walk.take(MAX_COMMITS) {
-        if found.len() == dirs.len() {
+        if remaining == 0 {
             break;
         }
         let commit = repo.find_commit(oid.map_err(git::Error::from)?).map_err(git::Error::from)?;
         let tree = commit.tree().map_err(git::Error::from)?;
         let parent_tree = commit.parents().next().map(|p| p.tree()).transpose().map_err(git::Error::from)?;
-        for dir in dirs {
-            if found.contains_key(dir) {
+        for (parent_dir, names) in wanted.iter_mut() {
+            if names.is_empty() {
                 continue;
             }
-            let now = entry_id(&tree, dir);
-            let before = parent_tree.as_ref().and_then(|t| entry_id(t, dir));
-            if now != before {
-                let namespace_before = match (now, &parent_tree) {
-                    (None, Some(pt)) => read_target_json(repo, pt, dir).map(|m| m.namespace),
-                    _ => None,
-                };
-                found.insert(dir.clone(), Touch { time: commit.time().seconds(), namespace_before });
+            let sub = |t: &Tree<'_>| -> Option<Oid> {
+                if parent_dir.is_empty() {
+                    Some(t.id())
+                } else {
+                    entry_id(t, parent_dir)
+                }
+            };
+            let now = sub(&tree);
+            let before = parent_tree.as_ref().and_then(sub);
+            if now == before {
+                continue;
+            }
+            let now_entries = subtree_entries(repo, now);
+            let before_entries = subtree_entries(repo, before);
+            let mut hit = Vec::new();
+            for (name, dir) in names.iter() {
+                let a = now_entries.get(name.as_str());
+                let b = before_entries.get(name.as_str());
+                if a != b {
+                    let namespace_before = match (a, &parent_tree) {
+                        (None, Some(pt)) => read_target_json(repo, pt, dir).map(|m| m.namespace),
+                        _ => None,
+                    };
+                    found.insert(dir.clone(), Touch { time: commit.time().seconds(), namespace_before });
+                    hit.push(name.clone());
+                }
+            }
+            remaining -= hit.len();
+            for h in hit {
+                names.remove(&h);
             }
         }
     }
     Ok(found)
 }
 
-/// Removes `slots` (env, slot) from git in one commit — each slot's
-/// directory and its Flux file — and pushes it when a remote is set.
-/// Without a remote it commits on the checked-out branch and removes the
-/// files from the work tree too, like `slots remove --commit`. Returns the
-/// new commit, or `None` when git already lacked them.
-pub fn remove_slots(src: &Source, slots: &[(String, String)], why: &str, identity: &str) -> Result<Option<Oid>> {
+/// The entries (name -> id) of the tree `id`, empty when it is none or not a tree.
+fn subtree_entries(repo: &Repository, id: Option<Oid>) -> BTreeMap<String, Oid> {
+    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return BTreeMap::new() };
+    tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect()
+}
+
+/// What [`remove_slots`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Committed (and pushed, with a remote).
+    Committed(Oid),
+    /// Git already lacked them.
+    Unchanged,
+    /// The branch moved since `base` (a push was rejected, or the local
+    /// branch changed): nothing was written; read git again and decide again.
+    Moved,
+}
+
+/// Removes `slots` (env, slot) from git in one commit on top of `base` (the
+/// tip the decision was made on) — each slot's directory and its Flux file.
+///
+/// With a remote the commit is built on the fetched remote tip under a ref
+/// of the watcher's own (`refs/codex-k8s/watch/<branch>`) and pushed with a
+/// compare-and-swap against `base`; the local branch, index and work tree
+/// are never touched. Without a remote it commits on the local branch (and,
+/// when that branch is checked out, removes the files from the work tree
+/// like `slots remove --commit`), refusing when the work tree holds changes
+/// under a slot it would remove.
+pub fn remove_slots(
+    src: &Source,
+    slots: &[(String, String)],
+    why: &str,
+    identity: &str,
+    base: Option<Oid>,
+) -> Result<Removal> {
     if slots.is_empty() {
-        return Ok(None);
+        return Ok(Removal::Unchanged);
     }
+    let Some(base) = base else { return Ok(Removal::Unchanged) };
     let repo = src.open()?;
     let _lock = lock(&repo)?;
     let mut updates = git::Updates::new();
     let mut desired = tree::Desired::default();
+    let mut paths = Vec::new();
     for (env, slot) in slots {
-        updates.insert(src.join(&format!("{env}/{slot}")), git::Update::Remove);
-        updates.insert(src.join(&tree::flux_path(env, Some(slot))), git::Update::Remove);
+        let dir = src.join(&format!("{env}/{slot}"));
+        let flux = src.join(&tree::flux_path(env, Some(slot)));
+        updates.insert(dir.clone(), git::Update::Remove);
+        updates.insert(flux.clone(), git::Update::Remove);
+        paths.push(dir);
+        paths.push(flux);
         desired.removed_targets.insert(format!("{env}/{slot}"));
         desired.files.insert(tree::flux_path(env, Some(slot)), None);
     }
@@ -236,15 +291,26 @@ pub fn remove_slots(src: &Source, slots: &[(String, String)], why: &str, identit
     let refname = format!("refs/heads/{branch}");
     let outcome = match &src.remote {
         Some(remote) => {
-            let o = git::push_with_retry(&repo, remote, &branch, &req, git::Retry::default(), &|_, _| Ok(()))?;
-            checkout_prefix(&repo, &refname, &src.prefix)?;
-            o
+            let work = format!("refs/codex-k8s/watch/{branch}");
+            repo.reference(&work, base, true, "codex-k8s watch: base").map_err(git::Error::from)?;
+            let outcome = git::commit_on_ref(&repo, &work, &req)?;
+            if outcome == git::Outcome::Unchanged {
+                return Ok(Removal::Unchanged);
+            }
+            if !git::push_ref_once(&repo, remote, &work, &branch, Some(base))? {
+                return Ok(Removal::Moved);
+            }
+            outcome
         }
         None => {
+            if repo.refname_to_id(&refname).ok() != Some(base) {
+                return Ok(Removal::Moved);
+            }
             let head_is_branch = repo.find_reference("HEAD").ok().and_then(|h| h.symbolic_target().map(str::to_owned))
                 == Some(refname.clone());
             match (head_is_branch, repo.workdir()) {
                 (true, Some(workdir)) => {
+                    refuse_local_changes(&repo, &paths)?;
                     tree::apply(&workdir.join(&src.prefix), &desired)?;
                     git::commit_worktree(&repo, &req)?
                 }
@@ -253,9 +319,32 @@ pub fn remove_slots(src: &Source, slots: &[(String, String)], why: &str, identit
         }
     };
     Ok(match outcome {
-        git::Outcome::Committed(oid) => Some(oid),
-        git::Outcome::Unchanged => None,
+        git::Outcome::Committed(oid) => Removal::Committed(oid),
+        git::Outcome::Unchanged => Removal::Unchanged,
     })
+}
+
+/// Errors when the work tree or index differs from HEAD under `paths`.
+fn refuse_local_changes(repo: &Repository, paths: &[String]) -> Result<()> {
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    for p in paths {
+        opts.pathspec(p);
+    }
+    let statuses = repo.statuses(Some(&mut opts)).map_err(git::Error::from)?;
+    let changed: Vec<String> = statuses
+        .iter()
+        .filter(|e| !e.status().is_ignored() && e.status() != git2::Status::CURRENT)
+        .filter_map(|e| e.path().map(str::to_owned))
+        .take(5)
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(super::Error::LocalWork(format!(
+        "refusing to remove slots from the checkout: uncommitted changes under them ({}); commit or discard them, or run the watcher on a clone of its own with --remote",
+        changed.join(", ")
+    )))
 }
 
 /// The same lock file as `render`, so a render and the watcher never

@@ -43,6 +43,10 @@ pub struct GitSlot {
     pub host: Option<String>,
     /// The last commit that changed its directory.
     pub last_commit: Option<Timestamp>,
+    /// Why its `target.json` cannot be read, if it cannot. Such a slot is
+    /// live (it is in git) and never removed; the pass reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// A slot that was in git and is not at the tip any more.
@@ -63,6 +67,8 @@ pub struct GitState {
     /// Slots removed from the tip, by (env, slot), looked up for the
     /// namespaces that still exist.
     pub removed: BTreeMap<(String, String), RemovedSlot>,
+    /// The commit these were read from (the base of a removal commit).
+    pub tip: Option<git2::Oid>,
 }
 
 impl GitState {
@@ -195,14 +201,21 @@ pub fn decide(
     let mut out = Vec::new();
     let mut sorted: Vec<&SlotNamespace> = namespaces.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    // Indexes, so a pass over thousands of slots stays linear.
+    let at_tip: BTreeMap<(&str, &str), &GitSlot> =
+        git.slots.iter().map(|s| ((s.env.as_str(), s.slot.as_str()), s)).collect();
+    let active: std::collections::BTreeSet<&str> =
+        jobs.iter().filter(|j| j.phase.is_active()).map(|j| j.namespace.as_str()).collect();
     for ns in sorted {
         let Some(ttl) = config.envs.get(&ns.env) else { continue };
-        if ns.terminating || ns.keep || busy(&ns.name, jobs) {
+        if ns.terminating || ns.keep || active.contains(ns.name.as_str()) {
             continue;
         }
-        match git.slot(&ns.env, &ns.slot) {
+        match at_tip.get(&(ns.env.as_str(), ns.slot.as_str())).copied() {
             Some(g) => {
-                if g.namespace.as_ref().is_some_and(|n| *n != ns.name) {
+                // Present in git is live: unreadable metadata never reads
+                // as "removed", and is no reason to remove either.
+                if g.unreadable.is_some() || g.namespace.as_ref().is_some_and(|n| *n != ns.name) {
                     continue;
                 }
                 let Some(last) = last_activity(ns, Some(g)) else { continue };
@@ -280,9 +293,11 @@ mod tests {
                     namespace: Some(format!("shop-{s}")),
                     host: None,
                     last_commit: Some(t(*c)),
+                    unreadable: None,
                 })
                 .collect(),
             removed: BTreeMap::new(),
+            tip: None,
         }
     }
 
@@ -309,6 +324,16 @@ mod tests {
         let a = decide(t(9 * HOUR), &git(&[("pr-1", 0)]), &[ns("pr-1", 0)], &[], &config());
         assert_eq!(names(&a), ["git:pr-1"]);
         assert!(matches!(a[0], Action::RemoveFromGit { idle_seconds: 32400, ttl_seconds: 28800, .. }));
+    }
+
+    #[test]
+    fn a_slot_whose_target_json_is_unreadable_is_live_and_kept() {
+        let mut g = git(&[("pr-1", 0)]);
+        g.slots[0].namespace = None;
+        g.slots[0].unreadable = Some("rendered/ai/pr-1/.codex-k8s/target.json: expected value".into());
+        // Even with an old removal of the same slot in history: it is at the tip.
+        let g = removed(g, "pr-1", 0);
+        assert!(decide(t(99 * HOUR), &g, &[ns("pr-1", 0)], &[], &config()).is_empty());
     }
 
     #[test]

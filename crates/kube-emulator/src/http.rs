@@ -163,8 +163,21 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         status: 0,
         watch: false,
     };
-    let resp = if let Some(code) = shared.take_fault(method.as_str(), &path) {
-        error_response(&ApiError::from_code(code))
+    let fault = shared.take_fault(method.as_str(), &path);
+    let resp = if let Some(fault) = fault {
+        match fault {
+            crate::FaultEffect::Error(code) => error_response(&ApiError::from_code(code)),
+            crate::FaultEffect::RetryAfter(code, secs) => {
+                let mut r = error_response(&ApiError::from_code(code));
+                r.headers_mut().insert("retry-after", secs.to_string().parse().expect("a number is a header value"));
+                r
+            }
+            crate::FaultEffect::Hang => {
+                let mut stop = shared.shutdown_tx.subscribe();
+                let _ = stop.wait_for(|s| *s).await;
+                error_response(&ApiError::from_code(503))
+            }
+        }
     } else {
         match req.into_body().collect().await {
             Ok(b) => {

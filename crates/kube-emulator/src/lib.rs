@@ -111,7 +111,20 @@ impl RequestRecord {
 struct Fault {
     method: String,
     prefix: String,
-    code: u16,
+    effect: FaultEffect,
+    /// Fires on every matching request until [`Emulator::clear_faults`].
+    sticky: bool,
+}
+
+/// What an injected fault does to the request it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultEffect {
+    /// Answer with this status code and a `Status` body.
+    Error(u16),
+    /// Answer with this status code and a `Retry-After: <seconds>` header.
+    RetryAfter(u16, u64),
+    /// Never answer (the connection stays open until the emulator stops).
+    Hang,
 }
 
 pub(crate) struct Shared {
@@ -135,12 +148,15 @@ impl Shared {
         lock(&self.store)
     }
 
-    fn take_fault(&self, method: &str, path: &str) -> Option<u16> {
+    pub(crate) fn take_fault(&self, method: &str, path: &str) -> Option<FaultEffect> {
         let mut faults = lock(&self.faults);
         let i = faults
             .iter()
             .position(|f| (f.method == "*" || f.method.eq_ignore_ascii_case(method)) && path.starts_with(&f.prefix))?;
-        Some(faults.remove(i).code)
+        if faults[i].sticky {
+            return Some(faults[i].effect.clone());
+        }
+        Some(faults.remove(i).effect)
     }
 
     fn log_request(&self, r: RequestRecord) {
@@ -384,11 +400,38 @@ preferences: {{}}
     /// path starts with `path_prefix` fail with `status_code` and a `Status`
     /// body. Calls queue up; each fault fires once.
     pub fn fail_next(&self, method: &str, path_prefix: &str, status_code: u16) {
+        self.inject(method, path_prefix, FaultEffect::Error(status_code), false);
+    }
+
+    /// Inject `effect` for the next matching request (`sticky`: every
+    /// matching request until [`clear_faults`](Emulator::clear_faults)).
+    /// Watch requests match too; a sticky fault on a watch path also drops
+    /// the open watches, so clients must re-list (and fail) at once.
+    pub fn inject(&self, method: &str, path_prefix: &str, effect: FaultEffect, sticky: bool) {
         lock(&self.shared.faults).push(Fault {
             method: method.to_string(),
             prefix: path_prefix.to_string(),
-            code: status_code,
+            effect,
+            sticky,
         });
+        if sticky {
+            self.drop_watches();
+        }
+    }
+
+    /// Every matching request hangs (no answer) until [`clear_faults`](Emulator::clear_faults).
+    pub fn hang_always(&self, method: &str, path_prefix: &str) {
+        self.inject(method, path_prefix, FaultEffect::Hang, true);
+    }
+
+    /// Every matching request fails with `status_code` until [`clear_faults`](Emulator::clear_faults).
+    pub fn fail_always(&self, method: &str, path_prefix: &str, status_code: u16) {
+        self.inject(method, path_prefix, FaultEffect::Error(status_code), true);
+    }
+
+    /// Remove every injected fault.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
     }
 
     /// All requests served so far, oldest first.
