@@ -786,3 +786,29 @@ async fn with_a_remote_the_local_branch_and_work_tree_are_never_moved() {
     assert!(!String::from_utf8_lossy(&remote_tree.stdout).contains("rendered/ai/pr-1/"), "removed on the remote");
     emu.shutdown().await;
 }
+
+/// The 5,000-slot figure: `cargo test --release --all-features --test integration
+/// watch::bench_read_state_5000_slots -- --ignored --nocapture` (5,000 slots
+/// rendered 100 per commit; prints the median of 3 `read_state` runs).
+#[test]
+#[ignore]
+fn bench_read_state_5000_slots() {
+    let repo = Repo::new();
+    for c in 0..50 {
+        for i in 0..100 {
+            repo.add_slot("ai", &format!("pr-{}", c * 100 + i));
+        }
+        repo.commit_all(&format!("render {c}"), -10 * HOUR + c);
+    }
+    let envs = vec!["ai".to_string()];
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let state = watch::source::read_state(&repo.source(), &envs, &[]).unwrap();
+        times.push(started.elapsed());
+        assert_eq!(state.slots.len(), 5000);
+        assert!(state.slots.iter().all(|s| s.last_commit.is_some()));
+    }
+    times.sort();
+    println!("read_state over 5000 slots (100 per commit): median {:?} of {times:?}", times[1]);
+}
