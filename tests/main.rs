@@ -1,3 +1,4 @@
+mod cli;
 mod corpus;
 mod crash;
 mod git;

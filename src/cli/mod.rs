@@ -19,7 +19,7 @@ mod watch;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use exit::{Exit, Reported};
 pub use output::{ColorChoice, Output};
@@ -78,7 +78,16 @@ pub enum Command {
 
 /// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> u8 {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // clap's own output (usage errors, help) follows `--color` too; it is
+    // read before parsing because parsing is what prints those messages.
+    let clap_color = match color_arg(&args) {
+        Some(ColorChoice::Always) => clap::ColorChoice::Always,
+        Some(ColorChoice::Never) => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
+    let parsed = Cli::command().color(clap_color).try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
@@ -91,6 +100,30 @@ pub fn main() -> u8 {
         Ok(code) => code,
         Err(err) => report(&err, &mut out),
     }
+}
+
+/// The last `--color WHEN` / `--color=WHEN` before a `--`, if valid.
+fn color_arg(args: &[std::ffi::OsString]) -> Option<ColorChoice> {
+    let mut found = None;
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        let value = if a == "--" {
+            break;
+        } else if a == "--color" {
+            it.next().map(|v| v.into_owned())
+        } else if let Some(v) = a.strip_prefix("--color=") {
+            Some(v.to_owned())
+        } else {
+            continue;
+        };
+        found = match value.as_deref() {
+            Some("always") => Some(ColorChoice::Always),
+            Some("never") => Some(ColorChoice::Never),
+            Some("auto") => Some(ColorChoice::Auto),
+            _ => found,
+        };
+    }
+    found
 }
 
 /// Maps an error to its exit code, printing it unless it was already reported.
@@ -112,7 +145,8 @@ fn report(err: &anyhow::Error, out: &mut Output) -> u8 {
     {
         return exit::OK;
     }
-    let mut text = format!("error: {err}");
+    let label = if out.color { "\x1b[1;31merror\x1b[0m" } else { "error" };
+    let mut text = format!("{label}: {err}");
     for cause in err.chain().skip(1) {
         text.push_str(&format!("\n  caused by: {cause}"));
     }
@@ -137,10 +171,34 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<u8> {
         #[cfg(feature = "watch")]
         Command::Status(args) => status::run(&cli.file, args, out),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "codex-k8s", &mut out.out);
+            // Generated into memory (clap_complete panics on a write error),
+            // then written: a closed pipe is reported like any other.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "codex-k8s", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                script = fix_bash_completion(&script, "codex-k8s").into_bytes();
+            }
+            std::io::Write::write_all(&mut out.out, &script)?;
+            std::io::Write::flush(&mut out.out)?;
             Ok(exit::OK)
         }
     }
+}
+
+/// clap_complete's bash script tracks the command being completed in `cmd`
+/// (`codex__k8s__subcmd__render`) but labels the branches that complete each
+/// subcommand's flags with the binary's hyphen turned into a separator too
+/// (`codex__subcmd__k8s__subcmd__render)`, clap-rs/clap#6421): no branch
+/// matched, so no subcommand flag was ever completed. The workaround
+/// rewrites the labels to the form the `cmd=` assignments use.
+fn fix_bash_completion(script: &[u8], bin: &str) -> String {
+    let text = String::from_utf8_lossy(script);
+    let label = bin.replace('-', "__subcmd__");
+    let state = bin.replace('-', "__");
+    if label == state {
+        return text.into_owned();
+    }
+    text.replace(&label, &state)
 }
 
 /// A loaded project: the inventory and its compiled templates.

@@ -12,8 +12,11 @@ use crate::git;
 use crate::render::{render_targets, RenderedTarget};
 use crate::tree;
 
-/// Arguments of `render`.
+/// Arguments of `render`. Saying what to render (`--env` or `--all`) is
+/// required, and `--stdout` prints one target, so it cannot take `--all`:
+/// both are usage errors (exit 2) before anything is loaded.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").args(["env", "all"]).required(true)))]
 pub struct Args {
     #[command(flatten)]
     selection: Selection,
@@ -23,7 +26,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["stdout", "commit", "branch", "push"])]
     check: bool,
     /// Print one target as a YAML stream; write nothing.
-    #[arg(long, conflicts_with_all = ["commit", "branch", "push"])]
+    #[arg(long, conflicts_with_all = ["commit", "branch", "push", "all"])]
     stdout: bool,
     /// With --stdout: only these components (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]

@@ -213,8 +213,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 .into_iter()
                 .filter(|s| s.expired)
                 .map(|s| {
+                    // The list is the result (stdout); counts are summaries (stderr).
                     let _ = writeln!(
-                        out.err,
+                        out.out,
                         "{}/{}: idle {} (TTL {})",
                         s.env,
                         s.slot,
