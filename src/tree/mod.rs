@@ -9,7 +9,10 @@ pub use glue::{argocd_file, flux_file, flux_path};
 pub use layout::{
     digest_files, inputs_digest, outputs_digest, target_files, target_inputs_digest, TargetMeta, BUILD_ID, TARGET_JSON,
 };
-pub use write::{apply, changes, list_slots, read_dir_files, read_meta, recover, Change, ChangeKind, Desired};
+pub use write::{
+    apply, changes, list_slots, parse_meta, read_dir_files, read_meta, read_meta_checked, recover, Change, ChangeKind,
+    Desired,
+};
 
 use crate::inventory::Inventory;
 use crate::render::RenderedTarget;
