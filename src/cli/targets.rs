@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use crate::inventory::names::dns_label_problem;
 use crate::inventory::Inventory;
-use crate::render::{check_set, Request, Target};
+use crate::render::{check_set, check_set_value, Request, Target};
 use crate::tree;
 
 /// Which targets a command acts on.
@@ -76,7 +76,7 @@ pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<Str
         let Some((path, value)) = s.split_once('=') else {
             bail!("--set {s}: expected PATH=VALUE, e.g. --set versions.users=1.5.0");
         };
-        if let Err(e) = check_set(inventory, path) {
+        if let Err(e) = check_override(inventory, path, value) {
             bail!(e);
         }
         out.insert(path.to_owned(), value.to_owned());
@@ -84,11 +84,67 @@ pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<Str
     Ok(out)
 }
 
+/// The checks every override passes, from `--set` or read back from a
+/// `target.json`: a known path and a one-line value.
+pub fn check_override(inventory: &Inventory, path: &str, value: &str) -> Result<(), String> {
+    check_set(inventory, path)?;
+    check_set_value(path, value)
+}
+
+/// Checks a run id, from `--run-id` or read back from a `target.json`.
+pub fn check_run_id(id: &str) -> Result<(), String> {
+    match dns_label_problem(id) {
+        Some(problem) => Err(format!("invalid --run-id `{id}`: it {problem}")),
+        None => Ok(()),
+    }
+}
+
+/// Checks a slot name, from `--slot` or read back from the tree.
+pub fn check_slot(slot: &str) -> Result<(), String> {
+    match dns_label_problem(slot) {
+        Some(problem) => Err(format!("invalid slot `{slot}`: it {problem}; slots are DNS-1123 labels such as `pr-42`")),
+        None => Ok(()),
+    }
+}
+
+/// Checks a `target.json` read back from the tree or from git (`file` names
+/// it) with the same checks as the command-line flags: it is untrusted input,
+/// a pull request can edit it.
+pub fn check_meta(inventory: &Inventory, file: &str, target: &Target, meta: &tree::TargetMeta) -> Result<()> {
+    let fail = |e: String| anyhow::anyhow!("{file}: {e}; fix or delete the file (a render recreates it)");
+    if meta.project != inventory.project {
+        return Err(fail(format!(
+            "records project `{}`, but services.yaml is project `{}`",
+            meta.project, inventory.project
+        )));
+    }
+    if meta.env != target.env || meta.slot != target.slot {
+        let recorded = Target { env: meta.env.clone(), slot: meta.slot.clone() };
+        return Err(fail(format!("records target {recorded}, but lies in the directory of {target}")));
+    }
+    if let Some(slot) = &meta.slot {
+        check_slot(slot).map_err(fail)?;
+    }
+    if let Some(problem) = dns_label_problem(&meta.namespace) {
+        return Err(fail(format!("invalid namespace `{}`: it {problem}", meta.namespace)));
+    }
+    if let Some(id) = &meta.run_id {
+        check_run_id(id).map_err(fail)?;
+    }
+    for (path, value) in &meta.sets {
+        check_override(inventory, path, value).map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// What the tree already holds: slots and their remembered run ids and
 /// overrides, read from the work tree or from a branch (`--branch`).
 pub trait TreeState {
-    /// The target metadata of `dir` (`env` or `env/slot`).
-    fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta>;
+    /// The target metadata of `dir` (`env` or `env/slot`): `None` when
+    /// absent, an error naming the file when unreadable.
+    fn read_meta(&self, dir: &str) -> Result<Option<tree::TargetMeta>, String>;
+    /// How messages name the `target.json` of `dir`.
+    fn meta_file(&self, dir: &str) -> String;
     /// The slots of `env`, sorted.
     fn list_slots(&self, env: &str) -> Vec<String>;
 }
@@ -97,8 +153,11 @@ pub trait TreeState {
 pub struct DiskTree<'a>(pub &'a Path);
 
 impl TreeState for DiskTree<'_> {
-    fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta> {
-        tree::read_meta(self.0, dir)
+    fn read_meta(&self, dir: &str) -> Result<Option<tree::TargetMeta>, String> {
+        tree::read_meta_checked(self.0, dir)
+    }
+    fn meta_file(&self, dir: &str) -> String {
+        self.0.join(dir).join(tree::TARGET_JSON).display().to_string()
     }
     fn list_slots(&self, env: &str) -> Vec<String> {
         tree::list_slots(self.0, env)
@@ -126,11 +185,16 @@ impl GitTree<'_> {
 }
 
 impl TreeState for GitTree<'_> {
-    fn read_meta(&self, dir: &str) -> Option<tree::TargetMeta> {
-        let entry =
-            self.tree.as_ref()?.get_path(Path::new(&self.path(&format!("{dir}/{}", tree::TARGET_JSON)))).ok()?;
-        let blob = self.repo.find_blob(entry.id()).ok()?;
-        serde_json::from_slice(blob.content()).ok()
+    fn read_meta(&self, dir: &str) -> Result<Option<tree::TargetMeta>, String> {
+        let Some(root) = self.tree.as_ref() else { return Ok(None) };
+        let Ok(entry) = root.get_path(Path::new(&self.path(&format!("{dir}/{}", tree::TARGET_JSON)))) else {
+            return Ok(None);
+        };
+        let blob = self.repo.find_blob(entry.id()).map_err(|e| format!("{}: {}", self.meta_file(dir), e.message()))?;
+        tree::parse_meta(blob.content()).map(Some).map_err(|e| format!("{}: {e}", self.meta_file(dir)))
+    }
+    fn meta_file(&self, dir: &str) -> String {
+        format!("{} (committed on the branch)", self.path(&format!("{dir}/{}", tree::TARGET_JSON)))
     }
     fn list_slots(&self, env: &str) -> Vec<String> {
         let Some(root) = &self.tree else { return Vec::new() };
@@ -140,7 +204,7 @@ impl TreeState for GitTree<'_> {
             .iter()
             .filter(|e| e.kind() == Some(git2::ObjectType::Tree))
             .filter_map(|e| e.name().map(str::to_owned))
-            .filter(|name| self.read_meta(&format!("{env}/{name}")).is_some())
+            .filter(|name| !matches!(self.read_meta(&format!("{env}/{name}")), Ok(None)))
             .collect();
         slots.sort();
         slots
@@ -160,6 +224,9 @@ pub fn requests(
         for (name, env) in &inventory.environments {
             if env.slots {
                 for slot in state.list_slots(name) {
+                    if let Err(e) = check_slot(&slot) {
+                        bail!("{}: {e}; rename or remove the directory", state.meta_file(&format!("{name}/{slot}")));
+                    }
                     targets.push(Target { env: name.clone(), slot: Some(slot) });
                 }
             } else {
@@ -190,8 +257,8 @@ pub fn requests(
             targets.push(Target { env: env_name.clone(), slot: None });
         }
         for slot in &sel.slots {
-            if let Some(problem) = dns_label_problem(slot) {
-                bail!("invalid slot `{slot}`: it {problem}; slots are DNS-1123 labels such as `pr-42`");
+            if let Err(e) = check_slot(slot) {
+                bail!(e);
             }
             let t = Target { env: env_name.clone(), slot: Some(slot.clone()) };
             if !targets.contains(&t) {
@@ -213,20 +280,23 @@ pub fn requests(
         }
     }
     if let Some(id) = &args.run_id {
-        if let Some(problem) = dns_label_problem(id) {
-            bail!("invalid --run-id `{id}`: it {problem}");
+        if let Err(e) = check_run_id(id) {
+            bail!(e);
         }
     }
-    Ok(targets
-        .into_iter()
-        .map(|target| {
-            let previous = state.read_meta(&target.dir());
-            let mut merged = previous.as_ref().map(|m| m.sets.clone()).unwrap_or_default();
-            merged.extend(sets.clone());
-            let run_id = args.run_id.clone().or_else(|| previous.and_then(|m| m.run_id));
-            Request { target, run_id, sets: merged }
-        })
-        .collect())
+    let mut requests = Vec::with_capacity(targets.len());
+    for target in targets {
+        let dir = target.dir();
+        let previous = state.read_meta(&dir).map_err(anyhow::Error::msg)?;
+        if let Some(meta) = &previous {
+            check_meta(inventory, &state.meta_file(&dir), &target, meta)?;
+        }
+        let mut merged = previous.as_ref().map(|m| m.sets.clone()).unwrap_or_default();
+        merged.extend(sets.clone());
+        let run_id = args.run_id.clone().or_else(|| previous.and_then(|m| m.run_id));
+        requests.push(Request { target, run_id, sets: merged });
+    }
+    Ok(requests)
 }
 
 /// The tree's path relative to the repository root (what Argo CD and Flux see).

@@ -41,6 +41,11 @@ pub fn read_source(root: &Path, rel: &Path) -> Result<SourceFile, Diagnostic> {
         .with_help("split it; inventories and templates are small text files"));
     }
     let bytes = std::fs::read(&full).map_err(|e| Diagnostic::error(rel, None, format!("cannot read file: {e}")))?;
+    // A UTF-8 byte-order mark (editors on Windows write one) is not content.
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     match String::from_utf8(bytes) {
         Ok(text) => Ok(SourceFile { path: rel.to_path_buf(), text }),
         Err(e) => {
@@ -62,6 +67,25 @@ pub fn parse_document(source: &SourceFile) -> Result<Document, Diagnostic> {
         }
         d
     })
+}
+
+/// Values YAML typed (an unquoted number or bool) at paths where a string is
+/// expected: `versions: {api: 1.10}` would otherwise deploy tag `1.1`. Each
+/// is an error at its position saying to quote it; `!!str` and quotes keep
+/// the text. `patterns` as in [`Document::typed_where_string_expected`].
+pub fn typed_strings(source: &SourceFile, doc: &Document, patterns: &[&str]) -> Vec<Diagnostic> {
+    doc.typed_where_string_expected(patterns)
+        .into_iter()
+        .map(|(path, text)| {
+            Diagnostic::error(
+                &source.path,
+                Some(doc.value_location(path)),
+                format!("`{path}` must be a string, but YAML reads the unquoted `{text}` as a number or a bool"),
+            )
+            .with_source(&source.text)
+            .with_help(format!("quote it: `\"{text}\"` (YAML would change `1.10` to `1.1` and `0755` to `755`)"))
+        })
+        .collect()
 }
 
 /// Deserializes `doc` into `T`, collecting every unknown key and the first type error.

@@ -22,6 +22,21 @@ pub fn dns_label_problem(name: &str) -> Option<String> {
     None
 }
 
+/// Why `value` cannot be a value given from outside the reviewed files
+/// (`--set`, `env_or`, a recorded `target.json`), or `None` when it can.
+/// Values are one line of text: a line break or any other control character
+/// could turn data into YAML syntax once a template writes it out (`\n---\n`
+/// adds a document, `\nkind: …` a key).
+pub fn value_problem(value: &str) -> Option<String> {
+    let (i, c) = value.char_indices().find(|(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))?;
+    let what = match c {
+        '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => "a line break",
+        '\t' => "a tab",
+        _ => "a control character",
+    };
+    Some(format!("contains {what} ({c:?} at byte {i}); values must be a single line of printable text"))
+}
+
 /// Turns arbitrary text into a DNS label: lower-case, invalid runs become `-`,
 /// trimmed to 63 characters. Used by the `dns_label` filter.
 pub fn to_dns_label(text: &str) -> String {

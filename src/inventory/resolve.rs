@@ -41,6 +41,10 @@ pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
         return Err(Diagnostics(vec![Diagnostic::error(&source.path, None, "the inventory is empty")
             .with_help("start from the example in docs/inventory.md")]));
     }
+    let typed = load::typed_strings(&source, &doc, STRING_PATHS);
+    if !typed.is_empty() {
+        return Err(Diagnostics(typed));
+    }
     let raw: RawInventory = load::deserialize(&source, &doc).map_err(Diagnostics)?;
     let mut r = Resolver::new(root, source, doc);
     let inventory = r.resolve(raw);
@@ -51,6 +55,30 @@ pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
         _ => Err(diags),
     }
 }
+
+/// Where services.yaml expects a string, so an unquoted number or bool
+/// (`1.10`, `0755`, `true`) is refused instead of changed.
+const STRING_PATHS: &[&str] = &[
+    "project",
+    "stages[]",
+    "versions.*",
+    "images.*.repository",
+    "images.*.tag",
+    "environments.*.namespace",
+    "environments.*.domain",
+    "environments.*.from",
+    "infrastructure[].name",
+    "infrastructure[].image",
+    "infrastructure[].stage",
+    "services[].name",
+    "services[].image",
+    "services[].stage",
+    "agent.image",
+    "gitops.revision",
+];
+
+/// The same, in an `environments/<name>.yaml` file.
+const ENV_FILE_STRING_PATHS: &[&str] = &["namespace", "domain", "from"];
 
 /// One parsed file, kept for positions in later messages.
 struct Parsed {
@@ -443,6 +471,11 @@ impl Resolver {
                     Diagnostic::error(&rel, None, format!("invalid environment name (from the file name): {problem}"))
                         .with_help("rename the environment file, e.g. environments/flux-system.yaml"),
                 );
+            }
+            let typed = load::typed_strings(&source, &doc, ENV_FILE_STRING_PATHS);
+            if !typed.is_empty() {
+                self.diagnostics.extend(typed);
+                continue;
             }
             let raw = if doc.value.is_null() {
                 RawEnvironment::default()

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_yaml::{Mapping, Number, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::diagnostic::Location;
@@ -118,6 +118,11 @@ pub struct Document {
     pub value: Value,
     /// Positions by path.
     pub spans: BTreeMap<YamlPath, Span>,
+    /// The original text of every untagged plain scalar that YAML typed as a
+    /// number or a bool (`1.10`, `0755`, `true`), by path: where a
+    /// string is expected, such a value is refused rather than read back
+    /// changed (see [`Document::typed_where_string_expected`]).
+    pub typed: BTreeMap<YamlPath, String>,
 }
 
 impl Document {
@@ -131,6 +136,18 @@ impl Document {
         self.nearest(path).map(|s| s.value).unwrap_or(Location { line: 1, col: 1 })
     }
 
+    /// Paths matching one of `patterns` whose value YAML typed (a number, a
+    /// bool written without quotes), with the original text. A
+    /// pattern is a dotted path where `*` matches any key and `[]` any index
+    /// (`images.*.tag`, `services[].name`).
+    pub fn typed_where_string_expected(&self, patterns: &[&str]) -> Vec<(&YamlPath, &str)> {
+        self.typed
+            .iter()
+            .filter(|(path, _)| patterns.iter().any(|p| path_matches(path, p)))
+            .map(|(p, t)| (p, t.as_str()))
+            .collect()
+    }
+
     fn nearest(&self, path: &YamlPath) -> Option<Span> {
         let mut p = path.clone();
         loop {
@@ -140,6 +157,25 @@ impl Document {
             p.0.pop()?;
         }
     }
+}
+
+fn path_matches(path: &YamlPath, pattern: &str) -> bool {
+    let mut want = Vec::new();
+    for part in pattern.split('.') {
+        let (name, lists) = match part.find("[]") {
+            Some(i) => (&part[..i], part[i..].matches("[]").count()),
+            None => (part, 0),
+        };
+        want.push(Some(name));
+        want.extend(std::iter::repeat_n(None, lists));
+    }
+    want.len() == path.0.len()
+        && want.iter().zip(&path.0).all(|(w, s)| match (w, s) {
+            (Some("*"), Segment::Key(_)) => true,
+            (Some(name), Segment::Key(k)) => name == k,
+            (None, Segment::Index(_)) => true,
+            _ => false,
+        })
 }
 
 /// Why a document could not be loaded.
@@ -175,7 +211,7 @@ pub fn load(source: &str) -> Result<Document, LoadError> {
             help: Some("remove the `---` separator; an inventory is a single document".into()),
         });
     }
-    Ok(Document { value: builder.root.unwrap_or(Value::Null), spans: builder.spans })
+    Ok(Document { value: builder.root.unwrap_or(Value::Null), spans: builder.spans, typed: builder.typed })
 }
 
 fn location(mark: &Marker) -> Location {
@@ -203,6 +239,7 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Value>,
     spans: BTreeMap<YamlPath, Span>,
+    typed: BTreeMap<YamlPath, String>,
     anchors: BTreeMap<usize, Value>,
     nodes: usize,
     documents: usize,
@@ -286,8 +323,14 @@ impl Builder {
     }
 }
 
-fn scalar(text: String, style: TScalarStyle) -> Value {
-    if style != TScalarStyle::Plain {
+/// True for the tag `!!str` (`tag:yaml.org,2002:str`).
+fn is_str_tag(tag: Option<&Tag>) -> bool {
+    tag.is_some_and(|t| t.suffix == "str" && (t.handle == "!!" || t.handle == "tag:yaml.org,2002:"))
+        || tag.is_some_and(|t| t.handle.is_empty() && t.suffix == "tag:yaml.org,2002:str")
+}
+
+fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
+    if style != TScalarStyle::Plain || is_str_tag(tag) {
         return Value::String(text);
     }
     match text.as_str() {
@@ -346,8 +389,16 @@ impl MarkedEventReceiver for Builder {
                     self.second_document = Some(at);
                 }
             }
-            Event::Scalar(text, style, anchor, _tag) => {
+            Event::Scalar(text, style, anchor, tag) => {
                 if self.expecting_key() {
+                    if text == "<<" && style == TScalarStyle::Plain && tag.is_none() {
+                        self.fail(
+                            at,
+                            "merge keys (`<<:`) are not supported".into(),
+                            Some("write the keys out, or use an environment's `from:` to inherit values"),
+                        );
+                        return;
+                    }
                     self.accept_key(text, at);
                     return;
                 }
@@ -355,8 +406,13 @@ impl MarkedEventReceiver for Builder {
                     return;
                 }
                 let (path, key_at) = self.next_path(at);
-                self.spans.insert(path, Span { key: key_at, value: at });
-                self.push_value(scalar(text, style), at, anchor);
+                self.spans.insert(path.clone(), Span { key: key_at, value: at });
+                let original = text.clone();
+                let value = scalar(text, style, tag.as_ref());
+                if matches!(value, Value::Number(_) | Value::Bool(_)) {
+                    self.typed.insert(path, original);
+                }
+                self.push_value(value, at, anchor);
             }
             Event::Alias(id) => {
                 if self.expecting_key() {

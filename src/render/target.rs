@@ -87,9 +87,27 @@ pub fn check_set(inventory: &Inventory, path: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a `--set` value (from the command line or a recorded
+/// `target.json`): one line of printable text.
+pub fn check_set_value(path: &str, value: &str) -> Result<(), String> {
+    match crate::inventory::names::value_problem(value) {
+        Some(problem) => Err(format!("--set {path}: the value {problem}")),
+        None => Ok(()),
+    }
+}
+
+/// A `--set vars.…` value: a plain number, bool or null is typed as YAML
+/// would (`replicas=3`), a quoted one loses its quotes (`'1.10'`); anything
+/// else is kept as written, so YAML syntax in it (`&a`, `*a`, `# c`, `!!tag`,
+/// `a: b`) stays text rather than changing the value.
 fn scalar(text: &str) -> Value {
-    match crate::inventory::yaml::load(text) {
-        Ok(doc) if !matches!(doc.value, Value::Mapping(_) | Value::Sequence(_)) => doc.value,
+    let Ok(doc) = crate::inventory::yaml::load(text) else { return Value::String(text.to_owned()) };
+    let quoted = text.len() >= 2
+        && ((text.starts_with('\'') && text.ends_with('\'')) || (text.starts_with('"') && text.ends_with('"')));
+    match doc.value {
+        v @ (Value::Bool(_) | Value::Number(_)) if doc.typed.len() == 1 && !text.contains(['#', '&', '!', '*']) => v,
+        Value::Null if text.is_empty() || text == "~" || text.eq_ignore_ascii_case("null") => Value::Null,
+        Value::String(s) if quoted => Value::String(s),
         _ => Value::String(text.to_owned()),
     }
 }

@@ -70,6 +70,8 @@ pub fn fail(message: String) -> Result<Value, Error> {
 /// `env_or(name, default)`: the process environment variable `name` if it is
 /// allowed by `templates.env` and set, else `default`. Names outside the
 /// allow-list are an error, so CI secrets never leak into a public tree by accident.
+/// A value that is not UTF-8, or holds a line break or another control
+/// character, is an error too: values are data, never YAML syntax.
 pub fn env_or(allowed: &GlobSet, name: &str, default: Value) -> Result<Value, Error> {
     if !allowed.is_match(name) {
         return Err(Error::new(
@@ -77,7 +79,20 @@ pub fn env_or(allowed: &GlobSet, name: &str, default: Value) -> Result<Value, Er
             format!("env_or(\"{name}\") is not allowed: add `{name}` (or a glob matching it) to templates.env in services.yaml"),
         ));
     }
-    Ok(std::env::var(name).map(Value::from).unwrap_or(default))
+    let Some(raw) = std::env::var_os(name) else { return Ok(default) };
+    let Some(value) = raw.to_str() else {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("env_or(\"{name}\"): the value of {name} is not valid UTF-8; set it to UTF-8 text"),
+        ));
+    };
+    if let Some(problem) = crate::inventory::names::value_problem(value) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("env_or(\"{name}\"): the value of {name} {problem}; a template cannot receive YAML syntax from the environment"),
+        ));
+    }
+    Ok(Value::from(value))
 }
 
 #[cfg(test)]

@@ -157,10 +157,18 @@ pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
         }
     }
     let allowed = allowed.build().unwrap_or_else(|_| globset::GlobSet::empty());
-    let mut vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| allowed.is_match(k)).collect();
+    // `vars_os`: a variable whose name or value is not UTF-8 must not panic
+    // (`std::env::vars` does). A name that is not UTF-8 cannot be allowed;
+    // a value is hashed as its bytes (`env_or` refuses to read such a value).
+    let mut vars: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
+        .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
+        .filter(|(k, _)| allowed.is_match(k))
+        .collect();
     vars.sort();
     for (k, v) in vars {
-        h.update(format!("env:{k}={v}\0").as_bytes());
+        h.update(format!("env:{k}=").as_bytes());
+        h.update(v.as_encoded_bytes());
+        h.update([0]);
     }
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     Ok(hex::encode(h.finalize()))

@@ -11,7 +11,8 @@ pub use layout::{
     BUILD_ID, RESERVED_DIRS, TARGET_JSON,
 };
 pub use write::{
-    apply, changes, check, list_slots, read_dir_files, read_meta, recover, snapshot, Change, ChangeKind, Desired,
+    apply, changes, check, list_slots, parse_meta, read_dir_files, read_meta, read_meta_checked, recover, snapshot,
+    Change, ChangeKind, Desired,
 };
 
 use crate::inventory::Inventory;

@@ -424,12 +424,31 @@ pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// The metadata of a rendered target, if the tree holds it.
+/// The metadata of a rendered target, if the tree holds a readable one.
 pub fn read_meta(out: &Path, target_dir: &str) -> Option<TargetMeta> {
+    read_meta_checked(out, target_dir).ok().flatten()
+}
+
+/// The metadata of a rendered target: `None` when the tree holds none, an
+/// error naming the file when it cannot be read or parsed. The fields are
+/// not checked here; see `cli::targets::check_meta`.
+pub fn read_meta_checked(out: &Path, target_dir: &str) -> Result<Option<TargetMeta>, String> {
     // Never through a link: the metadata of a linked target is not the tree's.
-    check_path(out, &format!("{target_dir}/{TARGET_JSON}")).ok()?;
-    let text = fs::read_to_string(out.join(target_dir).join(TARGET_JSON)).ok()?;
-    serde_json::from_str(&text).ok()
+    check_path(out, &format!("{target_dir}/{TARGET_JSON}")).map_err(|e| e.to_string())?;
+    let path = out.join(target_dir).join(TARGET_JSON);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+    };
+    parse_meta(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses the bytes of a `target.json`.
+pub fn parse_meta(bytes: &[u8]) -> Result<TargetMeta, String> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        format!("not a valid target.json ({e}); re-render the target, or delete the file so it is rendered afresh")
+    })
 }
 
 /// Slots of environment `env` present in the tree, sorted.
