@@ -84,6 +84,9 @@ pub struct Environment {
     pub slots: bool,
     /// Namespace template.
     pub namespace: String,
+    /// Whether the project owns its namespace (`manageNamespace`, default
+    /// true): renders its Namespace object and lets the glue create it.
+    pub manage_namespace: bool,
     /// Host template.
     pub domain: Option<String>,
     /// TLS settings.

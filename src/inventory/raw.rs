@@ -146,6 +146,11 @@ pub struct RawEnvironment {
     /// Namespace, a template.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// `false`: the namespace belongs to someone else (a platform team);
+    /// no Namespace object is rendered and the GitOps glue never creates it.
+    /// Plain environments only. Default `true`.
+    #[serde(default)]
+    pub manage_namespace: Option<bool>,
     /// Public host, a template (`host` in templates).
     #[serde(default)]
     pub domain: Option<String>,

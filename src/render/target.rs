@@ -456,8 +456,26 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     if diags.has_errors() {
         return Err(diags);
     }
-    if !objects.iter().any(|o| o.id.kind == "Namespace" && o.id.name == ctx.namespace && o.id.group().is_empty()) {
-        objects.push(namespace_object(inventory, &req.target, &ctx.namespace));
+    let own_namespace =
+        objects.iter().position(|o| o.id.kind == "Namespace" && o.id.name == ctx.namespace && o.id.group().is_empty());
+    match (own_namespace, env.manage_namespace) {
+        (None, true) => objects.push(namespace_object(inventory, &req.target, &ctx.namespace)),
+        (Some(i), false) => {
+            let o = &objects[i];
+            diags.push(
+                Diagnostic::error(
+                    o.template.clone().unwrap_or_else(|| inventory.file.clone()),
+                    None,
+                    format!(
+                        "component `{}` renders Namespace `{}`, but environment `{}` has `manageNamespace: false` (target {})",
+                        o.component, ctx.namespace, env.name, req.target
+                    ),
+                )
+                .with_help("the namespace belongs to someone else: drop the Namespace from the template, or remove `manageNamespace: false`"),
+            );
+            return Err(diags);
+        }
+        _ => {}
     }
     let rules = Rules {
         slot_env,
