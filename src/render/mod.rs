@@ -3,6 +3,7 @@
 //! check policy. Pure: inputs in, [`RenderedTarget`] out.
 
 pub mod emit;
+mod images;
 pub mod isolation;
 pub mod kinds;
 mod object;

@@ -178,6 +178,7 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         versions,
         images: BTreeMap::new(),
         vars,
+        empty_images: BTreeMap::new(),
     };
     let value = JValue::from_serialize(&ctx);
     ctx.namespace = engine
@@ -227,6 +228,10 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         let tag = engine.render_inline(&image.tag, &value).map_err(|e| {
             fail(inline_error(inventory, (&inventory.file, image.positions.1), &format!("images.{name}.tag"), env, &e))
         })?;
+        if repo.trim().is_empty() || tag.trim().is_empty() {
+            let part = if repo.trim().is_empty() { "repository" } else { "tag" };
+            ctx.empty_images.insert(name.clone(), part);
+        }
         ctx.images.insert(name.clone(), format!("{repo}:{tag}"));
     }
     Ok(ctx)
@@ -311,6 +316,13 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         .filter(|p| p.enablement == Enablement::Enabled)
         .filter_map(|p| inventory.component(&p.name).map(|c| (p, c)))
         .collect();
+    let empty: Vec<Diagnostic> = enabled
+        .iter()
+        .filter_map(|(_, c)| super::images::check_component_image(inventory, &ctx, c, &req.target))
+        .collect();
+    if !empty.is_empty() {
+        return Err(Diagnostics(empty));
+    }
     let jobs: Vec<(usize, &Path)> =
         enabled.iter().enumerate().flat_map(|(i, (_, c))| c.manifests.iter().map(move |m| (i, m.as_path()))).collect();
     let run = req.run_id.as_ref().map(|id| RunContext { id: id.clone() });
@@ -407,6 +419,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
             for (k, v) in &env_vars {
                 overlay::add_env(&mut value, k, v);
             }
+            diags.0.extend(super::images::check_containers(&value, &doc.template, &c.name, &req.target));
             let where_ = format!("document {} of {}", doc.index + 1, doc.template.display());
             let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
             if policy::scope(policy::group_of(api_version), &kind, scope_rules(inventory)) != policy::Scope::Cluster {
