@@ -7,5 +7,6 @@ mod render;
 mod schema;
 mod support;
 mod trust_tree;
+mod values;
 #[cfg(feature = "watch")]
 mod watch;
