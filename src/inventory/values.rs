@@ -285,7 +285,7 @@ pub fn read_values_file(file: &Path) -> Result<Vec<Override>, Vec<Diagnostic>> {
                     Diagnostic::error(
                         &source.path,
                         Some(doc.key_location(&top.key(key))),
-                        format!("unknown key `{}` at the top level of a values file", yaml_text(k)),
+                        format!("`{}` is not a section of a values file (it holds `versions:` and `vars:`)", yaml_text(k)),
                     )
                     .with_source(&source.text)
                     .with_help(help),
