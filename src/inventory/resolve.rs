@@ -762,6 +762,7 @@ impl Resolver {
             image: raw.image.clone(),
             manifests,
             overlays,
+            vars: raw.vars.clone().unwrap_or_default(),
             line: self.main.doc.key_location(path).line,
             positions,
         }
@@ -816,6 +817,7 @@ impl Resolver {
             image: raw.image.clone(),
             manifests,
             overlays,
+            vars: serde_yaml::Mapping::new(),
             line: self.main.doc.key_location(&path).line,
             positions,
         }
@@ -884,6 +886,7 @@ impl Resolver {
                         .collect(),
                     drop_kinds: o.drop_kinds.clone(),
                     env: o.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+                    vars: o.vars.clone().unwrap_or_default(),
                 },
             );
         }
