@@ -16,11 +16,11 @@
 //! Whole-process figures (cold and no-change render, --check, --commit, diff
 //! of git revisions, peers) come from `benches/run.py`.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use codex_k8s::diff::{diff, Snapshot};
+use codex_k8s::inventory::values::{self, Overrides};
 use codex_k8s::inventory::{self, Inventory};
 use codex_k8s::render::{render_targets, Request, Target};
 use codex_k8s::template::Engine;
@@ -39,13 +39,20 @@ fn slot_requests(n: usize, sets: &[(&str, &str)], changed_slot: Option<usize>) -
         .map(|i| Request {
             target: Target { env: "ai".into(), slot: Some(format!("s-{i:04}")) },
             run_id: Some("r1".into()),
-            sets: if changed_slot == Some(i) {
-                sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-            } else {
-                BTreeMap::new()
-            },
+            sets: if changed_slot == Some(i) { overrides(sets) } else { Overrides::default() },
         })
         .collect()
+}
+
+/// `--set K=V` for each pair, applied in order.
+fn overrides(sets: &[(&str, &str)]) -> Overrides {
+    let mut out = Overrides::default();
+    for (k, v) in sets {
+        for o in values::parse_set("--set", &format!("{k}={v}"), false).expect("a valid --set") {
+            out.apply(&o).expect("an applicable --set");
+        }
+    }
+    out
 }
 
 /// Every file of a desired tree as `(path, bytes)`, paths relative to the tree root.
