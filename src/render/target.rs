@@ -340,7 +340,9 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     let rendered: Vec<Rendered> = jobs
         .par_iter()
         .map(|(i, manifest)| {
-            let text = engine.render_file(manifest, &contexts[*i])?;
+            let text = engine
+                .render_file(manifest, &contexts[*i])
+                .map_err(|d| in_component(d, &enabled[*i].1.name, &req.target))?;
             if text.len() as u64 > max_bytes {
                 return Err(Diagnostic::error(
                     *manifest,
@@ -536,6 +538,16 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         plan,
         objects,
     })
+}
+
+/// Names the component and target a template error happened in.
+fn in_component(mut d: Diagnostic, component: &str, target: &Target) -> Diagnostic {
+    let what = format!("component `{component}`, target {target}");
+    d.message = match d.message.strip_suffix(')') {
+        Some(head) if head.contains(" (called from ") => format!("{head}; {what})"),
+        _ => format!("{} ({what})", d.message),
+    };
+    d
 }
 
 fn objects_index(enabled: &[(&PlannedComponent, &Component)], name: &str) -> usize {

@@ -141,3 +141,46 @@ fn jinja_string_operations_keep_pythons_spelling() {
     );
     assert_eq!(render("{{ vars.b }}-x", "{b: true}"), "true-x");
 }
+
+// ------------------------------------------------------------ partials
+
+#[test]
+fn call_blocks_work_for_partial_macros() {
+    let partial = "{% macro box(title) %}[{{ title }}: {{ caller() }}]{% endmacro %}\n{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}";
+    let out =
+        render_with("{% call box('t') %}body {{ vars.x }} {{ namespace }}{% endcall %}", partial, "{x: 1}").unwrap();
+    assert_eq!(out, "[t: body 1 shop-dev]");
+    // A partial calling a partial inside a call block, and caller() twice.
+    let out = render_with("{% call twice() %}{{ box('in') }}{% endcall %}", "{% macro box(title) %}<{{ title }}>{% endmacro %}\n{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}", "{}");
+    assert_eq!(out.unwrap(), "<in><in>");
+}
+
+#[test]
+fn caller_with_arguments_is_refused_with_a_way_out() {
+    let partial = "{% macro each(items) %}{% for i in items %}{{ caller(i) }}{% endfor %}{% endmacro %}";
+    let err = render_with("{% call(i) each([1, 2]) %}{{ i }}{% endcall %}", partial, "{}").unwrap_err();
+    assert!(err.contains("caller()"), "{err}");
+    assert!(err.contains("arguments"), "{err}");
+}
+
+#[test]
+fn ns_builds_a_list_in_a_loop() {
+    let out = render("{% set acc = ns(items=[]) %}{% for h in vars.hosts %}{% set acc.items = acc.items + [h ~ '.example.com'] %}{% endfor %}{{ acc.items }}", "{hosts: [a, b]}");
+    assert_eq!(out, "[\"a.example.com\", \"b.example.com\"]");
+}
+
+#[test]
+fn calling_namespace_says_to_use_ns() {
+    let err = render_with("{% set acc = namespace(items=[]) %}", "", "{}").unwrap_err();
+    assert!(err.contains("`namespace` is the target's namespace"), "{err}");
+    assert!(err.contains("ns("), "{err}");
+}
+
+#[test]
+fn an_error_inside_a_partial_names_its_caller() {
+    let f = fixture("a: 1\n{{ broken() }}\n", "\n{% macro broken() %}{{ vars.nope.deeper }}{% endmacro %}");
+    let d = f.engine.render_file(Path::new("manifests/t.yaml.j2"), &ctx("{}")).unwrap_err();
+    assert_eq!(d.file, Path::new("partials/p.j2"));
+    assert_eq!(d.location.map(|l| l.line), Some(2));
+    assert!(d.message.contains("called from manifests/t.yaml.j2:2"), "{}", d.message);
+}
