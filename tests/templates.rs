@@ -103,3 +103,28 @@ fn an_environment_that_does_not_manage_its_namespace_renders_none_and_the_glue_l
     let staging: Json = yaml_to_json(&yaml_documents(&project.read("rendered/argocd/staging.yaml"))[0]);
     assert_eq!(staging["spec"]["syncPolicy"]["syncOptions"], serde_json::json!(["PruneLast=true"]));
 }
+
+// ------------------------------------------------------- errors in partials
+
+/// One typo in a partial used by every target: reported once, at the
+/// partial's line, naming the manifest that called it, the component and
+/// the targets.
+#[test]
+fn an_error_in_a_partial_is_reported_once_naming_caller_component_and_targets() {
+    let project = Project::empty();
+    project.write(
+        "services.yaml",
+        "apiVersion: codex-k8s.io/v1alpha1\nkind: ServiceStack\nproject: shop\nenvironments:\n  dev: {namespace: shop-dev}\n  staging: {namespace: shop-staging}\n  qa: {namespace: shop-qa}\nservices:\n  - name: api\n    manifests: [manifests/api.yaml.j2]\n",
+    );
+    project.write(
+        "partials/meta.j2",
+        "{% macro meta(name) -%}\nmetadata:\n  name: {{ name }}\n  labels: {{ vars.labls }}\n{%- endmacro %}\n",
+    );
+    project.write("manifests/api.yaml.j2", "apiVersion: v1\nkind: ConfigMap\n{{ meta('api') }}\n");
+    let run = project.run(&["render", "--all"]).expect_code(1);
+    assert_eq!(run.stderr.matches("undefined value").count(), 1, "{run}");
+    assert!(run.stderr.contains("partials/meta.j2:4:"), "{run}");
+    assert!(run.stderr.contains("called from manifests/api.yaml.j2:3"), "{run}");
+    assert!(run.stderr.contains("component `api`"), "{run}");
+    assert!(run.stderr.contains("the same in 3 targets: dev, qa, staging"), "{run}");
+}

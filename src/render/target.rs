@@ -324,7 +324,9 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     let rendered: Vec<Rendered> = jobs
         .par_iter()
         .map(|(i, manifest)| {
-            let text = engine.render_file(manifest, &contexts[*i])?;
+            let text = engine
+                .render_file(manifest, &contexts[*i])
+                .map_err(|d| in_component(d, &enabled[*i].1.name, &req.target))?;
             if text.len() as u64 > max_bytes {
                 return Err(Diagnostic::error(
                     *manifest,
@@ -333,7 +335,9 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
                 )
                 .with_help("raise limits.maxOutputBytes if this is intended"));
             }
-            Ok((*i, split_documents(manifest, &text)?, text.len()))
+            let docs =
+                split_documents(manifest, &text).map_err(|d| in_component(d, &enabled[*i].1.name, &req.target))?;
+            Ok((*i, docs, text.len()))
         })
         .collect();
 
@@ -524,6 +528,22 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     })
 }
 
+/// Names the component and target a template error happened in.
+fn in_component(mut d: Diagnostic, component: &str, target: &Target) -> Diagnostic {
+    let what = format!("component `{component}`, target {target}");
+    // On the first line: the rest may be an excerpt of the rendered text.
+    let (first, rest) = match d.message.split_once('\n') {
+        Some((f, r)) => (f.to_owned(), format!("\n{r}")),
+        None => (d.message.clone(), String::new()),
+    };
+    let first = match first.strip_suffix(')') {
+        Some(head) if head.contains(" (called from ") => format!("{head}; {what})"),
+        _ => format!("{first} ({what})"),
+    };
+    d.message = format!("{first}{rest}");
+    d
+}
+
 fn objects_index(enabled: &[(&PlannedComponent, &Component)], name: &str) -> usize {
     enabled.iter().position(|(_, c)| c.name == name).expect("component is enabled")
 }
@@ -559,6 +579,18 @@ fn render_overlay(engine: &Engine, o: &crate::inventory::Overlay, ctx: &JValue) 
 fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnostic> {
     let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
     for (i, line) in text.lines().enumerate() {
+        if let Some(glued) = glued_separator(line) {
+            return Err(Diagnostic::error(
+                template,
+                None,
+                format!(
+                    "rendered line {} has the document separator `---` glued to `{glued}`\n{}",
+                    i + 1,
+                    excerpt(text, i + 1)
+                ),
+            )
+            .with_help("`---` must be alone on its line; whitespace control (`{%-`, `-%}`, `{{-`) next to it removed the line break — drop the `-` on that side, or put `---` on a line of its own"));
+        }
         let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         if is_separator {
             chunks.push((i + 2, String::new()));
@@ -576,6 +608,9 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
             continue;
         }
         let value: Value = serde_yaml::from_str(&chunk).map_err(|e| {
+            if let Some(d) = duplicate_key(template, text, &chunk, start) {
+                return d;
+            }
             let line = e.location().map(|l| l.line() + start - 1).unwrap_or(start).min(text.lines().count().max(1));
             let col = e.location().map(|l| l.column()).unwrap_or(1);
             let msg = e.to_string();
@@ -633,6 +668,43 @@ fn split_documents(template: &Path, text: &str) -> Result<Vec<Document>, Diagnos
         out.push(Document { template: template.to_path_buf(), index, value });
     }
     Ok(out)
+}
+
+/// The text after a `---` at the start of `line` when that is content (a
+/// key, a value): whitespace control glued the next line to the separator.
+fn glued_separator(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("---")?;
+    if rest.starts_with('-') {
+        return None;
+    }
+    let content = rest.trim_start();
+    (!content.is_empty() && !content.starts_with('#')).then_some(content)
+}
+
+/// A duplicate key in document `chunk` (starting at rendered line
+/// `start`), reported at the key's own rendered line: serde_yaml names only
+/// the mapping's first line.
+fn duplicate_key(template: &Path, text: &str, chunk: &str, start: usize) -> Option<Diagnostic> {
+    let err = crate::inventory::yaml::load(chunk).err()?;
+    if !err.message.starts_with("duplicate key") {
+        return None;
+    }
+    let line = err.location.line + start - 1;
+    let re = regex::Regex::new(r" \(first defined at line (\d+)\)").expect("static regex");
+    let message = re
+        .replace(&err.message, |c: &regex::Captures| {
+            let first: usize = c[1].parse().unwrap_or(1);
+            format!(" at rendered line {line} (first at rendered line {})", first + start - 1)
+        })
+        .into_owned();
+    Some(
+        Diagnostic::error(
+            template,
+            None,
+            format!("rendered output has a {message}\n{}", excerpt(text, line)),
+        )
+        .with_help("the template renders this key twice in one mapping; remove one, or merge them (a partial and the template setting the same key?)"),
+    )
 }
 
 /// Why `name` cannot be an object name (a DNS-1123 subdomain, which also
@@ -784,6 +856,33 @@ mod tests {
         .unwrap_err();
         assert!(err.message.contains("rendered line 7"), "{}", err.message);
         assert!(err.message.contains("> 7 |   bad: ["), "{}", err.message);
+    }
+
+    /// serde_yaml reports a duplicate key at the start of its mapping; the
+    /// report must name the key's own line.
+    #[test]
+    fn split_reports_a_duplicate_key_at_its_own_line() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  x: \"1\"\n  y: \"2\"\n  x: \"3\"\n";
+        let err =
+            split_documents(Path::new("t.j2"), &format!("apiVersion: v1\nkind: A\nmetadata: {{name: z}}\n---\n{text}"))
+                .unwrap_err();
+        assert!(err.message.contains("duplicate key `x`"), "{}", err.message);
+        assert!(err.message.contains("rendered line 12"), "{}", err.message);
+        assert!(err.message.contains("first at rendered line 10"), "{}", err.message);
+        assert!(err.message.contains("> 12 |   x: \"3\""), "{}", err.message);
+    }
+
+    /// `{%- endfor %}` before `---` glues the separator to the next line.
+    #[test]
+    fn split_names_a_separator_glued_to_the_next_line() {
+        for glued in ["---apiVersion: v1", "---kind: B", "--- apiVersion: v1", "---\tkind: B"] {
+            let text =
+                format!("apiVersion: v1\nkind: A\nmetadata: {{name: a}}\n{glued}\nkind: B\nmetadata: {{name: b}}\n");
+            let err = split_documents(Path::new("t.j2"), &text).unwrap_err();
+            assert!(err.message.contains("rendered line 4"), "{glued}: {}", err.message);
+            assert!(err.message.contains("`---` glued to"), "{glued}: {}", err.message);
+            assert!(err.help.as_deref().unwrap_or_default().contains("whitespace control"), "{glued}: {:?}", err.help);
+        }
     }
 
     #[test]

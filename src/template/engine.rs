@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use minijinja::value::{Rest, Value};
+use minijinja::value::{Kwargs, Rest, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
 use super::helpers;
@@ -244,6 +244,8 @@ fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory, diags
     });
     env.add_function("required", helpers::required);
     env.add_function("fail", helpers::fail);
+    // Jinja's namespace(), under a name the `namespace` context variable does not hide.
+    env.add_function("ns", minijinja::functions::namespace);
     env.add_filter("nindent", helpers::nindent);
     env.add_filter("quote", |v: Value| helpers::quote(&v));
     env.add_filter("squote", |v: Value| helpers::squote(&v));
@@ -303,8 +305,9 @@ fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: L
             ctx.insert(var, v);
         }
     }
+    let args = bind_caller(state, name, args)?;
     let tmpl = state.env().get_template(file)?;
-    let captured = tmpl.render_captured(ctx)?;
+    let captured = tmpl.render_captured(ctx).map_err(|e| called_from(e, name))?;
     let module = captured.state();
     let Some(mac) = module.lookup(name) else {
         return Err(Error::new(
@@ -313,14 +316,80 @@ fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: L
         ));
     };
     PARTIAL_DEPTH.with(|d| d.set(depth + 1));
-    let result = mac.call(module, args);
+    let result = mac.call(module, &args);
     PARTIAL_DEPTH.with(|d| d.set(depth));
-    result
+    result.map_err(|e| called_from(e, name))
+}
+
+/// `{% call partial() %}body{% endcall %}`: minijinja passes the body as a
+/// `caller` macro bound to the calling template's state, which the partial
+/// (evaluated in a state of its own) cannot call. So the body is rendered
+/// here, in the caller's state, and the partial gets a `caller()` that
+/// returns it. A body taking arguments (`{% call(item) … %}`) cannot be
+/// rendered ahead and is refused.
+fn bind_caller(state: &State, name: &str, args: &[Value]) -> Result<Vec<Value>, Error> {
+    let Some(kwargs) = args.last().and_then(|v| Kwargs::try_from(v.clone()).ok()) else { return Ok(args.to_vec()) };
+    if !kwargs.has("caller") {
+        return Ok(args.to_vec());
+    }
+    let caller: Value = kwargs.get("caller")?;
+    let takes_args = caller.get_attr("arguments").ok().and_then(|a| a.len()).unwrap_or(0) > 0;
+    if takes_args {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`{{% call(…) {name}(…) %}}`: a call block passing arguments to caller() is not supported for partial macros; pass the values to `{name}` as arguments, or loop in the calling template"),
+        ));
+    }
+    let body = caller.call(state, &[])?;
+    let body = body.as_str().map(str::to_owned).unwrap_or_else(|| body.to_string());
+    let partial = name.to_owned();
+    let bound = Value::from_function(move |args: Rest<Value>| -> Result<Value, Error> {
+        if !args.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("partial `{partial}` calls caller() with arguments, which is not supported for partial macros; pass the values to `{partial}` as arguments instead"),
+            ));
+        }
+        Ok(Value::from(body.clone()))
+    });
+    let rebuilt: Kwargs = kwargs
+        .args()
+        .map(|k| {
+            let v = if k == "caller" { bound.clone() } else { kwargs.get::<Value>(k).unwrap_or_default() };
+            (k.to_owned(), v)
+        })
+        .collect();
+    let mut out = args[..args.len() - 1].to_vec();
+    out.push(Value::from(rebuilt));
+    Ok(out)
+}
+
+/// Wraps an error raised inside partial `name`: minijinja gives the new
+/// error the caller's `file:line`, and [`diagnostic_from`] reports the
+/// innermost one (the fault) with the chain of callers.
+fn called_from(err: Error, name: &str) -> Error {
+    Error::new(err.kind(), format!("in partial `{name}`")).with_source(err)
+}
+
+/// The error chain: the outermost (the top-level template) first, the
+/// fault last.
+fn error_chain(err: &Error) -> Vec<&Error> {
+    let mut chain = vec![err];
+    let mut cur = err;
+    while let Some(inner) = std::error::Error::source(cur).and_then(|s| s.downcast_ref::<Error>()) {
+        chain.push(inner);
+        cur = inner;
+    }
+    chain
 }
 
 /// Turns a minijinja error into a diagnostic at the template's `file:line:col`
 /// with the offending source line.
 pub fn diagnostic_from(err: &Error, sources: &BTreeMap<String, String>, fallback: &Path) -> Diagnostic {
+    let chain = error_chain(err);
+    let callers: Vec<String> =
+        chain[..chain.len() - 1].iter().rev().filter_map(|e| Some(format!("{}:{}", e.name()?, e.line()?))).collect();
+    let err = *chain.last().expect("never empty");
     let file = err.name().map(PathBuf::from).unwrap_or_else(|| fallback.to_path_buf());
     let source = err.name().and_then(|n| sources.get(n)).map(String::as_str).or(err.template_source());
     let location = err.line().map(|line| {
@@ -333,12 +402,23 @@ pub fn diagnostic_from(err: &Error, sources: &BTreeMap<String, String>, fallback
         };
         Location { line, col }
     });
-    let message = match (err.kind(), err.detail()) {
+    let mut message = match (err.kind(), err.detail()) {
         // fail(), required() and env_or() speak for themselves.
         (ErrorKind::InvalidOperation, Some(detail)) => detail.to_owned(),
         (kind, Some(detail)) => format!("{kind}: {detail}"),
         (kind, None) => kind.to_string(),
     };
+    if !callers.is_empty() {
+        message = format!("{message} (called from {})", callers.join(", from "));
+    }
+    let not_callable = err.kind() == ErrorKind::InvalidOperation
+        && err.detail().is_some_and(|d| d.contains("is not callable"))
+        && err.range().zip(source).is_some_and(|(r, src)| {
+            src.get(r.start.saturating_sub(12)..(r.end + 1).min(src.len())).is_some_and(|t| t.contains("namespace"))
+        });
+    if not_callable {
+        message = format!("{message}: `namespace` is the target's namespace (a string) here, not Jinja's namespace(); use `ns(…)` to build values in a loop");
+    }
     let help = match err.kind() {
         ErrorKind::UndefinedError => {
             "a variable or attribute is not defined; test it with `is defined`, or give a default with `| default(...)`"

@@ -24,11 +24,12 @@ pub struct MacroDef {
 }
 
 /// Names a partial may not take: our helpers and context variables.
-pub const RESERVED: [&str; 15] = [
+pub const RESERVED: [&str; 16] = [
     "env_or",
     "include",
     "required",
     "fail",
+    "ns",
     "project",
     "env",
     "slot",

@@ -141,3 +141,111 @@ fn jinja_string_operations_keep_pythons_spelling() {
     );
     assert_eq!(render("{{ vars.b }}-x", "{b: true}"), "true-x");
 }
+
+// ------------------------------------------------------------ partials
+
+#[test]
+fn call_blocks_work_for_partial_macros() {
+    let partial = "{% macro box(title) %}[{{ title }}: {{ caller() }}]{% endmacro %}\n{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}";
+    let out =
+        render_with("{% call box('t') %}body {{ vars.x }} {{ namespace }}{% endcall %}", partial, "{x: 1}").unwrap();
+    assert_eq!(out, "[t: body 1 shop-dev]");
+    // A partial calling a partial inside a call block, and caller() twice.
+    let out = render_with("{% call twice() %}{{ box('in') }}{% endcall %}", "{% macro box(title) %}<{{ title }}>{% endmacro %}\n{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}", "{}");
+    assert_eq!(out.unwrap(), "<in><in>");
+}
+
+#[test]
+fn caller_with_arguments_is_refused_with_a_way_out() {
+    let partial = "{% macro each(items) %}{% for i in items %}{{ caller(i) }}{% endfor %}{% endmacro %}";
+    let err = render_with("{% call(i) each([1, 2]) %}{{ i }}{% endcall %}", partial, "{}").unwrap_err();
+    assert!(err.contains("caller()"), "{err}");
+    assert!(err.contains("arguments"), "{err}");
+}
+
+#[test]
+fn ns_builds_a_list_in_a_loop() {
+    let out = render("{% set acc = ns(items=[]) %}{% for h in vars.hosts %}{% set acc.items = acc.items + [h ~ '.example.com'] %}{% endfor %}{{ acc.items }}", "{hosts: [a, b]}");
+    assert_eq!(out, "[\"a.example.com\", \"b.example.com\"]");
+}
+
+#[test]
+fn calling_namespace_says_to_use_ns() {
+    let err = render_with("{% set acc = namespace(items=[]) %}", "", "{}").unwrap_err();
+    assert!(err.contains("`namespace` is the target's namespace"), "{err}");
+    assert!(err.contains("ns("), "{err}");
+}
+
+#[test]
+fn an_error_inside_a_partial_names_its_caller() {
+    let f = fixture("a: 1\n{{ broken() }}\n", "\n{% macro broken() %}{{ vars.nope.deeper }}{% endmacro %}");
+    let d = f.engine.render_file(Path::new("manifests/t.yaml.j2"), &ctx("{}")).unwrap_err();
+    assert_eq!(d.file, Path::new("partials/p.j2"));
+    assert_eq!(d.location.map(|l| l.line), Some(2));
+    assert!(d.message.contains("called from manifests/t.yaml.j2:2"), "{}", d.message);
+}
+
+// ------------------------------------------------------------ the "from Helm" guide
+
+/// Every codex-k8s example of the "from Helm" table in docs/templates.md,
+/// rendered with the values the Helm side would see: (template, vars, output).
+const FROM_HELM: &[(&str, &str, &str)] = &[
+    ("{{ vars.replicas }}", "{replicas: 3}", "3"),
+    ("{{ namespace }}", "{}", "shop-dev"),
+    ("{{ vars.flag }}", "{flag: false}", "false"),
+    // default: Helm's replaces every empty value; Jinja's default(x) only undefined.
+    ("{{ vars.tag | default('latest', true) }}", "{tag: ''}", "latest"),
+    ("{{ vars.tag | default('latest', true) }}", "{tag: null}", "latest"),
+    ("{{ vars.tag | default('latest', true) }}", "{}", "latest"),
+    ("{{ vars.tag | default('latest', true) }}", "{tag: '1.0'}", "1.0"),
+    ("{{ vars.on | default(true, true) }}", "{on: false}", "true"),
+    ("{{ vars.tag | default('latest') }}", "{tag: ''}", ""),
+    ("{{ vars.tag | default('latest') }}", "{}", "latest"),
+    ("{{ vars.flag | quote }}", "{flag: true}", "\"true\""),
+    ("{{ vars.ratio | quote }}", "{ratio: 1.5}", "\"1.5\""),
+    ("{{ vars.name | squote }}", "{name: api}", "'api'"),
+    ("{{ vars.resources | to_yaml | nindent(4) }}", "{resources: {limits: {cpu: 1}}}", "\n    limits:\n      cpu: 1"),
+    ("{% for k, v in vars.env | items %}{{ k }}={{ v }};{% endfor %}", "{env: {b: 1, a: 2}}", "a=2;b=1;"),
+    ("{% for k, v in vars.env | dictsort %}{{ k }}={{ v }};{% endfor %}", "{env: {b: 1, a: 2}}", "a=2;b=1;"),
+    ("{% for h in vars.hosts %}{{ h }};{% endfor %}", "{hosts: [a, b]}", "a;b;"),
+    ("{% for h in vars.hosts %}{{ loop.index0 }}:{{ h }};{% endfor %}", "{hosts: [a, b]}", "0:a;1:b;"),
+    ("{% with i = vars.ingress %}{% if i %}{{ i.host }}{% endif %}{% endwith %}", "{ingress: {host: h}}", "h"),
+    ("{% with i = vars.ingress %}{% if i %}{{ i.host }}{% endif %}{% endwith %}", "{ingress: {}}", ""),
+    ("{% if vars.ingress is defined and vars.ingress %}x{% endif %}", "{}", ""),
+    ("{{ 'a' if vars.flag else 'b' }}", "{flag: true}", "a"),
+    ("{{ '%s-%d' | format(vars.name, 3) }}", "{name: api}", "api-3"),
+    ("{{ vars.name ~ '-' ~ 3 }}", "{name: api}", "api-3"),
+    ("{{ vars.name[:5] }}", "{name: abcdefgh}", "abcde"),
+    ("{{ vars.name | dns_label }}", "{name: My_App-}", "my-app"),
+    ("{{ required(vars.host, 'set vars.host') }}", "{host: h}", "h"),
+    ("{% if vars.a and vars.b %}y{% endif %}{% if vars.a == 1 %}z{% endif %}", "{a: 1, b: 2}", "yz"),
+    ("{% if 'x' in vars %}has{% endif %}", "{x: 1}", "has"),
+    ("{{ vars.s | b64encode }}", "{s: hi}", "aGk="),
+    ("{{ vars.l | join(',') }}", "{l: [a, b]}", "a,b"),
+    ("{{ vars.s | lower }} {{ vars.s | upper }} {{ vars.s | replace('A', 'b') }}", "{s: Aa}", "aa AA ba"),
+    ("{{ vars.n | int + 1 }}", "{n: '41'}", "42"),
+    ("{{ meta('api') | nindent(2) }}", "{}", "\n  name: api"),
+];
+
+#[test]
+fn every_from_helm_example_renders_as_documented() {
+    let partial = "{% macro meta(name) %}name: {{ name }}{% endmacro %}";
+    for (template, vars, expected) in FROM_HELM {
+        let out = render_with(template, partial, vars).unwrap_or_else(|e| panic!("{template} with {vars}: {e}"));
+        assert_eq!(&out, expected, "{template} with {vars}");
+    }
+    // required() of a missing or empty value, and fail(), stop with the message.
+    for vars in ["{}", "{host: ''}", "{host: null}"] {
+        let err = render_with("{{ required(vars.host, 'set vars.host') }}", partial, vars).unwrap_err();
+        assert!(err.contains("set vars.host"), "{vars}: {err}");
+    }
+    let err = render_with("{{ fail('no') }}", partial, "{}").unwrap_err();
+    assert!(err.contains("no"), "{err}");
+    // Strict mode: Helm's `if .Values.missing` needs `is defined` here.
+    assert!(render_with("{% if vars.ingress %}x{% endif %}", partial, "{}").is_err());
+    // No tpl, no lookup.
+    for missing in ["{{ tpl(vars.t) }}", "{{ lookup('v1', 'Secret', namespace, 'x') }}"] {
+        let err = render_with(missing, partial, "{t: x}").unwrap_err();
+        assert!(err.contains("unknown function"), "{missing}: {err}");
+    }
+}
