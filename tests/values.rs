@@ -184,3 +184,35 @@ fn component_vars_are_defaults_under_the_environment_and_the_overlay() {
     let text = p.ok(&["plan", "--env", "dev"]).stdout;
     assert!(text.contains("vars  image.tag=v1, port=9090"), "{text}");
 }
+
+#[test]
+fn presets_fill_what_a_component_leaves_unset() {
+    let services = SERVICES.replace(
+        "services:\n  - name: api\n    manifests: [manifests/values.yaml.j2]\n",
+        "presets:\n  base:\n    stage: edge\n    manifests: [manifests/values.yaml.j2]\n    vars: {port: 80, probe: {path: /healthz, period: 10}}\n    \
+         overlays: {dev: {vars: {debug: true}}}\n  web:\n    vars: {probe: {period: 5}, tier: web}\n    when: \"vars.replicas > 0\"\n\
+         services:\n  - name: api\n    use: [base, web]\n    vars: {port: 8080}\n  - name: worker\n    use: [base]\n    stage: internal\n",
+    );
+    let p = project(&services);
+    let api = vars_of(&p, &["--env", "dev"], "api");
+    assert_eq!(api["port"], json!(8080), "the component wins");
+    assert_eq!(api["probe"], json!({"path": "/healthz", "period": 5}), "a later preset over an earlier one, maps merged");
+    assert_eq!(api["tier"], json!("web"));
+    assert_eq!(api["debug"], json!(true), "overlays come from presets too");
+    let plan: Json = serde_json::from_str(&p.ok(&["plan", "--env", "dev", "--format", "json"]).stdout).unwrap();
+    let stages: Vec<(String, Vec<String>)> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let names = s["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned());
+            (s["name"].as_str().unwrap().to_owned(), names.collect())
+        })
+        .collect();
+    assert!(stages.contains(&("edge".into(), vec!["api".into()])), "{stages:?}");
+    assert!(stages.contains(&("internal".into(), vec!["worker".into()])), "{stages:?}");
+    let api = plan["stages"].as_array().unwrap().iter().flat_map(|s| s["components"].as_array().unwrap()).find(|c| c["name"] == "api").unwrap();
+    assert_eq!(api["presets"], json!(["base", "web"]), "{api}");
+    let text = p.ok(&["plan", "--env", "dev"]).stdout;
+    assert!(text.contains("use base, web"), "{text}");
+}

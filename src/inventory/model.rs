@@ -149,6 +149,8 @@ pub struct Component {
     pub overlays: BTreeMap<String, Overlay>,
     /// The component's own values: defaults under the environment's `vars`.
     pub vars: serde_yaml::Mapping,
+    /// The presets it uses, in order.
+    pub presets: Vec<String>,
     /// Line of the component in services.yaml, for messages.
     #[serde(skip)]
     pub line: usize,

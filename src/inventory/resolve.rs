@@ -74,6 +74,10 @@ const STRING_PATHS: &[&str] = &[
     "services[].image",
     "services[].stage",
     "agent.image",
+    "presets.*.image",
+    "presets.*.stage",
+    "infrastructure[].use[]",
+    "services[].use[]",
     "gitops.revision",
 ];
 
@@ -191,9 +195,11 @@ impl Resolver {
         let mut components = Vec::new();
         for (i, c) in raw.infrastructure.iter().enumerate() {
             let path = top.key("infrastructure").index(i);
+            let (c, fields) = self.with_presets(&path, c, &raw.presets);
             components.push(self.resolve_component(
                 &path,
-                c,
+                &c,
+                &fields,
                 ComponentKind::Infrastructure,
                 &stages,
                 &images,
@@ -202,7 +208,16 @@ impl Resolver {
         }
         for (i, c) in raw.services.iter().enumerate() {
             let path = top.key("services").index(i);
-            components.push(self.resolve_component(&path, c, ComponentKind::Service, &stages, &images, &env_names));
+            let (c, fields) = self.with_presets(&path, c, &raw.presets);
+            components.push(self.resolve_component(
+                &path,
+                &c,
+                &fields,
+                ComponentKind::Service,
+                &stages,
+                &images,
+                &env_names,
+            ));
         }
         let agent = raw.agent.as_ref().map(|a| self.resolve_agent(a, &stages, &images, &environments));
         self.check_unique_names(&raw, agent.is_some());
@@ -683,17 +698,89 @@ impl Resolver {
         Some(chain)
     }
 
+    /// `c` with the fields it leaves unset taken from its presets (a later
+    /// preset over an earlier one; maps merge deeply), and where each field
+    /// taken from a preset is written.
+    fn with_presets(
+        &mut self,
+        path: &YamlPath,
+        c: &RawComponent,
+        presets: &BTreeMap<String, RawPreset>,
+    ) -> (RawComponent, Fields) {
+        let mut acc = RawPreset::default();
+        let mut fields = Fields::new();
+        for (j, name) in c.uses.iter().enumerate() {
+            let Some(p) = presets.get(name) else {
+                let help = match did_you_mean(name, presets.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if presets.is_empty() => "define it under `presets:`".to_owned(),
+                    None => format!("presets: {}", presets.keys().cloned().collect::<Vec<_>>().join(", ")),
+                };
+                self.error_at_value(
+                    &path.key("use").index(j),
+                    format!("component `{}` uses unknown preset `{name}`", c.name),
+                    help,
+                );
+                continue;
+            };
+            let at = YamlPath::default().key("presets").key(name);
+            macro_rules! take {
+                ($field:ident, $key:literal) => {
+                    if p.$field.is_some() {
+                        acc.$field = p.$field.clone();
+                        fields.insert($key, at.key($key));
+                    }
+                };
+            }
+            take!(stage, "stage");
+            take!(depends_on, "dependsOn");
+            take!(when, "when");
+            take!(envs, "envs");
+            take!(image, "image");
+            take!(manifests, "manifests");
+            acc.overlays = merge_overlays(std::mem::take(&mut acc.overlays), &p.overlays);
+            acc.vars = merge_vars(acc.vars.take(), p.vars.as_ref());
+        }
+        for (key, set) in [
+            ("stage", c.stage.is_some()),
+            ("dependsOn", c.depends_on.is_some()),
+            ("when", c.when.is_some()),
+            ("envs", c.envs.is_some()),
+            ("image", c.image.is_some()),
+            ("manifests", c.manifests.is_some()),
+        ] {
+            if set {
+                fields.remove(key);
+            }
+        }
+        let merged = RawComponent {
+            name: c.name.clone(),
+            uses: c.uses.clone(),
+            stage: c.stage.clone().or(acc.stage),
+            depends_on: c.depends_on.clone().or(acc.depends_on),
+            when: c.when.clone().or(acc.when),
+            envs: c.envs.clone().or(acc.envs),
+            image: c.image.clone().or(acc.image),
+            manifests: c.manifests.clone().or(acc.manifests),
+            overlays: merge_overlays(acc.overlays, &c.overlays),
+            vars: merge_vars(acc.vars, c.vars.as_ref()),
+        };
+        (merged, fields)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn resolve_component(
         &mut self,
         path: &YamlPath,
         raw: &RawComponent,
+        fields: &Fields,
         kind: ComponentKind,
         stages: &[String],
         images: &BTreeMap<String, Image>,
         envs: &[String],
     ) -> Component {
         self.check_name(&path.key("name"), "component name", &raw.name);
+        let field = |key: &'static str| fields.get(key).cloned().unwrap_or_else(|| path.key(key));
         let default_stage = match kind {
             ComponentKind::Infrastructure => stages.first().cloned().unwrap_or_default(),
             _ => "internal".to_owned(),
@@ -707,7 +794,7 @@ impl Resolver {
                     None => format!("stages are: {}", stages.join(", ")),
                 };
                 let (at, msg) = if raw.stage.is_some() {
-                    (path.key("stage"), format!("component `{}` has unknown stage `{stage}`", raw.name))
+                    (field("stage"), format!("component `{}` has unknown stage `{stage}`", raw.name))
                 } else {
                     (
                         path.key("name"),
@@ -718,36 +805,54 @@ impl Resolver {
                 0
             }
         };
-        self.check_image(&path.key("image"), raw.image.as_deref(), images);
+        self.check_image(&field("image"), raw.image.as_deref(), images);
         if let Some(list) = &raw.envs {
             for (i, e) in list.iter().enumerate() {
-                self.check_env_ref(&path.key("envs").index(i), e, envs);
+                self.check_env_ref(&field("envs").index(i), e, envs);
             }
         }
         if let Some(when) = &raw.when {
             if when.trim().is_empty() {
                 self.error_at_value(
-                    &path.key("when"),
+                    &field("when"),
                     "`when` is empty",
                     "write an expression such as `env != 'staging'`, or remove `when`",
                 );
             }
         }
-        let manifests = self.resolve_manifests(path, &raw.name, &raw.manifests);
+        let manifests = match &raw.manifests {
+            Some(list) => self.resolve_manifests(&field("manifests").parent(), &raw.name, list),
+            None => {
+                let message = if raw.uses.is_empty() {
+                    format!("missing required key `manifests` in `{path}`")
+                } else {
+                    format!("component `{}` has no `manifests`, and its presets give none", raw.name)
+                };
+                let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.key_location(path)), message)
+                .with_source(&self.main.source.text)
+                .with_help("add `manifests:` (or `use` a preset that has them); see docs/inventory.md");
+                self.diagnostics.push(d);
+                Vec::new()
+            }
+        };
         let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, envs);
-        let positions = self.component_positions(path, raw.overlays.keys());
+        let mut positions = self.component_positions(path, raw.overlays.keys());
+        if let Some(at) = fields.get("when") {
+            positions.insert("when".to_owned(), self.main.doc.value_location(at));
+        }
         Component {
             name: raw.name.clone(),
             kind,
             stage,
             stage_index,
-            depends_on: raw.depends_on.clone(),
+            depends_on: raw.depends_on.clone().unwrap_or_default(),
             when: raw.when.clone(),
             envs: raw.envs.clone(),
             image: raw.image.clone(),
             manifests,
             overlays,
             vars: raw.vars.clone().unwrap_or_default(),
+            presets: raw.uses.clone(),
             line: self.main.doc.key_location(path).line,
             positions,
         }
@@ -803,6 +908,7 @@ impl Resolver {
             manifests,
             overlays,
             vars: serde_yaml::Mapping::new(),
+            presets: Vec::new(),
             line: self.main.doc.key_location(&path).line,
             positions,
         }
@@ -1041,6 +1147,41 @@ fn merge_env(parent: RawEnvironment, child: &RawEnvironment) -> RawEnvironment {
         idle_ttl: child.idle_ttl.clone().or(parent.idle_ttl),
         max_slots: child.max_slots.or(parent.max_slots),
         vars,
+    }
+}
+
+/// Where fields a component takes from a preset are written (`stage` →
+/// `presets.web.stage`).
+type Fields = BTreeMap<&'static str, YamlPath>;
+
+/// `over`'s overlays over `base`'s: per environment, lists given replace,
+/// `env` and `vars` merge.
+fn merge_overlays(
+    mut base: BTreeMap<String, RawOverlay>,
+    over: &BTreeMap<String, RawOverlay>,
+) -> BTreeMap<String, RawOverlay> {
+    for (env, o) in over {
+        let b = base.entry(env.clone()).or_default();
+        if !o.pvc_mounts.is_empty() {
+            b.pvc_mounts = o.pvc_mounts.clone();
+        }
+        if !o.drop_kinds.is_empty() {
+            b.drop_kinds = o.drop_kinds.clone();
+        }
+        b.env.extend(o.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        b.vars = merge_vars(b.vars.take(), o.vars.as_ref());
+    }
+    base
+}
+
+/// `over` merged deeply over `base`.
+fn merge_vars(base: Option<serde_yaml::Mapping>, over: Option<&serde_yaml::Mapping>) -> Option<serde_yaml::Mapping> {
+    match (base, over) {
+        (Some(mut b), Some(o)) => {
+            deep_merge(&mut b, o);
+            Some(b)
+        }
+        (b, o) => o.cloned().or(b),
     }
 }
 

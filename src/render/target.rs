@@ -707,6 +707,7 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         manifests: Vec::new(),
         overlays: BTreeMap::new(),
         vars: Mapping::new(),
+        presets: Vec::new(),
         line: 0,
         positions: BTreeMap::new(),
     };
