@@ -216,3 +216,55 @@ fn presets_fill_what_a_component_leaves_unset() {
     let text = p.ok(&["plan", "--env", "dev"]).stdout;
     assert!(text.contains("use base, web"), "{text}");
 }
+
+const FRAGMENT_MAIN: &str = r#"apiVersion: codex-k8s.io/v1alpha1
+kind: ServiceStack
+project: shop
+imports: ["inventory/*.yaml"]
+versions: {api: "1.0.0"}
+environments:
+  dev: {namespace: shop-dev, vars: {replicas: 1}}
+services:
+  - name: api
+    manifests: [manifests/values.yaml.j2]
+"#;
+
+#[test]
+fn imports_merge_fragments_and_keep_their_positions() {
+    let p = project(FRAGMENT_MAIN);
+    p.write("inventory/b-web.yaml", "services:\n  - name: web\n    manifests: [manifests/values.yaml.j2]\n    vars: {port: 80}\n");
+    p.write(
+        "inventory/a-envs.yaml",
+        "imports: [../more/extra.yaml]\nversions: {web: \"2.0\"}\nenvironments:\n  dev: {vars: {extra: true}}\n",
+    );
+    p.write("more/extra.yaml", "infrastructure:\n  - name: db\n    manifests: [manifests/values.yaml.j2]\n");
+    let web = vars_of(&p, &["--env", "dev"], "web");
+    assert_eq!(web["port"], json!(80));
+    assert_eq!(web["replicas"], json!(1));
+    assert_eq!(web["extra"], json!(true), "maps deep-merge across files");
+    vars_of(&p, &["--env", "dev"], "db");
+
+    // An error in a fragment keeps the fragment's own file and line.
+    p.write("inventory/b-web.yaml", "services:\n  - name: web\n    stage: edgy\n    manifests: [manifests/values.yaml.j2]\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:3:12"), "{run}");
+    assert!(run.stderr.contains("unknown stage `edgy`"), "{run}");
+
+    p.write("inventory/b-web.yaml", "services:\n  - name: api\n    manifests: [manifests/values.yaml.j2]\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:2:11"), "{run}");
+    assert!(run.stderr.contains("duplicate component name `api` (first defined at services.yaml:9)"), "{run}");
+
+    p.write("inventory/b-web.yaml", "versions: {api: \"2.0.0\"}\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:1:17"), "{run}");
+    assert!(run.stderr.contains("`versions.api` is defined twice: here and in services.yaml:5"), "{run}");
+
+    p.write("inventory/b-web.yaml", "servicez: []\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:1:1") && run.stderr.contains("did you mean `services`?"), "{run}");
+
+    p.write("inventory/b-web.yaml", "imports: [../services.yaml]\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("import cycle: services.yaml -> inventory/b-web.yaml -> services.yaml"), "{run}");
+}

@@ -5,6 +5,7 @@
 //! (inheritance, globs, references) → `validate` (graph checks) → `model`.
 //! Entry point: [`load`]. `schema` exports the JSON Schema of the file.
 
+mod imports;
 mod load;
 mod model;
 pub mod names;

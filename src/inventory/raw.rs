@@ -25,6 +25,10 @@ pub struct RawInventory {
     pub kind: String,
     /// Project name, a DNS-1123 label; prefixes namespaces and labels.
     pub project: String,
+    /// Fragment files merged into this one: paths or globs relative to this
+    /// file (a fragment may import more, relative to itself).
+    #[serde(default)]
+    pub imports: Vec<String>,
     /// Where partials live and which environment variables templates may read.
     #[serde(default)]
     pub templates: RawTemplates,

@@ -7,6 +7,7 @@ use std::path::{Component as PathPart, Path, PathBuf};
 
 use globset::Glob;
 
+use super::imports::{self, Parsed};
 use super::load::{self, SourceFile};
 use super::model::*;
 use super::names::{dns_label_problem, parse_duration};
@@ -41,12 +42,35 @@ pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
         return Err(Diagnostics(vec![Diagnostic::error(&source.path, None, "the inventory is empty")
             .with_help("start from the example in docs/inventory.md")]));
     }
-    let typed = load::typed_strings(&source, &doc, STRING_PATHS);
+    let walk = || walk_project(&root);
+    let merged = imports::load_all(&root, Parsed { source, doc }, &walk).map_err(Diagnostics)?;
+    let mut typed = Vec::new();
+    for f in &merged.files {
+        typed.extend(load::typed_strings(&f.source, &f.doc, STRING_PATHS));
+    }
     if !typed.is_empty() {
         return Err(Diagnostics(typed));
     }
-    let raw: RawInventory = load::deserialize(&source, &doc).map_err(Diagnostics)?;
-    let mut r = Resolver::new(root, source, doc);
+    // Each fragment's own shape, so unknown keys and type errors keep its positions.
+    let mut shape = Vec::new();
+    for f in merged.files.iter().skip(1) {
+        let Some(map) = f.doc.value.as_mapping() else { continue };
+        let mut value = map.clone();
+        for key in imports::ROOT_ONLY {
+            if let Some(v) = merged.files[0].doc.value.get(key) {
+                value.insert(key.into(), v.clone());
+            }
+        }
+        let doc = Document { value: serde_yaml::Value::Mapping(value), spans: f.doc.spans.clone(), typed: BTreeMap::new() };
+        if let Err(ds) = load::deserialize::<RawInventory>(&f.source, &doc) {
+            shape.extend(ds);
+        }
+    }
+    if !shape.is_empty() {
+        return Err(Diagnostics(shape));
+    }
+    let raw: RawInventory = load::deserialize(&merged.files[0].source, &merged.doc).map_err(Diagnostics)?;
+    let mut r = Resolver::new(root, merged);
     let inventory = r.resolve(raw);
     let mut diags = Diagnostics(r.diagnostics);
     diags.sort();
@@ -84,47 +108,63 @@ const STRING_PATHS: &[&str] = &[
 /// The same, in an `environments/<name>.yaml` file.
 const ENV_FILE_STRING_PATHS: &[&str] = &["namespace", "domain", "from"];
 
-/// One parsed file, kept for positions in later messages.
-struct Parsed {
-    source: SourceFile,
-    doc: Document,
-}
-
 struct Resolver {
     root: PathBuf,
+    /// services.yaml with the merged document of every imported file.
     main: Parsed,
+    /// Every file of the inventory: services.yaml, then its fragments.
+    files: Vec<SourceFile>,
+    /// Which of `files` wrote a path of `main.doc` (absent: services.yaml).
+    origins: BTreeMap<YamlPath, usize>,
     env_files: BTreeMap<String, Parsed>,
-    files: Option<Vec<PathBuf>>,
+    project: Option<Vec<PathBuf>>,
     diagnostics: Vec<Diagnostic>,
     sources: BTreeSet<PathBuf>,
 }
 
 impl Resolver {
-    fn new(root: PathBuf, source: SourceFile, doc: Document) -> Self {
-        let mut sources = BTreeSet::new();
-        sources.insert(source.path.clone());
+    fn new(root: PathBuf, merged: imports::Merged) -> Self {
+        let files: Vec<SourceFile> = merged.files.iter().map(|f| f.source.clone()).collect();
+        let sources = files.iter().map(|f| f.path.clone()).collect();
         Resolver {
             root,
-            main: Parsed { source, doc },
+            main: Parsed { source: files[0].clone(), doc: merged.doc },
+            files,
+            origins: merged.origins,
             env_files: BTreeMap::new(),
-            files: None,
+            project: None,
             diagnostics: Vec::new(),
             sources,
         }
     }
 
-    /// An error at `path` in services.yaml (pointing at the key).
+    /// The file (services.yaml or a fragment) that wrote `path`.
+    fn file_of(&self, path: &YamlPath) -> &SourceFile {
+        let mut p = path.clone();
+        loop {
+            if self.main.doc.spans.contains_key(&p) {
+                return &self.files[self.origins.get(&p).copied().unwrap_or(0)];
+            }
+            if p.0.pop().is_none() {
+                return &self.files[0];
+            }
+        }
+    }
+
+    /// An error at `path` of the inventory (pointing at the key).
     fn error(&mut self, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.key_location(path)), message)
-            .with_source(&self.main.source.text)
+        let file = self.file_of(path);
+        let d = Diagnostic::error(&file.path, Some(self.main.doc.key_location(path)), message)
+            .with_source(&file.text)
             .with_help(help);
         self.diagnostics.push(d);
     }
 
-    /// An error at the value at `path` in services.yaml.
+    /// An error at the value at `path` of the inventory.
     fn error_at_value(&mut self, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.value_location(path)), message)
-            .with_source(&self.main.source.text)
+        let file = self.file_of(path);
+        let d = Diagnostic::error(&file.path, Some(self.main.doc.value_location(path)), message)
+            .with_source(&file.text)
             .with_help(help);
         self.diagnostics.push(d);
     }
@@ -278,7 +318,10 @@ impl Resolver {
             policy,
             limits,
             gitops,
-            texts: std::iter::once((self.main.source.path.clone(), self.main.source.text.clone()))
+            texts: self
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.text.clone()))
                 .chain(self.env_files.values().map(|p| (p.source.path.clone(), p.source.text.clone())))
                 .collect(),
             sources: std::mem::take(&mut self.sources).into_iter().collect(),
@@ -319,23 +362,11 @@ impl Resolver {
     }
 
     fn project_files(&mut self) -> Vec<PathBuf> {
-        if let Some(files) = &self.files {
+        if let Some(files) = &self.project {
             return files.clone();
         }
-        let mut files = Vec::new();
-        let walker = walkdir::WalkDir::new(&self.root).follow_links(false).sort_by_file_name().into_iter();
-        for entry in walker.filter_entry(|e| {
-            !(e.file_type().is_dir() && e.depth() > 0 && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
-        }) {
-            let Ok(entry) = entry else { continue };
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            if let Ok(rel) = entry.path().strip_prefix(&self.root) {
-                files.push(rel.to_path_buf());
-            }
-        }
-        self.files = Some(files.clone());
+        let files = walk_project(&self.root);
+        self.project = Some(files.clone());
         files
     }
 
@@ -438,7 +469,8 @@ impl Resolver {
             }
             let positions =
                 (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
-            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), positions });
+            let file = self.file_of(&path).path.clone();
+            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), file, positions });
         }
         out
     }
@@ -533,6 +565,7 @@ impl Resolver {
         for (name, env) in from_files {
             if raw.environments.contains_key(&name) {
                 let line = self.main.doc.key_location(&envs_path.key(&name)).line;
+                let inline = self.file_of(&envs_path.key(&name)).path.clone();
                 let file = self.env_files[&name].source.path.clone();
                 self.diagnostics.push(
                     Diagnostic::error(
@@ -540,7 +573,7 @@ impl Resolver {
                         None,
                         format!(
                             "environment `{name}` is defined twice: here and in {}:{line}",
-                            self.main.source.path.display()
+                            inline.display()
                         ),
                     )
                     .with_help("keep one of the two definitions"),
@@ -619,7 +652,7 @@ impl Resolver {
                 .env_files
                 .get(name)
                 .map(|p| p.source.path.clone())
-                .unwrap_or_else(|| self.main.source.path.clone());
+                .unwrap_or_else(|| self.file_of(&envs_path.key(name)).path.clone());
             let mut positions = BTreeMap::new();
             for key in ["namespace", "domain"] {
                 let has =
@@ -652,10 +685,10 @@ impl Resolver {
     fn env_field_location(&self, env: &str, key: &str) -> (PathBuf, crate::diagnostic::Location) {
         match self.env_files.get(env) {
             Some(p) => (p.source.path.clone(), p.doc.value_location(&YamlPath::default().key(key))),
-            None => (
-                self.main.source.path.clone(),
-                self.main.doc.value_location(&YamlPath::default().key("environments").key(env).key(key)),
-            ),
+            None => {
+                let path = YamlPath::default().key("environments").key(env).key(key);
+                (self.file_of(&path).path.clone(), self.main.doc.value_location(&path))
+            }
         }
     }
 
@@ -828,8 +861,9 @@ impl Resolver {
                 } else {
                     format!("component `{}` has no `manifests`, and its presets give none", raw.name)
                 };
-                let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.key_location(path)), message)
-                .with_source(&self.main.source.text)
+                let file = self.file_of(path);
+                let d = Diagnostic::error(&file.path, Some(self.main.doc.key_location(path)), message)
+                    .with_source(&file.text)
                 .with_help("add `manifests:` (or `use` a preset that has them); see docs/inventory.md");
                 self.diagnostics.push(d);
                 Vec::new()
@@ -853,6 +887,7 @@ impl Resolver {
             overlays,
             vars: raw.vars.clone().unwrap_or_default(),
             presets: raw.uses.clone(),
+            file: self.file_of(path).path.clone(),
             line: self.main.doc.key_location(path).line,
             positions,
         }
@@ -909,6 +944,7 @@ impl Resolver {
             overlays,
             vars: serde_yaml::Mapping::new(),
             presets: Vec::new(),
+            file: self.file_of(&path).path.clone(),
             line: self.main.doc.key_location(&path).line,
             positions,
         }
@@ -1027,9 +1063,11 @@ impl Resolver {
             }
             if let Some(first) = seen.get(name) {
                 let line = self.main.doc.value_location(&first.key("name")).line;
+                let file = self.file_of(first).path.clone();
+                let at = if file == self.file_of(&path).path { format!("line {line}") } else { format!("{}:{line}", file.display()) };
                 self.error_at_value(
                     &path.key("name"),
-                    format!("duplicate component name `{name}` (first defined at line {line})"),
+                    format!("duplicate component name `{name}` (first defined at {at})"),
                     "component names must be unique across infrastructure and services",
                 );
             } else {
@@ -1091,6 +1129,25 @@ impl From<Vec<super::yaml::Segment>> for YamlPath {
     fn from(v: Vec<super::yaml::Segment>) -> Self {
         YamlPath(v)
     }
+}
+
+/// Every file of the project (relative to `root`), sorted, outside the
+/// skipped directories; symlinks are listed, not followed.
+fn walk_project(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
+    for entry in walker.filter_entry(|e| {
+        !(e.file_type().is_dir() && e.depth() > 0 && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
+    }) {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        if let Ok(rel) = entry.path().strip_prefix(root) {
+            files.push(rel.to_path_buf());
+        }
+    }
+    files
 }
 
 /// Path of a component's mapping in services.yaml.
