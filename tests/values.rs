@@ -184,3 +184,87 @@ fn component_vars_are_defaults_under_the_environment_and_the_overlay() {
     let text = p.ok(&["plan", "--env", "dev"]).stdout;
     assert!(text.contains("vars  image.tag=v1, port=9090"), "{text}");
 }
+
+#[test]
+fn presets_fill_what_a_component_leaves_unset() {
+    let services = SERVICES.replace(
+        "services:\n  - name: api\n    manifests: [manifests/values.yaml.j2]\n",
+        "presets:\n  base:\n    stage: edge\n    manifests: [manifests/values.yaml.j2]\n    vars: {port: 80, probe: {path: /healthz, period: 10}}\n    \
+         overlays: {dev: {vars: {debug: true}}}\n  web:\n    vars: {probe: {period: 5}, tier: web}\n    when: \"vars.replicas > 0\"\n\
+         services:\n  - name: api\n    use: [base, web]\n    vars: {port: 8080}\n  - name: worker\n    use: [base]\n    stage: internal\n",
+    );
+    let p = project(&services);
+    let api = vars_of(&p, &["--env", "dev"], "api");
+    assert_eq!(api["port"], json!(8080), "the component wins");
+    assert_eq!(api["probe"], json!({"path": "/healthz", "period": 5}), "a later preset over an earlier one, maps merged");
+    assert_eq!(api["tier"], json!("web"));
+    assert_eq!(api["debug"], json!(true), "overlays come from presets too");
+    let plan: Json = serde_json::from_str(&p.ok(&["plan", "--env", "dev", "--format", "json"]).stdout).unwrap();
+    let stages: Vec<(String, Vec<String>)> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let names = s["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned());
+            (s["name"].as_str().unwrap().to_owned(), names.collect())
+        })
+        .collect();
+    assert!(stages.contains(&("edge".into(), vec!["api".into()])), "{stages:?}");
+    assert!(stages.contains(&("internal".into(), vec!["worker".into()])), "{stages:?}");
+    let api = plan["stages"].as_array().unwrap().iter().flat_map(|s| s["components"].as_array().unwrap()).find(|c| c["name"] == "api").unwrap();
+    assert_eq!(api["presets"], json!(["base", "web"]), "{api}");
+    let text = p.ok(&["plan", "--env", "dev"]).stdout;
+    assert!(text.contains("use base, web"), "{text}");
+}
+
+const FRAGMENT_MAIN: &str = r#"apiVersion: codex-k8s.io/v1alpha1
+kind: ServiceStack
+project: shop
+imports: ["inventory/*.yaml"]
+versions: {api: "1.0.0"}
+environments:
+  dev: {namespace: shop-dev, vars: {replicas: 1}}
+services:
+  - name: api
+    manifests: [manifests/values.yaml.j2]
+"#;
+
+#[test]
+fn imports_merge_fragments_and_keep_their_positions() {
+    let p = project(FRAGMENT_MAIN);
+    p.write("inventory/b-web.yaml", "services:\n  - name: web\n    manifests: [manifests/values.yaml.j2]\n    vars: {port: 80}\n");
+    p.write(
+        "inventory/a-envs.yaml",
+        "imports: [../more/extra.yaml]\nversions: {web: \"2.0\"}\nenvironments:\n  dev: {vars: {extra: true}}\n",
+    );
+    p.write("more/extra.yaml", "infrastructure:\n  - name: db\n    manifests: [manifests/values.yaml.j2]\n");
+    let web = vars_of(&p, &["--env", "dev"], "web");
+    assert_eq!(web["port"], json!(80));
+    assert_eq!(web["replicas"], json!(1));
+    assert_eq!(web["extra"], json!(true), "maps deep-merge across files");
+    vars_of(&p, &["--env", "dev"], "db");
+
+    // An error in a fragment keeps the fragment's own file and line.
+    p.write("inventory/b-web.yaml", "services:\n  - name: web\n    stage: edgy\n    manifests: [manifests/values.yaml.j2]\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:3:12"), "{run}");
+    assert!(run.stderr.contains("unknown stage `edgy`"), "{run}");
+
+    p.write("inventory/b-web.yaml", "services:\n  - name: api\n    manifests: [manifests/values.yaml.j2]\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:2:11"), "{run}");
+    assert!(run.stderr.contains("duplicate component name `api` (first defined at services.yaml:9)"), "{run}");
+
+    p.write("inventory/b-web.yaml", "versions: {api: \"2.0.0\"}\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:1:17"), "{run}");
+    assert!(run.stderr.contains("`versions.api` is defined twice: here and in services.yaml:5"), "{run}");
+
+    p.write("inventory/b-web.yaml", "servicez: []\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("inventory/b-web.yaml:1:1") && run.stderr.contains("did you mean `services`?"), "{run}");
+
+    p.write("inventory/b-web.yaml", "imports: [../services.yaml]\n");
+    let run = p.run(&["validate"]).expect_code(1);
+    assert!(run.stderr.contains("import cycle: services.yaml -> inventory/b-web.yaml -> services.yaml"), "{run}");
+}

@@ -65,6 +65,9 @@ struct StageView {
 struct ComponentView {
     #[serde(flatten)]
     plan: PlannedComponent,
+    /// The presets it uses, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    presets: Vec<String>,
     /// The component's `vars` when it has values of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     vars: Option<serde_yaml::Mapping>,
@@ -103,7 +106,14 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let objects = rendered.objects.iter().filter(|o| o.component == p.name).map(|o| o.id.to_string()).collect();
         let vars = rendered.component_vars.get(&p.name).cloned();
         let own = vars.as_ref().map(|v| differences(v, &rendered.vars)).unwrap_or_default();
-        stages.last_mut().expect("just pushed").components.push(ComponentView { plan: p.clone(), vars, own, objects });
+        let presets = inventory.component(&p.name).map(|c| c.presets.clone()).unwrap_or_default();
+        stages.last_mut().expect("just pushed").components.push(ComponentView {
+            plan: p.clone(),
+            presets,
+            vars,
+            own,
+            objects,
+        });
     }
     let view = PlanView {
         target: rendered.target.dir(),
@@ -182,6 +192,9 @@ fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
                 format!("  <- {}", c.plan.depends_on.join(", "))
             };
             writeln!(out.out, "  wave {:>2}  {:<20} {}{deps}", c.plan.wave, c.plan.name, reason(&c.plan.enablement))?;
+            if !c.presets.is_empty() {
+                writeln!(out.out, "             use {}", c.presets.join(", "))?;
+            }
             if !c.own.is_empty() {
                 let list: Vec<String> = c.own.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 writeln!(out.out, "             vars  {}", list.join(", "))?;

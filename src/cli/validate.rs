@@ -31,7 +31,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 diags.push(
                     inventory
                         .diagnostic(
-                            &inventory.file,
+                            &c.file,
                             at,
                             format!(
                                 "`when` of component `{}` does not compile: {}",
@@ -70,10 +70,13 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         for p in t.plan.iter().filter(|p| p.enablement == Enablement::Enabled) {
             for dep in &p.depends_on {
                 if let Some(d) = t.plan.iter().find(|d| &d.name == dep && d.enablement != Enablement::Enabled) {
-                    let line = inventory.component(&p.name).map(|c| c.line).unwrap_or(1);
+                    let (file, line) = inventory
+                        .component(&p.name)
+                        .map(|c| (c.file.clone(), c.line))
+                        .unwrap_or_else(|| (inventory.file.clone(), 1));
                     out.diagnostic(
                         &Diagnostic::warning(
-                            &inventory.file,
+                            &file,
                             Some(Location { line, col: 1 }),
                             format!(
                                 "component `{}` depends on `{}`, which is disabled in environment `{}` ({:?})",

@@ -5,6 +5,7 @@
 //! (inheritance, globs, references) → `validate` (graph checks) → `model`.
 //! Entry point: [`load`]. `schema` exports the JSON Schema of the file.
 
+mod imports;
 mod load;
 mod model;
 pub mod names;
@@ -31,6 +32,9 @@ pub fn json_schema() -> serde_json::Value {
     schema["properties"]["kind"]["const"] = KIND.into();
     schema["properties"]["project"]["pattern"] = DNS_LABEL_PATTERN.into();
     schema["properties"]["project"]["maxLength"] = 63.into();
+    // A component needs `manifests` unless a preset it uses gives them.
+    schema["definitions"]["RawComponent"]["anyOf"] =
+        serde_json::json!([{"required": ["manifests"]}, {"required": ["use"]}]);
     schema
 }
 

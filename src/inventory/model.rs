@@ -66,7 +66,10 @@ pub struct Image {
     pub repository: String,
     /// Tag template.
     pub tag: String,
-    /// Where `repository` and `tag` are written in services.yaml.
+    /// The file that defines it (services.yaml or an imported fragment).
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Where `repository` and `tag` are written in `file`.
     #[serde(skip)]
     pub positions: (Location, Location),
 }
@@ -152,6 +155,11 @@ pub struct Component {
     pub overlays: BTreeMap<String, Overlay>,
     /// The component's own values: defaults under the environment's `vars`.
     pub vars: serde_yaml::Mapping,
+    /// The presets it uses, in order.
+    pub presets: Vec<String>,
+    /// The file that defines it (services.yaml or an imported fragment).
+    #[serde(skip)]
+    pub file: PathBuf,
     /// Line of the component in services.yaml, for messages.
     #[serde(skip)]
     pub line: usize,

@@ -25,6 +25,10 @@ pub struct RawInventory {
     pub kind: String,
     /// Project name, a DNS-1123 label; prefixes namespaces and labels.
     pub project: String,
+    /// Fragment files merged into this one: paths or globs relative to this
+    /// file (a fragment may import more, relative to itself).
+    #[serde(default)]
+    pub imports: Vec<String>,
     /// Where partials live and which environment variables templates may read.
     #[serde(default)]
     pub templates: RawTemplates,
@@ -46,6 +50,9 @@ pub struct RawInventory {
     /// Application components; their stage defaults to `internal`.
     #[serde(default)]
     pub services: Vec<RawComponent>,
+    /// Named partial components that components reuse with `use: [name, …]`.
+    #[serde(default)]
+    pub presets: BTreeMap<String, RawPreset>,
     /// The AI agent Job, rendered after the last stage in slot environments.
     #[serde(default)]
     pub agent: Option<RawAgent>,
@@ -193,9 +200,47 @@ pub struct RawComponent {
     /// Stage; defaults to the first stage (infrastructure) or `internal` (services).
     #[serde(default)]
     pub stage: Option<String>,
+    /// Presets (names of `presets` entries) this component starts from, in
+    /// order: a later one over an earlier one, the component over all.
+    #[serde(default, rename = "use")]
+    pub uses: Vec<String>,
     /// Components that must be ready first (same or earlier stage).
     #[serde(default)]
-    pub depends_on: Vec<String>,
+    pub depends_on: Option<Vec<String>>,
+    /// A minijinja expression; the component renders only where it is true.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Shorthand: enabled only in these environments.
+    #[serde(default)]
+    pub envs: Option<Vec<String>>,
+    /// Name of an entry of `images`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Manifest templates (paths or globs, relative to services.yaml);
+    /// required unless a preset gives them.
+    #[serde(default)]
+    pub manifests: Option<Vec<String>>,
+    /// Post-render changes per environment.
+    #[serde(default)]
+    pub overlays: BTreeMap<String, RawOverlay>,
+    /// Values for this component's templates: defaults that the
+    /// environment's `vars` (and `overlays.<env>.vars`) override.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub vars: Option<serde_yaml::Mapping>,
+}
+
+/// `presets.<name>`: a partial component. Components name presets in `use`;
+/// the fields they leave unset come from them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPreset {
+    /// Stage.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Components that must be ready first.
+    #[serde(default)]
+    pub depends_on: Option<Vec<String>>,
     /// A minijinja expression; the component renders only where it is true.
     #[serde(default)]
     pub when: Option<String>,
@@ -206,12 +251,12 @@ pub struct RawComponent {
     #[serde(default)]
     pub image: Option<String>,
     /// Manifest templates (paths or globs, relative to services.yaml).
-    pub manifests: Vec<String>,
-    /// Post-render changes per environment.
+    #[serde(default)]
+    pub manifests: Option<Vec<String>>,
+    /// Post-render changes per environment (merged with the component's).
     #[serde(default)]
     pub overlays: BTreeMap<String, RawOverlay>,
-    /// Values for this component's templates: defaults that the
-    /// environment's `vars` (and `overlays.<env>.vars`) override.
+    /// Values (merged deeply under the component's own `vars`).
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub vars: Option<serde_yaml::Mapping>,

@@ -7,6 +7,7 @@ use std::path::{Component as PathPart, Path, PathBuf};
 
 use globset::Glob;
 
+use super::imports::{self, Parsed};
 use super::load::{self, SourceFile};
 use super::model::*;
 use super::names::{dns_label_problem, parse_duration};
@@ -41,12 +42,35 @@ pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
         return Err(Diagnostics(vec![Diagnostic::error(&source.path, None, "the inventory is empty")
             .with_help("start from the example in docs/inventory.md")]));
     }
-    let typed = load::typed_strings(&source, &doc, STRING_PATHS);
+    let walk = || walk_project(&root);
+    let merged = imports::load_all(&root, Parsed { source, doc }, &walk).map_err(Diagnostics)?;
+    let mut typed = Vec::new();
+    for f in &merged.files {
+        typed.extend(load::typed_strings(&f.source, &f.doc, STRING_PATHS));
+    }
     if !typed.is_empty() {
         return Err(Diagnostics(typed));
     }
-    let raw: RawInventory = load::deserialize(&source, &doc).map_err(Diagnostics)?;
-    let mut r = Resolver::new(root, source, doc);
+    // Each fragment's own shape, so unknown keys and type errors keep its positions.
+    let mut shape = Vec::new();
+    for f in merged.files.iter().skip(1) {
+        let Some(map) = f.doc.value.as_mapping() else { continue };
+        let mut value = map.clone();
+        for key in imports::ROOT_ONLY {
+            if let Some(v) = merged.files[0].doc.value.get(key) {
+                value.insert(key.into(), v.clone());
+            }
+        }
+        let doc = Document { value: serde_yaml::Value::Mapping(value), spans: f.doc.spans.clone(), typed: BTreeMap::new() };
+        if let Err(ds) = load::deserialize::<RawInventory>(&f.source, &doc) {
+            shape.extend(ds);
+        }
+    }
+    if !shape.is_empty() {
+        return Err(Diagnostics(shape));
+    }
+    let raw: RawInventory = load::deserialize(&merged.files[0].source, &merged.doc).map_err(Diagnostics)?;
+    let mut r = Resolver::new(root, merged);
     let inventory = r.resolve(raw);
     let mut diags = Diagnostics(r.diagnostics);
     diags.sort();
@@ -74,53 +98,73 @@ const STRING_PATHS: &[&str] = &[
     "services[].image",
     "services[].stage",
     "agent.image",
+    "presets.*.image",
+    "presets.*.stage",
+    "infrastructure[].use[]",
+    "services[].use[]",
     "gitops.revision",
 ];
 
 /// The same, in an `environments/<name>.yaml` file.
 const ENV_FILE_STRING_PATHS: &[&str] = &["namespace", "domain", "from"];
 
-/// One parsed file, kept for positions in later messages.
-struct Parsed {
-    source: SourceFile,
-    doc: Document,
-}
-
 struct Resolver {
     root: PathBuf,
+    /// services.yaml with the merged document of every imported file.
     main: Parsed,
+    /// Every file of the inventory: services.yaml, then its fragments.
+    files: Vec<SourceFile>,
+    /// Which of `files` wrote a path of `main.doc` (absent: services.yaml).
+    origins: BTreeMap<YamlPath, usize>,
     env_files: BTreeMap<String, Parsed>,
-    files: Option<Vec<PathBuf>>,
+    project: Option<Vec<PathBuf>>,
     diagnostics: Vec<Diagnostic>,
     sources: BTreeSet<PathBuf>,
 }
 
 impl Resolver {
-    fn new(root: PathBuf, source: SourceFile, doc: Document) -> Self {
-        let mut sources = BTreeSet::new();
-        sources.insert(source.path.clone());
+    fn new(root: PathBuf, merged: imports::Merged) -> Self {
+        let files: Vec<SourceFile> = merged.files.iter().map(|f| f.source.clone()).collect();
+        let sources = files.iter().map(|f| f.path.clone()).collect();
         Resolver {
             root,
-            main: Parsed { source, doc },
+            main: Parsed { source: files[0].clone(), doc: merged.doc },
+            files,
+            origins: merged.origins,
             env_files: BTreeMap::new(),
-            files: None,
+            project: None,
             diagnostics: Vec::new(),
             sources,
         }
     }
 
-    /// An error at `path` in services.yaml (pointing at the key).
+    /// The file (services.yaml or a fragment) that wrote `path`.
+    fn file_of(&self, path: &YamlPath) -> &SourceFile {
+        let mut p = path.clone();
+        loop {
+            if self.main.doc.spans.contains_key(&p) {
+                return &self.files[self.origins.get(&p).copied().unwrap_or(0)];
+            }
+            if p.0.pop().is_none() {
+                return &self.files[0];
+            }
+        }
+    }
+
+    /// An error at `path` of the inventory (pointing at the key).
     fn error(&mut self, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.key_location(path)), message)
-            .with_source(&self.main.source.text)
+        let file = self.file_of(path);
+        let d = Diagnostic::error(&file.path, Some(self.main.doc.key_location(path)), message)
+            .with_source(&file.text)
             .with_help(help);
         self.diagnostics.push(d);
     }
 
-    /// An error at the value at `path` in services.yaml.
+    /// An error at the value at `path` of the inventory.
     fn error_at_value(&mut self, path: &YamlPath, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::error(&self.main.source.path, Some(self.main.doc.value_location(path)), message)
-            .with_source(&self.main.source.text)
+        let file = self.file_of(path);
+        let d = Diagnostic::error(&file.path, Some(self.main.doc.value_location(path)), message)
+            .with_source(&file.text)
             .with_help(help);
         self.diagnostics.push(d);
     }
@@ -191,9 +235,11 @@ impl Resolver {
         let mut components = Vec::new();
         for (i, c) in raw.infrastructure.iter().enumerate() {
             let path = top.key("infrastructure").index(i);
+            let (c, fields) = self.with_presets(&path, c, &raw.presets);
             components.push(self.resolve_component(
                 &path,
-                c,
+                &c,
+                &fields,
                 ComponentKind::Infrastructure,
                 &stages,
                 &images,
@@ -202,7 +248,16 @@ impl Resolver {
         }
         for (i, c) in raw.services.iter().enumerate() {
             let path = top.key("services").index(i);
-            components.push(self.resolve_component(&path, c, ComponentKind::Service, &stages, &images, &env_names));
+            let (c, fields) = self.with_presets(&path, c, &raw.presets);
+            components.push(self.resolve_component(
+                &path,
+                &c,
+                &fields,
+                ComponentKind::Service,
+                &stages,
+                &images,
+                &env_names,
+            ));
         }
         let agent = raw.agent.as_ref().map(|a| self.resolve_agent(a, &stages, &images, &environments));
         self.check_unique_names(&raw, agent.is_some());
@@ -263,7 +318,10 @@ impl Resolver {
             policy,
             limits,
             gitops,
-            texts: std::iter::once((self.main.source.path.clone(), self.main.source.text.clone()))
+            texts: self
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.text.clone()))
                 .chain(self.env_files.values().map(|p| (p.source.path.clone(), p.source.text.clone())))
                 .collect(),
             sources: std::mem::take(&mut self.sources).into_iter().collect(),
@@ -304,23 +362,11 @@ impl Resolver {
     }
 
     fn project_files(&mut self) -> Vec<PathBuf> {
-        if let Some(files) = &self.files {
+        if let Some(files) = &self.project {
             return files.clone();
         }
-        let mut files = Vec::new();
-        let walker = walkdir::WalkDir::new(&self.root).follow_links(false).sort_by_file_name().into_iter();
-        for entry in walker.filter_entry(|e| {
-            !(e.file_type().is_dir() && e.depth() > 0 && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
-        }) {
-            let Ok(entry) = entry else { continue };
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            if let Ok(rel) = entry.path().strip_prefix(&self.root) {
-                files.push(rel.to_path_buf());
-            }
-        }
-        self.files = Some(files.clone());
+        let files = walk_project(&self.root);
+        self.project = Some(files.clone());
         files
     }
 
@@ -423,7 +469,8 @@ impl Resolver {
             }
             let positions =
                 (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
-            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), positions });
+            let file = self.file_of(&path).path.clone();
+            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), file, positions });
         }
         out
     }
@@ -518,6 +565,7 @@ impl Resolver {
         for (name, env) in from_files {
             if raw.environments.contains_key(&name) {
                 let line = self.main.doc.key_location(&envs_path.key(&name)).line;
+                let inline = self.file_of(&envs_path.key(&name)).path.clone();
                 let file = self.env_files[&name].source.path.clone();
                 self.diagnostics.push(
                     Diagnostic::error(
@@ -525,7 +573,7 @@ impl Resolver {
                         None,
                         format!(
                             "environment `{name}` is defined twice: here and in {}:{line}",
-                            self.main.source.path.display()
+                            inline.display()
                         ),
                     )
                     .with_help("keep one of the two definitions"),
@@ -618,7 +666,7 @@ impl Resolver {
                 .env_files
                 .get(name)
                 .map(|p| p.source.path.clone())
-                .unwrap_or_else(|| self.main.source.path.clone());
+                .unwrap_or_else(|| self.file_of(&envs_path.key(name)).path.clone());
             let mut positions = BTreeMap::new();
             for key in ["namespace", "domain"] {
                 let has =
@@ -652,10 +700,10 @@ impl Resolver {
     fn env_field_location(&self, env: &str, key: &str) -> (PathBuf, crate::diagnostic::Location) {
         match self.env_files.get(env) {
             Some(p) => (p.source.path.clone(), p.doc.value_location(&YamlPath::default().key(key))),
-            None => (
-                self.main.source.path.clone(),
-                self.main.doc.value_location(&YamlPath::default().key("environments").key(env).key(key)),
-            ),
+            None => {
+                let path = YamlPath::default().key("environments").key(env).key(key);
+                (self.file_of(&path).path.clone(), self.main.doc.value_location(&path))
+            }
         }
     }
 
@@ -698,17 +746,89 @@ impl Resolver {
         Some(chain)
     }
 
+    /// `c` with the fields it leaves unset taken from its presets (a later
+    /// preset over an earlier one; maps merge deeply), and where each field
+    /// taken from a preset is written.
+    fn with_presets(
+        &mut self,
+        path: &YamlPath,
+        c: &RawComponent,
+        presets: &BTreeMap<String, RawPreset>,
+    ) -> (RawComponent, Fields) {
+        let mut acc = RawPreset::default();
+        let mut fields = Fields::new();
+        for (j, name) in c.uses.iter().enumerate() {
+            let Some(p) = presets.get(name) else {
+                let help = match did_you_mean(name, presets.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if presets.is_empty() => "define it under `presets:`".to_owned(),
+                    None => format!("presets: {}", presets.keys().cloned().collect::<Vec<_>>().join(", ")),
+                };
+                self.error_at_value(
+                    &path.key("use").index(j),
+                    format!("component `{}` uses unknown preset `{name}`", c.name),
+                    help,
+                );
+                continue;
+            };
+            let at = YamlPath::default().key("presets").key(name);
+            macro_rules! take {
+                ($field:ident, $key:literal) => {
+                    if p.$field.is_some() {
+                        acc.$field = p.$field.clone();
+                        fields.insert($key, at.key($key));
+                    }
+                };
+            }
+            take!(stage, "stage");
+            take!(depends_on, "dependsOn");
+            take!(when, "when");
+            take!(envs, "envs");
+            take!(image, "image");
+            take!(manifests, "manifests");
+            acc.overlays = merge_overlays(std::mem::take(&mut acc.overlays), &p.overlays);
+            acc.vars = merge_vars(acc.vars.take(), p.vars.as_ref());
+        }
+        for (key, set) in [
+            ("stage", c.stage.is_some()),
+            ("dependsOn", c.depends_on.is_some()),
+            ("when", c.when.is_some()),
+            ("envs", c.envs.is_some()),
+            ("image", c.image.is_some()),
+            ("manifests", c.manifests.is_some()),
+        ] {
+            if set {
+                fields.remove(key);
+            }
+        }
+        let merged = RawComponent {
+            name: c.name.clone(),
+            uses: c.uses.clone(),
+            stage: c.stage.clone().or(acc.stage),
+            depends_on: c.depends_on.clone().or(acc.depends_on),
+            when: c.when.clone().or(acc.when),
+            envs: c.envs.clone().or(acc.envs),
+            image: c.image.clone().or(acc.image),
+            manifests: c.manifests.clone().or(acc.manifests),
+            overlays: merge_overlays(acc.overlays, &c.overlays),
+            vars: merge_vars(acc.vars, c.vars.as_ref()),
+        };
+        (merged, fields)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn resolve_component(
         &mut self,
         path: &YamlPath,
         raw: &RawComponent,
+        fields: &Fields,
         kind: ComponentKind,
         stages: &[String],
         images: &BTreeMap<String, Image>,
         envs: &[String],
     ) -> Component {
         self.check_name(&path.key("name"), "component name", &raw.name);
+        let field = |key: &'static str| fields.get(key).cloned().unwrap_or_else(|| path.key(key));
         let default_stage = match kind {
             ComponentKind::Infrastructure => stages.first().cloned().unwrap_or_default(),
             _ => "internal".to_owned(),
@@ -722,7 +842,7 @@ impl Resolver {
                     None => format!("stages are: {}", stages.join(", ")),
                 };
                 let (at, msg) = if raw.stage.is_some() {
-                    (path.key("stage"), format!("component `{}` has unknown stage `{stage}`", raw.name))
+                    (field("stage"), format!("component `{}` has unknown stage `{stage}`", raw.name))
                 } else {
                     (
                         path.key("name"),
@@ -733,36 +853,56 @@ impl Resolver {
                 0
             }
         };
-        self.check_image(&path.key("image"), raw.image.as_deref(), images);
+        self.check_image(&field("image"), raw.image.as_deref(), images);
         if let Some(list) = &raw.envs {
             for (i, e) in list.iter().enumerate() {
-                self.check_env_ref(&path.key("envs").index(i), e, envs);
+                self.check_env_ref(&field("envs").index(i), e, envs);
             }
         }
         if let Some(when) = &raw.when {
             if when.trim().is_empty() {
                 self.error_at_value(
-                    &path.key("when"),
+                    &field("when"),
                     "`when` is empty",
                     "write an expression such as `env != 'staging'`, or remove `when`",
                 );
             }
         }
-        let manifests = self.resolve_manifests(path, &raw.name, &raw.manifests);
+        let manifests = match &raw.manifests {
+            Some(list) => self.resolve_manifests(&field("manifests").parent(), &raw.name, list),
+            None => {
+                let message = if raw.uses.is_empty() {
+                    format!("missing required key `manifests` in `{path}`")
+                } else {
+                    format!("component `{}` has no `manifests`, and its presets give none", raw.name)
+                };
+                let file = self.file_of(path);
+                let d = Diagnostic::error(&file.path, Some(self.main.doc.key_location(path)), message)
+                    .with_source(&file.text)
+                .with_help("add `manifests:` (or `use` a preset that has them); see docs/inventory.md");
+                self.diagnostics.push(d);
+                Vec::new()
+            }
+        };
         let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, envs);
-        let positions = self.component_positions(path, raw.overlays.keys());
+        let mut positions = self.component_positions(path, raw.overlays.keys());
+        if let Some(at) = fields.get("when") {
+            positions.insert("when".to_owned(), self.main.doc.value_location(at));
+        }
         Component {
             name: raw.name.clone(),
             kind,
             stage,
             stage_index,
-            depends_on: raw.depends_on.clone(),
+            depends_on: raw.depends_on.clone().unwrap_or_default(),
             when: raw.when.clone(),
             envs: raw.envs.clone(),
             image: raw.image.clone(),
             manifests,
             overlays,
             vars: raw.vars.clone().unwrap_or_default(),
+            presets: raw.uses.clone(),
+            file: self.file_of(path).path.clone(),
             line: self.main.doc.key_location(path).line,
             positions,
         }
@@ -818,6 +958,8 @@ impl Resolver {
             manifests,
             overlays,
             vars: serde_yaml::Mapping::new(),
+            presets: Vec::new(),
+            file: self.file_of(&path).path.clone(),
             line: self.main.doc.key_location(&path).line,
             positions,
         }
@@ -936,9 +1078,11 @@ impl Resolver {
             }
             if let Some(first) = seen.get(name) {
                 let line = self.main.doc.value_location(&first.key("name")).line;
+                let file = self.file_of(first).path.clone();
+                let at = if file == self.file_of(&path).path { format!("line {line}") } else { format!("{}:{line}", file.display()) };
                 self.error_at_value(
                     &path.key("name"),
-                    format!("duplicate component name `{name}` (first defined at line {line})"),
+                    format!("duplicate component name `{name}` (first defined at {at})"),
                     "component names must be unique across infrastructure and services",
                 );
             } else {
@@ -1002,6 +1146,25 @@ impl From<Vec<super::yaml::Segment>> for YamlPath {
     }
 }
 
+/// Every file of the project (relative to `root`), sorted, outside the
+/// skipped directories; symlinks are listed, not followed.
+fn walk_project(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
+    for entry in walker.filter_entry(|e| {
+        !(e.file_type().is_dir() && e.depth() > 0 && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
+    }) {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        if let Ok(rel) = entry.path().strip_prefix(root) {
+            files.push(rel.to_path_buf());
+        }
+    }
+    files
+}
+
 /// Path of a component's mapping in services.yaml.
 pub(super) fn component_path(raw: &RawInventory, name: &str) -> YamlPath {
     let top = YamlPath::default();
@@ -1057,6 +1220,41 @@ fn merge_env(parent: RawEnvironment, child: &RawEnvironment) -> RawEnvironment {
         idle_ttl: child.idle_ttl.clone().or(parent.idle_ttl),
         max_slots: child.max_slots.or(parent.max_slots),
         vars,
+    }
+}
+
+/// Where fields a component takes from a preset are written (`stage` →
+/// `presets.web.stage`).
+type Fields = BTreeMap<&'static str, YamlPath>;
+
+/// `over`'s overlays over `base`'s: per environment, lists given replace,
+/// `env` and `vars` merge.
+fn merge_overlays(
+    mut base: BTreeMap<String, RawOverlay>,
+    over: &BTreeMap<String, RawOverlay>,
+) -> BTreeMap<String, RawOverlay> {
+    for (env, o) in over {
+        let b = base.entry(env.clone()).or_default();
+        if !o.pvc_mounts.is_empty() {
+            b.pvc_mounts = o.pvc_mounts.clone();
+        }
+        if !o.drop_kinds.is_empty() {
+            b.drop_kinds = o.drop_kinds.clone();
+        }
+        b.env.extend(o.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        b.vars = merge_vars(b.vars.take(), o.vars.as_ref());
+    }
+    base
+}
+
+/// `over` merged deeply over `base`.
+fn merge_vars(base: Option<serde_yaml::Mapping>, over: Option<&serde_yaml::Mapping>) -> Option<serde_yaml::Mapping> {
+    match (base, over) {
+        (Some(mut b), Some(o)) => {
+            deep_merge(&mut b, o);
+            Some(b)
+        }
+        (b, o) => o.cloned().or(b),
     }
 }
 

@@ -183,14 +183,14 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         let repo = engine.render_inline(&image.repository, &value).map_err(|e| {
             fail(inline_error(
                 inventory,
-                (&inventory.file, image.positions.0),
+                (&image.file, image.positions.0),
                 &format!("images.{name}.repository"),
                 env,
                 &e,
             ))
         })?;
         let tag = engine.render_inline(&image.tag, &value).map_err(|e| {
-            fail(inline_error(inventory, (&inventory.file, image.positions.1), &format!("images.{name}.tag"), env, &e))
+            fail(inline_error(inventory, (&image.file, image.positions.1), &format!("images.{name}.tag"), env, &e))
         })?;
         if repo.trim().is_empty() || tag.trim().is_empty() {
             let part = if repo.trim().is_empty() { "repository" } else { "tag" };
@@ -233,7 +233,7 @@ pub fn plan_target(
                     diags.push(
                         inventory
                             .diagnostic(
-                                &inventory.file,
+                                &c.file,
                                 at,
                                 format!("`when` of component `{}` failed in {}: {}", c.name, req.target, detail(&e)),
                             )
@@ -384,7 +384,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
                     diags.push(
                         inventory
                             .diagnostic(
-                                &inventory.file,
+                                &c.file,
                                 at,
                                 format!("cannot render overlay `{}` of component `{}`: {e}", env.name, c.name),
                             )
@@ -810,6 +810,8 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         manifests: Vec::new(),
         overlays: BTreeMap::new(),
         vars: Mapping::new(),
+        presets: Vec::new(),
+        file: inventory.file.clone(),
         line: 0,
         positions: BTreeMap::new(),
     };
