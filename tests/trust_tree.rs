@@ -322,7 +322,7 @@ fn concurrent_pushes_never_fail_and_every_commit_lands() {
                 s.spawn(move || {
                     let mut failed = Vec::new();
                     for j in 0..pushes {
-                        let out = Process::new(assert_cmd::cargo::cargo_bin("codex-k8s"))
+                        let out = Process::new(crate::support::bin())
                             .arg("-C")
                             .arg(&clone.root)
                             .args(["render", "--env", "ai", "--slot", &format!("s-{i}"), "--run-id"])
