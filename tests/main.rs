@@ -7,5 +7,6 @@ mod render;
 mod schema;
 mod support;
 mod trust_tree;
+mod trust_values;
 #[cfg(feature = "watch")]
 mod watch;
