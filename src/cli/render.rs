@@ -128,7 +128,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
     };
     if args.stdout {
-        return print_stream(&rendered[0], &args.only, &args.skip, out);
+        // One request was checked above; one target is rendered per request.
+        let Some(one) = rendered.first() else { bail!("--stdout: nothing was rendered") };
+        return print_stream(one, &args.only, &args.skip, out);
     }
     // Slots already in the tree keep their namespaces: a new one may not take them.
     let mut namespaces: Vec<_> = rendered.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
