@@ -172,7 +172,10 @@ fn one_line_yaml_syntax_in_an_environment_file_stays_one_scalar() {
     let p = project();
     for payload in ONE_LINE_PAYLOADS {
         // Written as a YAML single-quoted scalar, as a user would quote it.
-        p.write("environments/dev.yaml", &format!("namespace: shop-dev\nvars:\n  x: '{}'\n", payload.replace('\'', "''")));
+        p.write(
+            "environments/dev.yaml",
+            &format!("namespace: shop-dev\nvars:\n  x: '{}'\n", payload.replace('\'', "''")),
+        );
         let run = p.ok(&["render", "--env", "dev", "--stdout"]);
         assert_eq!(objects(&run), expected_shape(false), "{payload:?}\n{run}");
         assert_eq!(data(&run)["x"], *payload, "environment file\n{run}");
@@ -214,7 +217,10 @@ fn multi_line_and_control_character_values_are_refused_on_every_channel() {
         assert!(run.stderr.contains("env_or(\"SHOP_X\"): the value of SHOP_X contains"), "{payload:?}\n{run}");
         p.write(meta, &target_json(&[("vars.x", payload)]));
         let run = p.run(&["render", "--env", "ai", "--slot", "s1"]).expect_code(1);
-        assert!(run.stderr.contains(meta) && run.stderr.contains("--set vars.x: the value contains"), "{payload:?}\n{run}");
+        assert!(
+            run.stderr.contains(meta) && run.stderr.contains("--set vars.x: the value contains"),
+            "{payload:?}\n{run}"
+        );
         p.write(meta, &recorded);
         crate::support::assert_same_tree(&before, &p.snapshot("rendered"), "a refused value writes nothing");
     }
@@ -224,9 +230,15 @@ fn multi_line_and_control_character_values_are_refused_on_every_channel() {
 fn a_multi_line_environment_file_value_is_one_scalar_through_tojson_and_an_error_in_a_quoted_slot() {
     let p = project();
     let payload = MULTI_LINE_PAYLOADS[0];
-    p.write("environments/dev.yaml", &format!("namespace: shop-dev\nvars:\n  x: {}\n", serde_json::to_string(payload).unwrap()));
+    p.write(
+        "environments/dev.yaml",
+        &format!("namespace: shop-dev\nvars:\n  x: {}\n", serde_json::to_string(payload).unwrap()),
+    );
     // `tojson` keeps the value one scalar, whatever it holds.
-    p.write("manifests/api.yaml.j2", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  j: {{ vars.x | tojson }}\n");
+    p.write(
+        "manifests/api.yaml.j2",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  j: {{ vars.x | tojson }}\n",
+    );
     let run = p.ok(&["render", "--env", "dev", "--stdout"]);
     assert_eq!(
         objects(&run),
@@ -238,7 +250,10 @@ fn a_multi_line_environment_file_value_is_one_scalar_through_tojson_and_an_error
     // at the template, and nothing is written.
     p.write("manifests/api.yaml.j2", MANIFEST);
     let run = p.run(&["render", "--env", "dev"]).expect_code(1);
-    assert!(run.stderr.contains("rendered output is not valid YAML") && run.stderr.contains("manifests/api.yaml.j2"), "{run}");
+    assert!(
+        run.stderr.contains("rendered output is not valid YAML") && run.stderr.contains("manifests/api.yaml.j2"),
+        "{run}"
+    );
     assert!(!p.exists("rendered"), "nothing written\n{run}");
 }
 
@@ -247,8 +262,16 @@ fn a_multi_line_environment_file_value_is_one_scalar_through_tojson_and_an_error
 #[test]
 fn a_hostile_target_json_committed_on_a_branch_is_refused_naming_the_file() {
     let hostile: &[(&str, &str, &str)] = &[
-        ("set value with a document", r#""sets":{"vars.x":"1\n---\nkind: Secret"}"#, "--set vars.x: the value contains a line break"),
-        ("set of an unknown root", r#""sets":{"metadata.name":"x"}"#, "--set metadata.name: only `versions.<name>` and `vars.<path>`"),
+        (
+            "set value with a document",
+            r#""sets":{"vars.x":"1\n---\nkind: Secret"}"#,
+            "--set vars.x: the value contains a line break",
+        ),
+        (
+            "set of an unknown root",
+            r#""sets":{"metadata.name":"x"}"#,
+            "--set metadata.name: only `versions.<name>` and `vars.<path>`",
+        ),
         ("run id", r#""runId":"../../etc""#, "invalid --run-id `../../etc`"),
         ("slot", r#""slot":"S1""#, "records target ai/S1"),
         ("namespace", r#""namespace":"kube-system\nx""#, "invalid namespace"),
@@ -282,7 +305,8 @@ fn a_hostile_target_json_committed_on_a_branch_is_refused_naming_the_file() {
 
         let run = p.run(&["render", "--env", "ai", "--slot", "s1", "--branch", "rendered"]).expect_code(1);
         assert!(
-            run.stderr.contains("rendered/ai/s1/.codex-k8s/target.json (committed on the branch)") && run.stderr.contains(message),
+            run.stderr.contains("rendered/ai/s1/.codex-k8s/target.json (committed on the branch)")
+                && run.stderr.contains(message),
             "{what}: the error names the file and the problem\n{run}"
         );
         assert_eq!(git_in(&p.root, &["rev-parse", "rendered"]), tip, "{what}: the branch did not move");
@@ -337,11 +361,8 @@ fn a_non_utf8_environment_does_not_panic_render() {
         }
         Run::from_output(format!("codex-k8s {}", args.join(" ")), cmd.output().expect("run codex-k8s"))
     };
-    let cases: [&[(&OsStr, &OsStr)]; 3] = [
-        &[(OsStr::new("CODEX_K8S_TEST_BAD"), bad)],
-        &[(bad, OsStr::new("x"))],
-        &[(OsStr::new("SHOP_Y"), bad)],
-    ];
+    let cases: [&[(&OsStr, &OsStr)]; 3] =
+        [&[(OsStr::new("CODEX_K8S_TEST_BAD"), bad)], &[(bad, OsStr::new("x"))], &[(OsStr::new("SHOP_Y"), bad)]];
     for env in cases {
         run(env, &["render", "--env", "dev", "--stdout"]).expect_code(0);
         run(env, &["render", "--env", "ai", "--slot", "s1"]).expect_code(0);
@@ -361,8 +382,20 @@ fn non_utf8_arguments_are_usage_errors_not_panics() {
     let p = project();
     for args in [
         vec![OsStr::new("render"), OsStr::new("--env"), OsStr::from_bytes(b"d\xffv")],
-        vec![OsStr::new("render"), OsStr::new("--env"), OsStr::new("dev"), OsStr::new("--set"), OsStr::from_bytes(b"vars.x=\xff")],
-        vec![OsStr::new("render"), OsStr::new("--env"), OsStr::new("ai"), OsStr::new("--slot"), OsStr::from_bytes(b"\xff")],
+        vec![
+            OsStr::new("render"),
+            OsStr::new("--env"),
+            OsStr::new("dev"),
+            OsStr::new("--set"),
+            OsStr::from_bytes(b"vars.x=\xff"),
+        ],
+        vec![
+            OsStr::new("render"),
+            OsStr::new("--env"),
+            OsStr::new("ai"),
+            OsStr::new("--slot"),
+            OsStr::from_bytes(b"\xff"),
+        ],
     ] {
         let out = p.cmd().args(&args).output().expect("run codex-k8s");
         let run = Run::from_output(format!("{args:?}"), out);

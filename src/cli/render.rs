@@ -306,7 +306,10 @@ pub fn push_retry() -> Result<git::Retry> {
         .or_else(|_| humantime::parse_duration(text.trim()));
     match parsed {
         Ok(d) if !d.is_zero() => Ok(git::Retry::with_deadline(d)),
-        _ => bail!("{VAR}={}: not a duration; give one such as `120s`, `5m` or a number of seconds", raw.to_string_lossy()),
+        _ => bail!(
+            "{VAR}={}: not a duration; give one such as `120s`, `5m` or a number of seconds",
+            raw.to_string_lossy()
+        ),
     }
 }
 
