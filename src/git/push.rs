@@ -235,7 +235,7 @@ fn push_local(
     .any(|k| lower.contains(k));
     // A hook that declined, or a branch the remote refuses to update, is a
     // verdict: retrying it would only repeat it.
-    let verdict = summary.contains("hook declined") || summary.contains("checked out") || summary.contains("denied");
+    let verdict = is_verdict(&summary);
     if busy && !verdict {
         Err(Rejection::Retry(message))
     } else {
@@ -271,9 +271,19 @@ fn push_network_ref(repo: &Repository, remote: &str, src: &str, branch: &str) ->
         }
     }
     match rejected {
+        Some(msg) if is_verdict(&msg) => Err(Rejection::Fatal(format!("{branch} rejected by the remote: {msg}"))),
         Some(msg) => Err(Rejection::Retry(msg)),
         None => Ok(()),
     }
+}
+
+/// A remote's refusal that retrying would only repeat: a hook or a branch
+/// protection declined, or the branch is checked out there.
+fn is_verdict(message: &str) -> bool {
+    let m = message.to_lowercase();
+    ["hook declined", "denied", "protected branch", "checked out", "not allowed", "permission"]
+        .iter()
+        .any(|k| m.contains(k))
 }
 
 /// Checks that `remote` names a configured remote or a repository path on
@@ -461,6 +471,21 @@ mod tests {
             assert!(d >= step / 2 && d < step, "attempt {attempt}: {d:?} outside [{:?}, {step:?})", step / 2);
         }
         assert!(r.backoff(30) >= r.max_delay / 2);
+    }
+
+    #[test]
+    fn a_remote_verdict_is_final_and_a_race_is_retried() {
+        for verdict in [
+            "pre-receive hook declined",
+            "protected branch hook declined",
+            "branch is currently checked out",
+            "permission denied",
+        ] {
+            assert!(is_verdict(verdict), "{verdict}");
+        }
+        for race in ["stale info", "fetch first", "failed to update ref", "cannot lock ref 'refs/heads/main'"] {
+            assert!(!is_verdict(race), "{race}");
+        }
     }
 
     #[test]
