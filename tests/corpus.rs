@@ -20,7 +20,9 @@
 //! digit (`services.yaml:4:5`, `line 3`) must not be followed by another
 //! digit, so `:1:1` does not match `:1:12`.
 //!
-//! All cases run; the failures are reported together.
+//! All cases run; the failures are reported together. `CORPUS_FILTER=text`
+//! runs only the cases whose name contains `text`; `CODEX_K8S_BIN=/path` runs
+//! another binary (an older build: which cases did it fail?).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -163,8 +165,7 @@ fn run_case(dir: &Path) -> Result<Vec<String>, String> {
     let before = snapshot(&project);
     let args = case.args.clone().unwrap_or_else(|| vec!["validate".into()]);
 
-    let output = Command::cargo_bin("codex-k8s")
-        .expect("the codex-k8s binary")
+    let output = Command::new(crate::support::bin())
         .arg("-C")
         .arg(&project)
         .args(&args)

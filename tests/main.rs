@@ -8,6 +8,7 @@ mod schema;
 mod support;
 mod templates;
 mod trust_tree;
+mod trust_values;
 mod values;
 #[cfg(feature = "watch")]
 mod watch;

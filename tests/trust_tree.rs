@@ -322,7 +322,7 @@ fn concurrent_pushes_never_fail_and_every_commit_lands() {
                 s.spawn(move || {
                     let mut failed = Vec::new();
                     for j in 0..pushes {
-                        let out = Process::new(assert_cmd::cargo::cargo_bin("codex-k8s"))
+                        let out = Process::new(crate::support::bin())
                             .arg("-C")
                             .arg(&clone.root)
                             .args(["render", "--env", "ai", "--slot", &format!("s-{i}"), "--run-id"])
@@ -362,6 +362,55 @@ fn concurrent_pushes_never_fail_and_every_commit_lands() {
     }
     assert_fsck_clean(&bare);
     assert_eq!(git_in(&bare, &["for-each-ref", "refs/codex-k8s"]), "", "scratch refs left on the remote");
+}
+
+/// Another `codex-k8s` push holding the remote's turn past the deadline: the
+/// run gives up naming the remote and the timeout, and rolls everything back.
+#[test]
+fn a_push_that_never_gets_its_turn_gives_up_at_the_deadline_and_rolls_back() {
+    let seed = rendered_example();
+    let (_dir, bare) = bare_clone_of(&seed);
+    let clone = Project::clone_of(&bare);
+    let tip = git_in(&bare, &["rev-parse", "main"]);
+    let before = clone.snapshot("rendered");
+    let head_before = head(&clone);
+    let args = ["render", "--env", "ai", "--slot", "pr-9", "--commit", "--push", "origin"];
+    let held = std::fs::File::open(&bare).unwrap();
+    fs2::FileExt::lock_exclusive(&held).unwrap();
+    let started = Instant::now();
+    let run = clone.run_with(&args, &[("CODEX_K8S_PUSH_TIMEOUT", "2s")]);
+    let waited = started.elapsed();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("stayed locked by other codex-k8s pushes"), "{run}");
+    assert!(run.stderr.contains("CODEX_K8S_PUSH_TIMEOUT"), "{run}");
+    assert!(waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(60), "{waited:?}");
+    assert_eq!(git_in(&bare, &["rev-parse", "main"]), tip, "nothing reached the remote");
+    assert_eq!(clone.snapshot("rendered"), before, "the tree was rolled back");
+    assert_eq!(head(&clone), head_before, "the branch was rolled back");
+    assert_eq!(status(&clone), "", "index and work tree as before");
+    // Once the other push is done, the same run lands.
+    drop(held);
+    clone.ok(&args);
+    assert_ne!(git_in(&bare, &["rev-parse", "main"]), tip);
+    assert_fsck_clean(&bare);
+}
+
+#[test]
+fn a_bad_push_timeout_is_refused_before_anything_is_written() {
+    let seed = rendered_example();
+    let (_dir, bare) = bare_clone_of(&seed);
+    let clone = Project::clone_of(&bare);
+    let before = clone.snapshot("rendered");
+    for bad in ["soon", "0", "-5", ""] {
+        let run = clone.run_with(
+            &["render", "--env", "ai", "--slot", "pr-9", "--commit", "--push", "origin"],
+            &[("CODEX_K8S_PUSH_TIMEOUT", bad)],
+        );
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stderr.contains(&format!("CODEX_K8S_PUSH_TIMEOUT={bad}: not a duration")), "{run}");
+        assert_eq!(clone.snapshot("rendered"), before, "{bad:?}: nothing written");
+        assert_eq!(status(&clone), "");
+    }
 }
 
 #[test]

@@ -128,7 +128,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
     };
     if args.stdout {
-        return print_stream(&rendered[0], &args.only, &args.skip, out);
+        // One request was checked above; one target is rendered per request.
+        let Some(one) = rendered.first() else { bail!("--stdout: nothing was rendered") };
+        return print_stream(one, &args.only, &args.skip, out);
     }
     // Slots already in the tree keep their namespaces: a new one may not take them.
     let mut namespaces: Vec<_> = rendered.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
@@ -245,7 +247,7 @@ pub fn commit_or_push(
                 Some(r) => r.trim_start_matches("refs/heads/").to_owned(),
                 None => current_branch(repo)?,
             };
-            let outcome = git::push_with_retry(repo, remote, &branch, req, git::Retry::default(), check)?;
+            let outcome = git::push_with_retry(repo, remote, &branch, req, push_retry()?, check)?;
             if r.is_none() {
                 // The branch may have moved onto the remote tip (other jobs'
                 // slots): bring the index and the rendered tree along.
@@ -286,8 +288,29 @@ pub fn preflight(repo: &git2::Repository, branch: Option<(&str, &str)>, push: Op
     }
     if let Some(remote) = push {
         git::check_remote(repo, remote)?;
+        push_retry()?;
     }
     Ok(())
+}
+
+/// The retry policy of `--push`: the default, with the total time from
+/// `CODEX_K8S_PUSH_TIMEOUT` (a duration such as `120s` or `5m`, or seconds).
+pub fn push_retry() -> Result<git::Retry> {
+    const VAR: &str = "CODEX_K8S_PUSH_TIMEOUT";
+    let Some(raw) = std::env::var_os(VAR) else { return Ok(git::Retry::default()) };
+    let text = raw.to_str().unwrap_or("");
+    let parsed = text
+        .trim()
+        .parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .or_else(|_| humantime::parse_duration(text.trim()));
+    match parsed {
+        Ok(d) if !d.is_zero() => Ok(git::Retry::with_deadline(d)),
+        _ => bail!(
+            "{VAR}={}: not a duration; give one such as `120s`, `5m` or a number of seconds",
+            raw.to_string_lossy()
+        ),
+    }
 }
 
 /// Refuses a `--branch` git would refuse (`HEAD`, invalid names) and the

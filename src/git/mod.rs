@@ -40,11 +40,13 @@ pub enum Error {
     /// The remote refused the push for a reason retrying cannot fix.
     #[error("push failed: {0}")]
     Push(String),
-    /// Every retry met a newer remote tip.
-    #[error("push still rejected after {attempts} attempts (last: {last}); the branch is very busy, run again")]
+    /// Every retry until the deadline met a newer remote tip (or a locked remote).
+    #[error("push still rejected after {attempts} attempts in {waited} (last: {last}); the branch is very busy: run again, or allow more time with CODEX_K8S_PUSH_TIMEOUT (default 120s)")]
     PushRetriesExhausted {
         /// Attempts made.
         attempts: u32,
+        /// Time spent, for people.
+        waited: String,
         /// Last rejection.
         last: String,
     },

@@ -1,26 +1,114 @@
 //! Pushing with retry: on a non-fast-forward (another CI job pushed first),
 //! fetch the remote branch, rebuild this run's commit on the new tip
-//! (re-applying only this run's updates), and try again with backoff.
+//! (re-applying only this run's updates), and try again with jittered
+//! exponential backoff until a total deadline.
+//!
+//! Pushes to a repository on this machine (a path or a `file://` URL) are
+//! also serialised among `codex-k8s` processes by an advisory lock (`flock`)
+//! on the remote's git directory, held from the fetch to the end of the push:
+//! concurrent renders then take turns instead of rebuilding and racing each
+//! other's lease. The lock is released by the kernel when a process dies, so
+//! it can never be left behind; pushers that do not take it (plain `git
+//! push`) are still handled by the lease and the retry.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use git2::{Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository};
 
 use super::commit::{commit_on_ref, CommitRequest, Outcome};
 use super::{Error, Result};
 
-/// Retry policy.
+/// Retry policy: keep trying until `deadline` has passed since the first
+/// attempt, sleeping `base_delay`, doubling up to `max_delay`, each with
+/// random jitter (so pushers that collided once do not collide again).
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
-    /// Attempts before giving up.
-    pub attempts: u32,
-    /// First backoff; doubles each time, with jitter.
+    /// Total time for waiting on the remote's lock, fetching, rebuilding and pushing.
+    pub deadline: Duration,
+    /// First backoff after a rejection.
     pub base_delay: Duration,
+    /// Longest single backoff.
+    pub max_delay: Duration,
+}
+
+impl Retry {
+    /// The default policy with another total deadline.
+    pub fn with_deadline(deadline: Duration) -> Self {
+        Retry { deadline, ..Retry::default() }
+    }
+
+    /// The backoff before attempt `attempt` (1 = the first retry): the
+    /// exponential step, capped at `max_delay`, scaled by a random factor in
+    /// [0.5, 1.0) ("equal jitter").
+    fn backoff(&self, attempt: u32) -> Duration {
+        let step = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(self.max_delay);
+        step / 2 + step.mul_f64(random_unit() / 2.0)
+    }
 }
 
 impl Default for Retry {
     fn default() -> Self {
-        Retry { attempts: 10, base_delay: Duration::from_millis(50) }
+        Retry {
+            deadline: Duration::from_secs(120),
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A number in [0, 1) that differs between processes and calls: the clock's
+/// nanoseconds, the process id and a counter, mixed (splitmix64). Jitter
+/// only, nothing depends on its quality.
+fn random_unit() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut z =
+        nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// An advisory lock on a repository on this machine, held while one
+/// `codex-k8s` process fetches, rebuilds and pushes (released on drop, or by
+/// the kernel if the process dies).
+struct RemoteLock(std::fs::File);
+
+impl Drop for RemoteLock {
+    fn drop(&mut self) {
+        let _ = fs2::FileExt::unlock(&self.0);
+    }
+}
+
+/// The git directory of the repository at `path` (so `/r`, `/r/.git` and a
+/// `file://` URL of either lock the same thing), if it is one.
+fn git_dir_of(path: &Path) -> Option<PathBuf> {
+    let repo = Repository::open_ext(path, git2::RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&str>()).ok()?;
+    Some(repo.path().to_path_buf())
+}
+
+/// Takes the advisory lock of the repository at `path`, waiting until
+/// `until`. `Ok(None)`: not a repository (the push itself will say why).
+fn lock_remote(path: &Path, until: Instant) -> std::result::Result<Option<RemoteLock>, String> {
+    use fs2::FileExt;
+    let Some(dir) = git_dir_of(path) else { return Ok(None) };
+    // flock on the directory itself: nothing is written into the remote.
+    let file = std::fs::File::open(&dir).map_err(|e| format!("opening {} to lock it: {e}", dir.display()))?;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(Some(RemoteLock(file))),
+            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => {}
+            // A file system without flock: rely on the lease and the retry.
+            Err(_) => return Ok(None),
+        }
+        if Instant::now() >= until {
+            return Err(format!("{} stayed locked by other codex-k8s pushes", dir.display()));
+        }
+        // Short random polls, so waiting processes take turns roughly at random.
+        std::thread::sleep(Duration::from_millis(5) + Duration::from_millis(20).mul_f64(random_unit()));
     }
 }
 
@@ -147,7 +235,7 @@ fn push_local(
     .any(|k| lower.contains(k));
     // A hook that declined, or a branch the remote refuses to update, is a
     // verdict: retrying it would only repeat it.
-    let verdict = summary.contains("hook declined") || summary.contains("checked out") || summary.contains("denied");
+    let verdict = is_verdict(&summary);
     if busy && !verdict {
         Err(Rejection::Retry(message))
     } else {
@@ -183,9 +271,19 @@ fn push_network_ref(repo: &Repository, remote: &str, src: &str, branch: &str) ->
         }
     }
     match rejected {
+        Some(msg) if is_verdict(&msg) => Err(Rejection::Fatal(format!("{branch} rejected by the remote: {msg}"))),
         Some(msg) => Err(Rejection::Retry(msg)),
         None => Ok(()),
     }
+}
+
+/// A remote's refusal that retrying would only repeat: a hook or a branch
+/// protection declined, or the branch is checked out there.
+fn is_verdict(message: &str) -> bool {
+    let m = message.to_lowercase();
+    ["hook declined", "denied", "protected branch", "checked out", "not allowed", "permission"]
+        .iter()
+        .any(|k| m.contains(k))
 }
 
 /// Checks that `remote` names a configured remote or a repository path on
@@ -264,7 +362,9 @@ pub fn push_ref_once(
 
 /// Commits `req` on `branch` and pushes it to `remote`. Each attempt fetches
 /// the remote tip, re-applies only this run's updates on top of it and pushes;
-/// a rejection (another job pushed first) backs off and tries again.
+/// a rejection (another job pushed first, a lease or ref-lock race) backs off
+/// and tries again until `retry.deadline`. A verdict of the remote (a hook
+/// declined, a refused branch) is final.
 pub fn push_with_retry(
     repo: &Repository,
     remote: &str,
@@ -275,9 +375,12 @@ pub fn push_with_retry(
 ) -> Result<Outcome> {
     let refname = format!("refs/heads/{branch}");
     let local_path = local_remote_path(repo, remote);
+    let started = Instant::now();
+    let until = started + retry.deadline;
     let mut last_error = String::new();
     let mut ours: Option<git2::Oid> = None;
-    for attempt in 0..retry.attempts {
+    let mut attempt: u32 = 0;
+    loop {
         // Drop our rejected commit: it is rebuilt on the new remote tip below.
         if let Some(mine) = ours.take() {
             let parent = repo.find_commit(mine)?.parent_ids().next();
@@ -288,9 +391,24 @@ pub fn push_with_retry(
             }
         }
         if attempt > 0 {
-            let jitter = u64::from((std::process::id().wrapping_mul(31).wrapping_add(attempt * 17)) % 40);
-            std::thread::sleep(retry.base_delay * 2u32.saturating_pow(attempt.min(5)) + Duration::from_millis(jitter));
+            let pause = retry.backoff(attempt);
+            if Instant::now() + pause >= until {
+                break;
+            }
+            std::thread::sleep(pause);
         }
+        attempt += 1;
+        // Held until this attempt's push has landed or was rejected.
+        let _lock = match &local_path {
+            Some(path) => match lock_remote(path, until) {
+                Ok(lock) => lock,
+                Err(msg) => {
+                    last_error = msg;
+                    break;
+                }
+            },
+            None => None,
+        };
         let remote_tip = fetch(repo, remote, branch)?;
         align_with_remote(repo, &refname, remote_tip)?;
         if let Outcome::Committed(oid) = commit_on_ref(repo, &refname, req)? {
@@ -327,5 +445,70 @@ pub fn push_with_retry(
             Err(Rejection::Fatal(msg)) => return Err(Error::Push(msg)),
         }
     }
-    Err(Error::PushRetriesExhausted { attempts: retry.attempts, last: last_error })
+    // Give up with the branch where it was: our rejected commit is not left on it.
+    if let Some(mine) = ours.take() {
+        if let Some(parent) = repo.find_commit(mine)?.parent_ids().next() {
+            let _ = repo.reference_matching(&refname, parent, true, mine, "codex-k8s: drop rejected commit");
+        }
+    }
+    Err(Error::PushRetriesExhausted {
+        attempts: attempt,
+        waited: humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())).to_string(),
+        last: last_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let r = Retry::default();
+        for attempt in 1..40 {
+            let step = (r.base_delay * 2u32.pow((attempt - 1).min(16))).min(r.max_delay);
+            let d = r.backoff(attempt);
+            assert!(d >= step / 2 && d < step, "attempt {attempt}: {d:?} outside [{:?}, {step:?})", step / 2);
+        }
+        assert!(r.backoff(30) >= r.max_delay / 2);
+    }
+
+    #[test]
+    fn a_remote_verdict_is_final_and_a_race_is_retried() {
+        for verdict in [
+            "pre-receive hook declined",
+            "protected branch hook declined",
+            "branch is currently checked out",
+            "permission denied",
+        ] {
+            assert!(is_verdict(verdict), "{verdict}");
+        }
+        for race in ["stale info", "fetch first", "failed to update ref", "cannot lock ref 'refs/heads/main'"] {
+            assert!(!is_verdict(race), "{race}");
+        }
+    }
+
+    #[test]
+    fn jitter_differs_between_calls() {
+        let a: Vec<u64> = (0..16).map(|_| (random_unit() * 1e9) as u64).collect();
+        let distinct: std::collections::BTreeSet<_> = a.iter().collect();
+        assert!(distinct.len() > 12, "{a:?}");
+        assert!(a.iter().all(|&x| x < 1_000_000_000));
+    }
+
+    #[test]
+    fn the_remote_lock_is_exclusive_and_waits_until_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        Repository::init_bare(dir.path()).unwrap();
+        let held = lock_remote(dir.path(), Instant::now()).unwrap().expect("a repository is locked");
+        let started = Instant::now();
+        let err = lock_remote(dir.path(), Instant::now() + Duration::from_millis(300)).err().expect("the lock is held");
+        assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(err.contains("locked"), "{err}");
+        drop(held);
+        assert!(lock_remote(dir.path(), Instant::now()).unwrap().is_some());
+        // Not a repository: nothing to lock, the push itself reports it.
+        let plain = tempfile::tempdir().unwrap();
+        assert!(lock_remote(plain.path(), Instant::now()).unwrap().is_none());
+    }
 }

@@ -290,6 +290,9 @@ impl Builder {
             None => self.root = Some(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map { map, pending_key, .. }) => {
+                // Invariant: in a mapping, every event that is not a plain key
+                // (a value, an alias, a collection start) is refused by
+                // `on_event` while `expecting_key()`, so a key is pending here.
                 let (k, _) = pending_key.take().expect("a value always follows a key");
                 map.insert(Value::String(k), value);
             }

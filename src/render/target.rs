@@ -732,18 +732,26 @@ pub fn excerpt(text: &str, line: usize) -> String {
     out.trim_end().to_owned()
 }
 
-fn metadata_mut(value: &mut Value) -> &mut Mapping {
-    let map = value.as_mapping_mut().expect("documents are mappings");
-    let meta = map.entry(Value::from("metadata")).or_insert_with(|| Value::Mapping(Mapping::new()));
-    if !meta.is_mapping() {
-        *meta = Value::Mapping(Mapping::new());
+/// `map[key]` as a mapping: inserted empty when absent, replaced by an empty
+/// one when it holds something else.
+fn child_mapping<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
+    let entry = map.entry(Value::from(key)).or_insert(Value::Null);
+    if !entry.is_mapping() {
+        *entry = Value::Mapping(Mapping::new());
     }
-    meta.as_mapping_mut().expect("just made a mapping")
+    // Invariant: `entry` was a mapping or was replaced by one on the line above.
+    entry.as_mapping_mut().expect("child_mapping: just made a mapping")
+}
+
+/// The document's `metadata`, created when absent; `None` for a document
+/// that is not a mapping (`split_documents` refuses those before any of this runs).
+fn metadata_mut(value: &mut Value) -> Option<&mut Mapping> {
+    Some(child_mapping(value.as_mapping_mut()?, "metadata"))
 }
 
 /// Sets metadata.namespace right after metadata.name, so files read naturally.
 fn set_namespace(value: &mut Value, namespace: &str) {
-    let meta = metadata_mut(value);
+    let Some(meta) = metadata_mut(value) else { return };
     let old = std::mem::take(meta);
     for (k, v) in old {
         let is_name = k.as_str() == Some("name");
@@ -762,7 +770,7 @@ fn set_namespace(value: &mut Value, namespace: &str) {
 fn hash_job_name(value: &mut Value) {
     let spec = value.get("spec").map(super::emit::to_yaml).unwrap_or_default();
     let digest = hex::encode(Sha256::digest(spec.as_bytes()));
-    let meta = metadata_mut(value);
+    let Some(meta) = metadata_mut(value) else { return };
     if let Some(name) = meta.get("name").and_then(Value::as_str) {
         // Job names feed the `job-name` label of their pods: 63 characters at most.
         let base: String = name.chars().take(63 - 9).collect();
@@ -772,12 +780,8 @@ fn hash_job_name(value: &mut Value) {
 }
 
 fn add_labels(value: &mut Value, inventory: &Inventory, target: &Target, c: &Component, wave: u32) {
-    let meta = metadata_mut(value);
-    let labels = meta.entry("labels".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
-    if !labels.is_mapping() {
-        *labels = Value::Mapping(Mapping::new());
-    }
-    let labels = labels.as_mapping_mut().expect("mapping");
+    let Some(meta) = metadata_mut(value) else { return };
+    let labels = child_mapping(meta, "labels");
     labels.insert(labels::MANAGED_BY.into(), labels::MANAGER.into());
     labels.insert(labels::PART_OF.into(), inventory.project.clone().into());
     labels.insert(labels::ENV.into(), target.env.clone().into());
@@ -789,11 +793,7 @@ fn add_labels(value: &mut Value, inventory: &Inventory, target: &Target, c: &Com
     if c.kind == ComponentKind::Agent {
         labels.insert(labels::ROLE.into(), "agent".into());
     }
-    let annotations = meta.entry("annotations".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
-    if !annotations.is_mapping() {
-        *annotations = Value::Mapping(Mapping::new());
-    }
-    annotations.as_mapping_mut().expect("mapping").insert(labels::SYNC_WAVE.into(), wave.to_string().into());
+    child_mapping(meta, "annotations").insert(labels::SYNC_WAVE.into(), wave.to_string().into());
 }
 
 fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> RenderedObject {
@@ -815,9 +815,14 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         line: 0,
         positions: BTreeMap::new(),
     };
-    let mut value: Value =
-        serde_yaml::from_str(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"))
-            .expect("static YAML");
+    // Built as a value, not parsed from text: the namespace comes from a template.
+    let mut metadata = Mapping::new();
+    metadata.insert("name".into(), namespace.into());
+    let mut object = Mapping::new();
+    object.insert("apiVersion".into(), "v1".into());
+    object.insert("kind".into(), "Namespace".into());
+    object.insert("metadata".into(), Value::Mapping(metadata));
+    let mut value = Value::Mapping(object);
     add_labels(&mut value, inventory, target, &component, 0);
     RenderedObject {
         id: ObjectId { api_version: "v1".into(), kind: "Namespace".into(), namespace: None, name: namespace.into() },

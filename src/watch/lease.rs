@@ -140,6 +140,8 @@ impl Elector {
                 self.api.create(&PostParams::default(), &lease).await
             }
             Step::Renew | Step::TakeOver => {
+                // Invariant: `decide` returns Renew or TakeOver only for a
+                // lease with a spec, i.e. when `current` is `Some`.
                 let mut lease = current.clone().expect("a lease to renew or take over was read");
                 let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
                 let take = step == Step::TakeOver;

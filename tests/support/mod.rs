@@ -32,6 +32,15 @@ pub const GIT_IDENTITY: &[(&str, &str)] = &[
 /// How long one `codex-k8s` invocation may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The binary under test: `CODEX_K8S_BIN` when set (an older build, to see
+/// which tests it fails), else the one cargo built for this test run.
+pub fn bin() -> PathBuf {
+    match std::env::var_os("CODEX_K8S_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => assert_cmd::cargo::cargo_bin("codex-k8s"),
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -97,7 +106,7 @@ impl Project {
 
     /// `codex-k8s -C <project>` with the test identity, no colour and no progress bar.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("codex-k8s").expect("the codex-k8s binary");
+        let mut cmd = Command::new(bin());
         cmd.arg("-C").arg(&self.root);
         cmd.envs(GIT_IDENTITY.iter().copied());
         cmd.env("NO_COLOR", "1").env("CI", "1").env_remove("RUST_BACKTRACE").timeout(TIMEOUT);
