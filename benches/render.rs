@@ -16,7 +16,6 @@
 //! Whole-process figures (cold and no-change render, --check, --commit, diff
 //! of git revisions, peers) come from `benches/run.py`.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -40,9 +39,16 @@ fn slot_requests(n: usize, sets: &[(&str, &str)], changed_slot: Option<usize>) -
             target: Target { env: "ai".into(), slot: Some(format!("s-{i:04}")) },
             run_id: Some("r1".into()),
             sets: if changed_slot == Some(i) {
-                sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+                let mut o = inventory::Overrides::default();
+                for (k, v) in sets {
+                    for one in inventory::values::parse_set("--set", &format!("{k}={v}"), false).expect("a valid --set")
+                    {
+                        o.apply(&one).expect("applies");
+                    }
+                }
+                o
             } else {
-                BTreeMap::new()
+                Default::default()
             },
         })
         .collect()
