@@ -72,7 +72,10 @@ fn set_follows_helms_grammar() {
         ],
         "api",
     );
-    assert_eq!(v["sa"]["annotations"], json!({"team": "core", "iam.gke.io/gcp-service-account": "app@p.iam.gserviceaccount.com"}));
+    assert_eq!(
+        v["sa"]["annotations"],
+        json!({"team": "core", "iam.gke.io/gcp-service-account": "app@p.iam.gserviceaccount.com"})
+    );
     assert_eq!(v["replicas"], json!(3));
     assert_eq!(v["flag"], json!(true));
     assert_eq!(v["ratio"], json!("1.5"));
@@ -100,11 +103,19 @@ fn values_files_and_sets_merge_in_command_line_order() {
     let p = project(SERVICES);
     p.write("one.yaml", "versions: {api: \"2.0.0\"}\nvars:\n  replicas: 5\n  sa: {annotations: {owner: me}}\n");
     p.write("two.yaml", "vars:\n  replicas: 7\n");
-    let v = vars_of(&p, &["--env", "dev", "--values", "one.yaml", "--set", "vars.replicas=6", "--values", "two.yaml"], "api");
+    let v = vars_of(
+        &p,
+        &["--env", "dev", "--values", "one.yaml", "--set", "vars.replicas=6", "--values", "two.yaml"],
+        "api",
+    );
     assert_eq!(v["replicas"], json!(7));
     assert_eq!(v["sa"]["annotations"], json!({"team": "core", "owner": "me"}));
     assert_eq!(v["_version"], json!("2.0.0"));
-    let v = vars_of(&p, &["--env", "dev", "--values", "two.yaml", "--set", "vars.replicas=6", "--values", "one.yaml"], "api");
+    let v = vars_of(
+        &p,
+        &["--env", "dev", "--values", "two.yaml", "--set", "vars.replicas=6", "--values", "one.yaml"],
+        "api",
+    );
     assert_eq!(v["replicas"], json!(5));
     let v = vars_of(&p, &["--env", "dev", "--values", "one.yaml", "--set", "vars.replicas=6"], "api");
     assert_eq!(v["replicas"], json!(6));
@@ -137,7 +148,10 @@ fn paths_that_cannot_be_applied_are_errors_naming_the_flag() {
 #[test]
 fn validate_renders_with_the_overrides() {
     let p = project(SERVICES);
-    p.write("manifests/values.yaml.j2", &format!("{DUMP}{{% if vars.broken is defined %}}{{{{ fail('broken on purpose') }}}}{{% endif %}}\n"));
+    p.write(
+        "manifests/values.yaml.j2",
+        &format!("{DUMP}{{% if vars.broken is defined %}}{{{{ fail('broken on purpose') }}}}{{% endif %}}\n"),
+    );
     p.ok(&["validate"]);
     let run = p.run(&["validate", "--set", "vars.broken=true"]).expect_code(1);
     assert!(run.stderr.contains("broken on purpose"), "{run}");
@@ -146,7 +160,17 @@ fn validate_renders_with_the_overrides() {
 #[test]
 fn a_slot_keeps_typed_overrides_in_target_json() {
     let p = project(SERVICES);
-    p.ok(&["render", "--env", "ai", "--slot", "pr-1", "--set-string", "vars.code=007", "--set", r"vars.a\.b=1,vars.l={x}"]);
+    p.ok(&[
+        "render",
+        "--env",
+        "ai",
+        "--slot",
+        "pr-1",
+        "--set-string",
+        "vars.code=007",
+        "--set",
+        r"vars.a\.b=1,vars.l={x}",
+    ]);
     let meta: Json = serde_json::from_str(&p.read("rendered/ai/pr-1/.codex-k8s/target.json")).unwrap();
     assert_eq!(meta["sets"], json!({"vars.code": "007", r"vars.a\.b": 1, "vars.l": ["x"]}), "{meta}");
     p.ok(&["render", "--env", "ai", "--slot", "pr-1", "--set", "vars.l[1]=y"]);
@@ -196,7 +220,11 @@ fn presets_fill_what_a_component_leaves_unset() {
     let p = project(&services);
     let api = vars_of(&p, &["--env", "dev"], "api");
     assert_eq!(api["port"], json!(8080), "the component wins");
-    assert_eq!(api["probe"], json!({"path": "/healthz", "period": 5}), "a later preset over an earlier one, maps merged");
+    assert_eq!(
+        api["probe"],
+        json!({"path": "/healthz", "period": 5}),
+        "a later preset over an earlier one, maps merged"
+    );
     assert_eq!(api["tier"], json!("web"));
     assert_eq!(api["debug"], json!(true), "overlays come from presets too");
     let plan: Json = serde_json::from_str(&p.ok(&["plan", "--env", "dev", "--format", "json"]).stdout).unwrap();
@@ -211,7 +239,13 @@ fn presets_fill_what_a_component_leaves_unset() {
         .collect();
     assert!(stages.contains(&("edge".into(), vec!["api".into()])), "{stages:?}");
     assert!(stages.contains(&("internal".into(), vec!["worker".into()])), "{stages:?}");
-    let api = plan["stages"].as_array().unwrap().iter().flat_map(|s| s["components"].as_array().unwrap()).find(|c| c["name"] == "api").unwrap();
+    let api = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["components"].as_array().unwrap())
+        .find(|c| c["name"] == "api")
+        .unwrap();
     assert_eq!(api["presets"], json!(["base", "web"]), "{api}");
     let text = p.ok(&["plan", "--env", "dev"]).stdout;
     assert!(text.contains("use base, web"), "{text}");
@@ -232,7 +266,10 @@ services:
 #[test]
 fn imports_merge_fragments_and_keep_their_positions() {
     let p = project(FRAGMENT_MAIN);
-    p.write("inventory/b-web.yaml", "services:\n  - name: web\n    manifests: [manifests/values.yaml.j2]\n    vars: {port: 80}\n");
+    p.write(
+        "inventory/b-web.yaml",
+        "services:\n  - name: web\n    manifests: [manifests/values.yaml.j2]\n    vars: {port: 80}\n",
+    );
     p.write(
         "inventory/a-envs.yaml",
         "imports: [../more/extra.yaml]\nversions: {web: \"2.0\"}\nenvironments:\n  dev: {vars: {extra: true}}\n",
@@ -245,7 +282,10 @@ fn imports_merge_fragments_and_keep_their_positions() {
     vars_of(&p, &["--env", "dev"], "db");
 
     // An error in a fragment keeps the fragment's own file and line.
-    p.write("inventory/b-web.yaml", "services:\n  - name: web\n    stage: edgy\n    manifests: [manifests/values.yaml.j2]\n");
+    p.write(
+        "inventory/b-web.yaml",
+        "services:\n  - name: web\n    stage: edgy\n    manifests: [manifests/values.yaml.j2]\n",
+    );
     let run = p.run(&["validate"]).expect_code(1);
     assert!(run.stderr.contains("inventory/b-web.yaml:3:12"), "{run}");
     assert!(run.stderr.contains("unknown stage `edgy`"), "{run}");
@@ -262,7 +302,10 @@ fn imports_merge_fragments_and_keep_their_positions() {
 
     p.write("inventory/b-web.yaml", "servicez: []\n");
     let run = p.run(&["validate"]).expect_code(1);
-    assert!(run.stderr.contains("inventory/b-web.yaml:1:1") && run.stderr.contains("did you mean `services`?"), "{run}");
+    assert!(
+        run.stderr.contains("inventory/b-web.yaml:1:1") && run.stderr.contains("did you mean `services`?"),
+        "{run}"
+    );
 
     p.write("inventory/b-web.yaml", "imports: [../services.yaml]\n");
     let run = p.run(&["validate"]).expect_code(1);

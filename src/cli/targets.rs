@@ -95,8 +95,7 @@ impl clap::FromArgMatches for ValueArgs {
         for id in ["set", "set_string"] {
             if let (Some(vals), Some(idx)) = (m.get_many::<String>(id), m.indices_of(id)) {
                 for (v, i) in vals.zip(idx) {
-                    let arg =
-                        if id == "set" { ValueArg::Set(v.clone()) } else { ValueArg::SetString(v.clone()) };
+                    let arg = if id == "set" { ValueArg::Set(v.clone()) } else { ValueArg::SetString(v.clone()) };
                     items.push((i, arg));
                 }
             }

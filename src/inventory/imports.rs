@@ -97,7 +97,12 @@ fn import(
         None | Some(Value::Null) => return,
         Some(Value::Sequence(s)) => s.clone(),
         Some(_) => {
-            diags.push(error_at(&files[idx], &top, "`imports` must be a list of globs".into(), "write e.g. `imports: [\"services/*.yaml\"]`"));
+            diags.push(error_at(
+                &files[idx],
+                &top,
+                "`imports` must be a list of globs".into(),
+                "write e.g. `imports: [\"services/*.yaml\"]`",
+            ));
             return;
         }
     };
@@ -125,7 +130,12 @@ fn import(
                     walk().into_iter().filter(|f| m.is_match(f)).collect()
                 }
                 Err(e) => {
-                    diags.push(error_at(&files[idx], &at, format!("invalid glob `{pattern}`: {}", e.kind()), "fix the glob syntax"));
+                    diags.push(error_at(
+                        &files[idx],
+                        &at,
+                        format!("invalid glob `{pattern}`: {}", e.kind()),
+                        "fix the glob syntax",
+                    ));
                     continue;
                 }
             }
@@ -148,7 +158,12 @@ fn import(
             match root.join(&m).canonicalize() {
                 Ok(real) if real.starts_with(root) && real.is_file() => {}
                 Ok(real) if real.starts_with(root) => {
-                    diags.push(error_at(&files[idx], &at, format!("import `{}` is not a file", m.display()), "import YAML files"));
+                    diags.push(error_at(
+                        &files[idx],
+                        &at,
+                        format!("import `{}` is not a file", m.display()),
+                        "import YAML files",
+                    ));
                     continue;
                 }
                 _ => {
@@ -213,7 +228,12 @@ fn merge(files: Vec<Parsed>) -> Result<Merged, Vec<Diagnostic>> {
             Value::Null => continue,
             Value::Mapping(m) => m,
             _ => {
-                diags.push(error_at(f, &YamlPath::default(), "a fragment is a mapping of sections".into(), "write e.g. `services: [...]`"));
+                diags.push(error_at(
+                    f,
+                    &YamlPath::default(),
+                    "a fragment is a mapping of sections".into(),
+                    "write e.g. `services: [...]`",
+                ));
                 continue;
             }
         };
@@ -228,9 +248,13 @@ fn merge(files: Vec<Parsed>) -> Result<Merged, Vec<Diagnostic>> {
             }
             if ROOT_ONLY.contains(&key.as_str()) {
                 diags.push(
-                    Diagnostic::error(&f.source.path, Some(f.doc.key_location(&path)), format!("`{key}` belongs to {}, not to a fragment", files[0].source.path.display()))
-                        .with_source(&f.source.text)
-                        .with_help("remove it here"),
+                    Diagnostic::error(
+                        &f.source.path,
+                        Some(f.doc.key_location(&path)),
+                        format!("`{key}` belongs to {}, not to a fragment", files[0].source.path.display()),
+                    )
+                    .with_source(&f.source.text)
+                    .with_help("remove it here"),
                 );
                 continue;
             }
@@ -320,4 +344,3 @@ fn merge_value(base: &mut Value, over: &Value, path: &YamlPath, conflicts: &mut 
         _ => conflicts.push(path.clone()),
     }
 }
-

@@ -225,9 +225,9 @@ mod tests {
 
     #[test]
     fn missing_fields_are_named() {
-        let s = src("name: a\n");
+        let s = src("manifests: []\n");
         let doc = parse_document(&s).unwrap();
         let errs = deserialize::<RawComponent>(&s, &doc).unwrap_err();
-        assert!(errs[0].message.contains("missing required key `manifests`"), "{}", errs[0].message);
+        assert!(errs[0].message.contains("missing required key `name`"), "{}", errs[0].message);
     }
 }

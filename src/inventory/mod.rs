@@ -9,18 +9,18 @@ mod imports;
 mod load;
 mod model;
 pub mod names;
-pub mod values;
 mod raw;
 mod resolve;
 mod validate;
+pub mod values;
 pub mod yaml;
 
 pub use load::{read_source, SourceFile};
 pub use model::*;
 pub use raw::{RawInventory, RawTls, API_VERSION, KIND};
 pub use resolve::{deep_merge, load, Loaded};
-pub use values::{Override, Overrides};
 pub use validate::find_cycle;
+pub use values::{Override, Overrides};
 
 /// The JSON Schema of `services.yaml`, generated from the same serde types
 /// the loader uses, so the two never disagree.

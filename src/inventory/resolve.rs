@@ -61,7 +61,8 @@ pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
                 value.insert(key.into(), v.clone());
             }
         }
-        let doc = Document { value: serde_yaml::Value::Mapping(value), spans: f.doc.spans.clone(), typed: BTreeMap::new() };
+        let doc =
+            Document { value: serde_yaml::Value::Mapping(value), spans: f.doc.spans.clone(), typed: BTreeMap::new() };
         if let Err(ds) = load::deserialize::<RawInventory>(&f.source, &doc) {
             shape.extend(ds);
         }
@@ -470,7 +471,10 @@ impl Resolver {
             let positions =
                 (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
             let file = self.file_of(&path).path.clone();
-            out.insert(name.clone(), Image { repository: img.repository.clone(), tag: img.tag.clone(), file, positions });
+            out.insert(
+                name.clone(),
+                Image { repository: img.repository.clone(), tag: img.tag.clone(), file, positions },
+            );
         }
         out
     }
@@ -571,10 +575,7 @@ impl Resolver {
                     Diagnostic::error(
                         &file,
                         None,
-                        format!(
-                            "environment `{name}` is defined twice: here and in {}:{line}",
-                            inline.display()
-                        ),
+                        format!("environment `{name}` is defined twice: here and in {}:{line}", inline.display()),
                     )
                     .with_help("keep one of the two definitions"),
                 );
@@ -879,7 +880,7 @@ impl Resolver {
                 let file = self.file_of(path);
                 let d = Diagnostic::error(&file.path, Some(self.main.doc.key_location(path)), message)
                     .with_source(&file.text)
-                .with_help("add `manifests:` (or `use` a preset that has them); see docs/inventory.md");
+                    .with_help("add `manifests:` (or `use` a preset that has them); see docs/inventory.md");
                 self.diagnostics.push(d);
                 Vec::new()
             }
@@ -1079,7 +1080,11 @@ impl Resolver {
             if let Some(first) = seen.get(name) {
                 let line = self.main.doc.value_location(&first.key("name")).line;
                 let file = self.file_of(first).path.clone();
-                let at = if file == self.file_of(&path).path { format!("line {line}") } else { format!("{}:{line}", file.display()) };
+                let at = if file == self.file_of(&path).path {
+                    format!("line {line}")
+                } else {
+                    format!("{}:{line}", file.display())
+                };
                 self.error_at_value(
                     &path.key("name"),
                     format!("duplicate component name `{name}` (first defined at {at})"),

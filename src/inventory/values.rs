@@ -285,7 +285,10 @@ pub fn read_values_file(file: &Path) -> Result<Vec<Override>, Vec<Diagnostic>> {
                     Diagnostic::error(
                         &source.path,
                         Some(doc.key_location(&top.key(key))),
-                        format!("`{}` is not a section of a values file (it holds `versions:` and `vars:`)", yaml_text(k)),
+                        format!(
+                            "`{}` is not a section of a values file (it holds `versions:` and `vars:`)",
+                            yaml_text(k)
+                        ),
                     )
                     .with_source(&source.text)
                     .with_help(help),
@@ -578,7 +581,14 @@ impl Overrides {
         for (k, v) in layer {
             let key = k.as_str().unwrap_or_default().to_owned();
             at.push(key.clone());
-            let shown = || ValuePath(std::iter::once("vars").chain(at.iter().map(String::as_str)).map(|s| Segment::Key(s.into())).collect());
+            let shown = || {
+                ValuePath(
+                    std::iter::once("vars")
+                        .chain(at.iter().map(String::as_str))
+                        .map(|s| Segment::Key(s.into()))
+                        .collect(),
+                )
+            };
             match (defaults.get_mut(k), v) {
                 (Some(Value::Mapping(d)), Value::Mapping(o)) => self.lay(d, o, at)?,
                 (Some(_), Value::Null) => {
@@ -664,7 +674,11 @@ pub fn from_recorded(recorded: &BTreeMap<String, serde_json::Value>, origin: &st
 /// `vars` (defaults), the environment's `vars` over them, its
 /// `overlays.<env>.vars` over both, and the run's overrides over all.
 /// Without a component: the environment's `vars` and the overrides.
-pub fn component_vars(env: &Environment, component: Option<&Component>, overrides: &Overrides) -> Result<Mapping, String> {
+pub fn component_vars(
+    env: &Environment,
+    component: Option<&Component>,
+    overrides: &Overrides,
+) -> Result<Mapping, String> {
     let mut vars = match component {
         Some(c) if !c.vars.is_empty() => {
             let mut v = c.vars.clone();
@@ -811,7 +825,8 @@ mod tests {
 
     #[test]
     fn the_recorded_form_reads_back_to_the_same_layer() {
-        let o = layer(&[r"vars.sa.annotations.iam\.gke\.io/x=a", "vars.hosts={a,b}", "vars.n=3", "vars.e=null"]).unwrap();
+        let o =
+            layer(&[r"vars.sa.annotations.iam\.gke\.io/x=a", "vars.hosts={a,b}", "vars.n=3", "vars.e=null"]).unwrap();
         let recorded = o.recorded();
         assert_eq!(recorded[r"vars.sa.annotations.iam\.gke\.io/x"], serde_json::json!("a"));
         assert_eq!(recorded["vars.hosts"], serde_json::json!(["a", "b"]));

@@ -15,9 +15,7 @@ mod target;
 pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use plan::{Enablement, PlannedComponent, Target};
-pub use target::{
-    excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request,
-};
+pub use target::{excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request};
 
 use rayon::prelude::*;
 

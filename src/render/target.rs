@@ -217,7 +217,9 @@ pub fn plan_target(
         } else if let Some(expr) = &c.when {
             let env = inventory.environment(&req.target.env).expect("target_context checked the environment");
             let comp = match own_vars(inventory, env, c, req) {
-                Ok(Some(vars)) => minijinja::context! { component => component_ctx(ctx, c, 0), vars => vars, ..base.clone() },
+                Ok(Some(vars)) => {
+                    minijinja::context! { component => component_ctx(ctx, c, 0), vars => vars, ..base.clone() }
+                }
                 Ok(None) => minijinja::context! { component => component_ctx(ctx, c, 0), ..base.clone() },
                 Err(d) => {
                     diags.push(d);
