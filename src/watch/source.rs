@@ -230,29 +230,56 @@ fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap
             }
             let now_entries = cached_entries(repo, &mut cache, parent_dir, now);
             let before_entries = cached_entries(repo, &mut cache, parent_dir, before);
-            let mut hit = Vec::new();
-            for (name, dir) in names.iter() {
-                let a = now_entries.get(name.as_str());
-                let b = before_entries.get(name.as_str());
-                if a != b {
-                    let namespace_before = match (a, b) {
-                        (None, Some(removed)) => read_target_json(repo, *removed, dir).ok().map(|m| m.namespace),
-                        _ => None,
-                    };
-                    found.insert(dir.clone(), Touch { time: commit.time().seconds(), namespace_before });
-                    hit.push(name.clone());
-                }
-            }
-            remaining -= hit.len();
-            for h in hit {
-                names.remove(&h);
+            // The entries that differ (one sorted merge), then only those
+            // that are still wanted.
+            for (name, a, b) in changed_entries(&now_entries, &before_entries) {
+                let Some(dir) = names.remove(name) else { continue };
+                let namespace_before = match (a, b) {
+                    (None, Some(removed)) => read_target_json(repo, removed, &dir).ok().map(|m| m.namespace),
+                    _ => None,
+                };
+                found.insert(dir, Touch { time: commit.time().seconds(), namespace_before });
+                remaining -= 1;
             }
         }
     }
     Ok(found)
 }
 
-type Entries = BTreeMap<String, Oid>;
+/// A tree's entries (name, id), sorted by name.
+type Entries = Vec<(String, Oid)>;
+
+/// The names whose entry differs between `now` and `before` (added,
+/// removed or changed), with the entry on each side.
+fn changed_entries<'a>(now: &'a Entries, before: &'a Entries) -> Vec<(&'a str, Option<Oid>, Option<Oid>)> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < now.len() || j < before.len() {
+        let order = match (now.get(i), before.get(j)) {
+            (Some(a), Some(b)) => a.0.cmp(&b.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                out.push((now[i].0.as_str(), Some(now[i].1), None));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push((before[j].0.as_str(), None, Some(before[j].1)));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if now[i].1 != before[j].1 {
+                    out.push((now[i].0.as_str(), Some(now[i].1), Some(before[j].1)));
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
 
 /// The entries of the tree `id` (the parent directory `dir` in some
 /// commit), reusing the last one read for `dir` when it is the same tree.
@@ -272,10 +299,13 @@ fn cached_entries(
     entries
 }
 
-/// The entries (name -> id) of the tree `id`, empty when it is none or not a tree.
+/// The entries of the tree `id`, sorted by name; empty when it is none or
+/// not a tree.
 fn subtree_entries(repo: &Repository, id: Option<Oid>) -> Entries {
-    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return BTreeMap::new() };
-    tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect()
+    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return Vec::new() };
+    let mut entries: Entries = tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries
 }
 
 /// What [`remove_slots`] did.
