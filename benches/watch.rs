@@ -136,7 +136,7 @@ fn bench_once(f: &Fixture, name: &str, runs: usize) {
             emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("shop-pr-{i}"),
                 "labels": {"app.kubernetes.io/managed-by": "codex-k8s", "codex-k8s.io/env": "ai",
                            "codex-k8s.io/slot": format!("pr-{i}")}}}))
-            .unwrap();
+                .unwrap();
         }
         let kubeconfig = f.root.join(".git/kubeconfig");
         emu.write_kubeconfig(&kubeconfig).unwrap();

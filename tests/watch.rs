@@ -1005,7 +1005,8 @@ async fn a_dead_holder_whose_clock_ran_two_hours_ahead_is_replaced_after_the_lea
 /// Everything of a checkout a dry run must leave alone: its refs (with the
 /// watcher's own), HEAD, FETCH_HEAD, the index, and the work tree.
 fn checkout_snapshot(repo: &Repo) -> Vec<(String, Vec<u8>)> {
-    let mut out = vec![("refs".to_owned(), repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"]).into_bytes())];
+    let mut out =
+        vec![("refs".to_owned(), repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"]).into_bytes())];
     for f in ["HEAD", "FETCH_HEAD", "ORIG_HEAD", "index", "packed-refs"] {
         out.push((format!(".git/{f}"), std::fs::read(repo.root.join(".git").join(f)).unwrap_or_default()));
     }
@@ -1042,7 +1043,19 @@ async fn a_dry_run_changes_nothing_locally_or_on_the_remote() {
     repo.git(&["clone", "-q", &bare_path, other_path]);
     let other_git = format!("{other_path}/.git");
     Command::new("git")
-        .args(["-C", other_path, "-c", "user.name=o", "-c", "user.email=o@e", "commit", "-q", "--allow-empty", "-m", "x"])
+        .args([
+            "-C",
+            other_path,
+            "-c",
+            "user.name=o",
+            "-c",
+            "user.email=o@e",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ])
         .env("GIT_COMMITTER_DATE", format!("@{} +0000", Timestamp::now().as_second() - 4 * HOUR))
         .status()
         .unwrap();

@@ -313,7 +313,9 @@ pub async fn run(mut elector: Elector, leader: watch::Sender<bool>, mut stop: wa
             tracing::info!(lease = %elector.config.name, identity = %elector.config.identity, "lease released")
         }
         Ok(Err(e)) => tracing::warn!(error = %error_chain(&e), "releasing the lease failed"),
-        Err(_) => tracing::warn!(after = ?RELEASE_TIMEOUT, "releasing the lease did not answer in time; it expires on its own"),
+        Err(_) => {
+            tracing::warn!(after = ?RELEASE_TIMEOUT, "releasing the lease did not answer in time; it expires on its own")
+        }
     }
 }
 

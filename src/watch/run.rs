@@ -281,7 +281,11 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                         apply_records(&client, &config, &mut tracker, records, &gate).await;
                     }
                     if !was_ready && tracker.ready() {
-                        tracing::info!(namespaces = tracker.namespaces().count(), jobs = tracker.jobs().count(), "initial lists done");
+                        tracing::info!(
+                            namespaces = tracker.namespaces().count(),
+                            jobs = tracker.jobs().count(),
+                            "initial lists done"
+                        );
                         if leading && !first_pass_done {
                             first_pass_done = true;
                             guarded_ttl_pass(&client, &config, &gate).await;
