@@ -1098,3 +1098,33 @@ async fn a_dry_run_changes_nothing_locally_or_on_the_remote() {
     assert!(writes.is_empty(), "{writes:?}");
     emu.shutdown().await;
 }
+
+/// The one history walk gives every slot the date of the last commit that
+/// touched it (added, changed), and a removed candidate its removal commit
+/// and the namespace its `target.json` had.
+#[test]
+fn read_state_dates_every_slot_from_one_walk() {
+    let repo = Repo::new();
+    for i in 0..12 {
+        repo.add_slot("ai", &format!("pr-{i}"));
+        repo.commit_all(&format!("render ai/pr-{i}"), -20 * HOUR + i * 60);
+    }
+    std::fs::write(repo.root.join("rendered/ai/pr-3/kustomization.yaml"), "resources: [] # v2\n").unwrap();
+    repo.commit_all("re-render ai/pr-3", -2 * HOUR);
+    repo.git(&["rm", "-rq", "rendered/ai/pr-7", "rendered/flux/ai/pr-7.yaml"]);
+    repo.commit_all("remove ai/pr-7", -HOUR);
+    repo.commit_all("unrelated", -60);
+    let now = Timestamp::now().as_second();
+    let state =
+        watch::source::read_state(&repo.source(), &["ai".to_string()], &[("ai".into(), "pr-7".into())]).unwrap();
+    assert_eq!(state.slots.len(), 11);
+    for s in &state.slots {
+        let i: i64 = s.slot.trim_start_matches("pr-").parse().unwrap();
+        let expected = if i == 3 { now - 2 * HOUR } else { now - 20 * HOUR + i * 60 };
+        let got = s.last_commit.unwrap().as_second();
+        assert!((got - expected).abs() <= 2, "{}: {got} vs {expected}", s.slot);
+    }
+    let removed = &state.removed[&("ai".to_string(), "pr-7".to_string())];
+    assert!((removed.removed_at.as_second() - (now - HOUR)).abs() <= 2);
+    assert_eq!(removed.namespace.as_deref(), Some("shop-pr-7"));
+}
