@@ -787,28 +787,344 @@ async fn with_a_remote_the_local_branch_and_work_tree_are_never_moved() {
     emu.shutdown().await;
 }
 
-/// The 5,000-slot figure: `cargo test --release --all-features --test integration
-/// watch::bench_read_state_5000_slots -- --ignored --nocapture` (5,000 slots
-/// rendered 100 per commit; prints the median of 3 `read_state` runs).
-#[test]
-#[ignore]
-fn bench_read_state_5000_slots() {
+/// A bare clone of `repo` as its `origin`.
+fn bare_origin(repo: &Repo) -> (TempDir, String) {
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().to_str().unwrap().to_owned();
+    repo.git(&["clone", "-q", "--bare", repo.root.to_str().unwrap(), &bare_path]);
+    repo.git(&["remote", "add", "origin", &bare_path]);
+    (bare, bare_path)
+}
+
+fn git_in(dir: &str, args: &[&str]) -> String {
+    let out = Command::new("git").arg("--git-dir").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Item: a removal retried after a rejected push is decided again on the
+/// new tip. The remote's `update` hook re-renders the slot (a new commit on
+/// the remote branch) while the watcher's removal is being pushed, so the
+/// push's compare-and-swap fails; the watcher must read the new tip, see
+/// the fresh commit, and keep the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_re_rendered_while_its_removal_is_pushed_is_decided_again_and_kept() {
+    let emu = Emulator::start().await;
     let repo = Repo::new();
-    for c in 0..50 {
-        for i in 0..100 {
-            repo.add_slot("ai", &format!("pr-{}", c * 100 + i));
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    let (_bare, bare_path) = bare_origin(&repo);
+    // The re-render is dated at the watcher's (shifted) now: 2 h ahead.
+    let date = Timestamp::now().as_second() + 2 * HOUR;
+    let hook = format!(
+        r#"#!/bin/sh
+[ "$1" = refs/heads/main ] || exit 0
+[ -f rerendered ] && exit 0
+touch rerendered
+tip=$(git rev-parse refs/heads/main)
+export GIT_INDEX_FILE="$PWD/rerender.index"
+git read-tree "$tip"
+blob=$(echo 'resources: [00-stateful] # re-rendered' | git hash-object -w --stdin)
+git update-index --add --cacheinfo 100644,"$blob",rendered/ai/pr-1/kustomization.yaml
+tree=$(git write-tree)
+c=$(GIT_AUTHOR_NAME=ci GIT_AUTHOR_EMAIL=ci@example.com GIT_COMMITTER_NAME=ci GIT_COMMITTER_EMAIL=ci@example.com \
+    GIT_AUTHOR_DATE="@{date} +0000" GIT_COMMITTER_DATE="@{date} +0000" git commit-tree "$tree" -p "$tip" -m 'render ai/pr-1')
+git update-ref refs/heads/main "$c" "$tip"
+"#
+    );
+    let hook_path = Path::new(&bare_path).join("hooks/update");
+    std::fs::write(&hook_path, hook).unwrap();
+    Command::new("chmod").arg("+x").arg(&hook_path).status().unwrap();
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let mut cfg = config(&repo, &clock, Duration::ZERO);
+    cfg.source.remote = Some("origin".into());
+    let client = client(&emu, &repo.root).await;
+    let report = run::once(&client, &cfg).await.unwrap();
+    assert!(Path::new(&bare_path).join("rerendered").exists(), "the removal was pushed once and rejected");
+    assert_eq!(report.commit, None, "{report:?}");
+    assert!(report.actions.is_empty(), "decided again on the new tip: {report:?}");
+    let log = git_in(&bare_path, &["log", "--format=%s", "main"]);
+    assert_eq!(log.lines().next(), Some("render ai/pr-1"), "{log}");
+    assert!(!log.contains("watch"), "no removal landed: {log}");
+    let tree = git_in(&bare_path, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(tree.contains("rendered/ai/pr-1/.codex-k8s/target.json"), "{tree}");
+    assert!(exists(&emu, "shop-pr-1") && !terminating_or_gone(&emu, "shop-pr-1"));
+    emu.shutdown().await;
+}
+
+/// Item: `Retry-After` never makes a pass wait: a 429 asking for 600 s
+/// fails the pass at once (the next pass retries), well inside the request
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_600_fails_the_pass_at_once() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let client = client(&emu, &repo.root).await;
+    emu.inject("GET", "/apis/batch/v1", kube_emulator::FaultEffect::RetryAfter(429, 600), true);
+    let started = std::time::Instant::now();
+    let err = run::once(&client, &config(&repo, &clock, Duration::ZERO)).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "waited {took:?} for Retry-After");
+    let text = format!("{err}: {:?}", std::error::Error::source(&err));
+    assert!(!text.contains("did not answer"), "{text}");
+    assert!(repo.tracked("rendered/ai/pr-1"), "nothing decided on a failed view");
+    let job_lists = emu.requests().iter().filter(|r| r.path == "/apis/batch/v1/jobs").count();
+    assert_eq!(job_lists, 1, "no retry inside the pass");
+    emu.shutdown().await;
+}
+
+fn lease_config(name: &str, id: &str) -> lease::Config {
+    let mut l = lease::Config::new("default", name, id);
+    l.duration = Duration::from_secs(2);
+    l.renew_every = Duration::from_millis(200);
+    l
+}
+
+/// Item: a leader whose Lease renewals hang steps down before its lease
+/// can expire for the others, and writes nothing after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_hang_steps_down_before_the_lease_expires_and_removes_nothing() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -5 * HOUR);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let clock = TestClock::default();
+
+    // The elector alone: its published leadership.
+    let probe = lease::Elector::new(client(&emu, &repo.root).await, lease_config("probe", "p"), clock.clock());
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let probe_task = tokio::spawn(lease::run(probe, tx, stop_rx));
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| *l)).await.expect("probe leads").unwrap();
+
+    // The whole watcher, leading; its slot is not idle yet (namespace just created).
+    let mut c = config(&repo, &clock, Duration::ZERO);
+    c.lease = Some(lease_config("codex-k8s-watcher", "a"));
+    c.identity = "a".into();
+    let w = Running::start(client(&emu, &repo.root).await, c);
+    wait(&emu, "a leads", |e| holder(e).as_deref() == Some("a")).await;
+
+    emu.hang_always("PUT", "/apis/coordination.k8s.io/");
+    let hung = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| !*l)).await.expect("probe steps down").unwrap();
+    let stepped_down = hung.elapsed();
+    assert!(stepped_down < Duration::from_secs(2), "stepped down after {stepped_down:?}, lease duration 2s");
+
+    // Past the watcher's step-down too, make the slot idle: a leader would
+    // remove it at its next pass (every 300 ms).
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(hung.elapsed())).await;
+    clock.set(2 * HOUR);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!*rx.borrow(), "still not leading while renewals hang");
+    assert!(repo.tracked("rendered/ai/pr-1"), "a leader that could not renew removed a slot");
+    assert!(exists(&emu, "shop-pr-1"));
+
+    stop_tx.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(5), probe_task).await.expect("probe stops").unwrap();
+    w.stop().await;
+    emu.shutdown().await;
+}
+
+/// Item: SIGTERM stops the watcher (the binary) in bounded time even while
+/// every API request hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_watcher_in_bounded_time_while_requests_hang() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -HOUR / 2);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let kubeconfig = repo.root.join(".git/kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_codex-k8s"))
+        .arg("-C")
+        .arg(&repo.root)
+        .args(["watch", "--interval", "1s", "--lease-namespace", "default", "--lease-duration", "2s"])
+        .args(["--identity", "cli", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(repo.root.join(".git/watch.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(repo.root.join(".git/watch.log")).unwrap_or_default();
+    wait(&emu, "the binary leads", |e| holder(e).as_deref() == Some("cli")).await;
+    emu.hang_always("*", "/");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // requests now hang in flight
+    let started = std::time::Instant::now();
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
-        repo.commit_all(&format!("render {c}"), -10 * HOUR + c);
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after SIGTERM:\n{}", log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = started.elapsed();
+    let bound = lease::RELEASE_TIMEOUT + run::SHUTDOWN_GRACE + Duration::from_secs(1);
+    assert!(took < bound, "stopped {took:?} after SIGTERM (bound {bound:?}):\n{}", log());
+    assert!(status.success(), "{status:?}:\n{}", log());
+    emu.shutdown().await;
+}
+
+/// Item: leader election tolerates clock skew. A dead holder whose clock
+/// ran 2 h ahead left a `renewTime` 2 h in the future; the lease is taken
+/// over once the lease duration has passed on the candidate's own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holder_whose_clock_ran_two_hours_ahead_is_replaced_after_the_lease_duration() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    let ahead = Timestamp::from_second(Timestamp::now().as_second() + 2 * HOUR).unwrap();
+    let renew = format!("{}.000000Z", ahead.strftime("%Y-%m-%dT%H:%M:%S"));
+    emu.create(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "codex-k8s-watcher", "namespace": "default"},
+        "spec": {"holderIdentity": "skewed", "leaseDurationSeconds": 2, "renewTime": renew, "acquireTime": renew}}))
+        .unwrap();
+    let mut c = config(&repo, &TestClock::default(), Duration::from_secs(600));
+    c.lease = Some(lease_config("codex-k8s-watcher", "b"));
+    let started = std::time::Instant::now();
+    let b = Running::start(client(&emu, &repo.root).await, c);
+    wait(&emu, "b takes over the skewed lease", |e| holder(e).as_deref() == Some("b")).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1800), "took over after {took:?}, before the lease duration");
+    b.stop().await;
+    emu.shutdown().await;
+}
+
+/// Everything of a checkout a dry run must leave alone: its refs (with the
+/// watcher's own), HEAD, FETCH_HEAD, the index, and the work tree.
+fn checkout_snapshot(repo: &Repo) -> Vec<(String, Vec<u8>)> {
+    let mut out =
+        vec![("refs".to_owned(), repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"]).into_bytes())];
+    for f in ["HEAD", "FETCH_HEAD", "ORIG_HEAD", "index", "packed-refs"] {
+        out.push((format!(".git/{f}"), std::fs::read(repo.root.join(".git").join(f)).unwrap_or_default()));
     }
-    let envs = vec!["ai".to_string()];
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let started = std::time::Instant::now();
-        let state = watch::source::read_state(&repo.source(), &envs, &[]).unwrap();
-        times.push(started.elapsed());
-        assert_eq!(state.slots.len(), 5000);
-        assert!(state.slots.iter().all(|s| s.last_commit.is_some()));
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&repo.root)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    for f in files {
+        out.push((f.display().to_string(), std::fs::read(&f).unwrap()));
     }
-    times.sort();
-    println!("read_state over 5000 slots (100 per commit): median {:?} of {times:?}", times[1]);
+    out
+}
+
+/// Item: `--dry-run` changes nothing, locally included: refs, index, work
+/// tree and the remote are byte-identical after a pass that would remove a
+/// slot and delete a namespace, without and with `--remote`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_changes_nothing_locally_or_on_the_remote() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.add_slot("ai", "pr-2");
+    repo.commit_all("render", -5 * HOUR);
+    repo.git(&["rm", "-rq", "rendered/ai/pr-2", "rendered/flux/ai/pr-2.yaml"]);
+    repo.commit_all("remove ai/pr-2", -4 * HOUR);
+    let (_bare, bare_path) = bare_origin(&repo);
+    // The remote moved on since the checkout last fetched.
+    let other = tempfile::tempdir().unwrap();
+    let other_path = other.path().to_str().unwrap();
+    repo.git(&["clone", "-q", &bare_path, other_path]);
+    let other_git = format!("{other_path}/.git");
+    Command::new("git")
+        .args([
+            "-C",
+            other_path,
+            "-c",
+            "user.name=o",
+            "-c",
+            "user.email=o@e",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ])
+        .env("GIT_COMMITTER_DATE", format!("@{} +0000", Timestamp::now().as_second() - 4 * HOUR))
+        .status()
+        .unwrap();
+    git_in(&other_git, &["push", "-q", "origin", "main"]);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    emu.create(slot_ns("shop-pr-2", "ai", "pr-2")).unwrap();
+    let client = client(&emu, &repo.root).await;
+    let clock = TestClock::default();
+    clock.set(2 * HOUR);
+    let before = checkout_snapshot(&repo);
+    let remote_before = git_in(&bare_path, &["for-each-ref", "--format=%(refname) %(objectname)"]);
+    for remote in [None, Some("origin".to_owned())] {
+        let mut cfg = config(&repo, &clock, Duration::from_secs(60));
+        cfg.dry_run = true;
+        cfg.source.remote = remote.clone();
+        let report = run::once(&client, &cfg).await.unwrap();
+        let kinds: Vec<&str> = report
+            .actions
+            .iter()
+            .map(|a| match a {
+                watch::ttl::Action::RemoveFromGit { .. } => "remove",
+                watch::ttl::Action::DeleteNamespace { .. } => "delete",
+            })
+            .collect();
+        assert_eq!(kinds, ["remove", "delete"], "a pass that would act ({remote:?}): {report:?}");
+        assert_eq!(report.commit, None);
+        let after = checkout_snapshot(&repo);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(
+                (&b.0, String::from_utf8_lossy(&b.1)),
+                (&a.0, String::from_utf8_lossy(&a.1)),
+                "changed by a dry run ({remote:?})"
+            );
+        }
+        assert_eq!(before.len(), after.len(), "files added by a dry run ({remote:?})");
+        assert_eq!(git_in(&bare_path, &["for-each-ref", "--format=%(refname) %(objectname)"]), remote_before);
+    }
+    assert!(exists(&emu, "shop-pr-1") && !terminating_or_gone(&emu, "shop-pr-2"));
+    let writes: Vec<_> = emu.requests().into_iter().filter(|r| r.method != "GET").map(|r| (r.method, r.path)).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    emu.shutdown().await;
+}
+
+/// The one history walk gives every slot the date of the last commit that
+/// touched it (added, changed), and a removed candidate its removal commit
+/// and the namespace its `target.json` had.
+#[test]
+fn read_state_dates_every_slot_from_one_walk() {
+    let repo = Repo::new();
+    for i in 0..12 {
+        repo.add_slot("ai", &format!("pr-{i}"));
+        repo.commit_all(&format!("render ai/pr-{i}"), -20 * HOUR + i * 60);
+    }
+    std::fs::write(repo.root.join("rendered/ai/pr-3/kustomization.yaml"), "resources: [] # v2\n").unwrap();
+    repo.commit_all("re-render ai/pr-3", -2 * HOUR);
+    repo.git(&["rm", "-rq", "rendered/ai/pr-7", "rendered/flux/ai/pr-7.yaml"]);
+    repo.commit_all("remove ai/pr-7", -HOUR);
+    repo.commit_all("unrelated", -60);
+    let now = Timestamp::now().as_second();
+    let state =
+        watch::source::read_state(&repo.source(), &["ai".to_string()], &[("ai".into(), "pr-7".into())]).unwrap();
+    assert_eq!(state.slots.len(), 11);
+    for s in &state.slots {
+        let i: i64 = s.slot.trim_start_matches("pr-").parse().unwrap();
+        let expected = if i == 3 { now - 2 * HOUR } else { now - 20 * HOUR + i * 60 };
+        let got = s.last_commit.unwrap().as_second();
+        assert!((got - expected).abs() <= 2, "{}: {got} vs {expected}", s.slot);
+    }
+    let removed = &state.removed[&("ai".to_string(), "pr-7".to_string())];
+    assert!((removed.removed_at.as_second() - (now - HOUR)).abs() <= 2);
+    assert_eq!(removed.namespace.as_deref(), Some("shop-pr-7"));
 }

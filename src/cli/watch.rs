@@ -144,7 +144,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let cluster = run::Cluster { kubeconfig: args.kubeconfig.clone(), context: args.context.clone() };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
+    let outcome = rt.block_on(async move {
         let client = run::client(&cluster).await?;
         let lease = if args.once {
             None
@@ -182,8 +182,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             return Ok::<_, watch::Error>(());
         }
         run::run(client, config, shutdown_signal()).await
-    })
-    .context("watch failed")?;
+    });
+    // Git work still running on a blocking thread gets a bounded grace, so
+    // SIGTERM ends the process in bounded time.
+    rt.shutdown_timeout(run::SHUTDOWN_GRACE);
+    outcome.context("watch failed")?;
     Ok(exit::OK)
 }
 

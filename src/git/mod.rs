@@ -11,7 +11,7 @@ mod tree;
 pub use commit::{
     commit_on_ref, commit_worktree, rendered_from, reset_index_to_head, signatures, CommitRequest, Outcome,
 };
-pub use push::{check_remote, fetch, push_ref_once, push_with_retry, Retry};
+pub use push::{check_remote, fetch, fetch_tip, push_ref_once, push_with_retry, Retry};
 pub use read::{changed_paths, last_changes, read_tree_files, read_tree_parts};
 pub use tree::{apply_updates, Update, Updates};
 

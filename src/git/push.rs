@@ -319,6 +319,26 @@ pub fn fetch(repo: &Repository, remote: &str, branch: &str) -> Result<Option<git
     }
 }
 
+/// The tip of `branch` on `remote`, its objects downloaded, without writing
+/// any ref (no remote-tracking ref, no `FETCH_HEAD`): what a dry run reads.
+pub fn fetch_tip(repo: &Repository, remote: &str, branch: &str) -> Result<Option<git2::Oid>> {
+    let mut r = repo.find_remote(remote).or_else(|_| repo.remote_anonymous(remote))?;
+    let want = format!("refs/heads/{branch}");
+    let tip = {
+        let conn = r.connect_auth(git2::Direction::Fetch, Some(callbacks()), None)?;
+        conn.list()?.iter().find(|h| h.name() == want).map(|h| h.oid())
+    };
+    let Some(tip) = tip else { return Ok(None) };
+    if repo.find_commit(tip).is_err() {
+        let mut opts = FetchOptions::new();
+        opts.remote_callbacks(callbacks());
+        // `download` only: `update_tips` (refs, FETCH_HEAD) is never called.
+        r.download(&[want.as_str()], Some(&mut opts))?;
+        r.disconnect()?;
+    }
+    Ok(Some(tip))
+}
+
 /// Moves the local branch to where this run's commit must go: the remote tip,
 /// or the local tip when it already contains the remote tip.
 fn align_with_remote(repo: &Repository, refname: &str, remote_tip: Option<git2::Oid>) -> Result<()> {

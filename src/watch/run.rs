@@ -148,27 +148,55 @@ pub const CONTROLLER: &str = "codex-k8s.io/watcher";
 /// agent Jobs, record missing phases, then run the TTL pass.
 pub async fn once(client: &Client, config: &Config) -> Result<Report> {
     let mut tracker = Tracker::new(config.envs.clone());
+    let (ns_list, job_list) = list_cluster(client, config).await?;
+    for ev in relist(ns_list) {
+        tracker.apply(Input::Namespace(Box::new(ev)));
+    }
+    for ev in relist(job_list) {
+        tracker.apply(Input::Job(Box::new(ev)));
+    }
+    let mut report = Report::default();
+    for r in tracker.pending() {
+        if record(client, config, &r, &Gate::Alone).await? {
+            tracker.mark_recorded(&r);
+        }
+        report.recorded.push(r);
+    }
+    ttl_pass(client, config, &mut report, &Gate::Alone).await?;
+    Ok(report)
+}
+
+/// The managed slot namespaces and the agent Jobs, listed now (each list
+/// within [`REQUEST_TIMEOUT`]).
+async fn list_cluster(client: &Client, config: &Config) -> Result<(Vec<Namespace>, Vec<Job>)> {
     let nss: Api<Namespace> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());
     let ns_lp = ListParams::default().labels(&namespace_selector(&config.envs));
     let job_lp = ListParams::default().labels(&agent_selector());
     let ns_list = within("listing namespaces", REQUEST_TIMEOUT, async { Ok(nss.list(&ns_lp).await?) }).await?;
     let job_list = within("listing agent Jobs", REQUEST_TIMEOUT, async { Ok(jobs.list(&job_lp).await?) }).await?;
-    for ev in relist(ns_list.items) {
-        tracker.apply(Input::Namespace(Box::new(ev)));
-    }
-    for ev in relist(job_list.items) {
-        tracker.apply(Input::Job(Box::new(ev)));
-    }
-    let mut report = Report::default();
-    for r in tracker.pending() {
-        if record(client, config, &r).await? {
-            tracker.mark_recorded(&r);
+    Ok((ns_list.items, job_list.items))
+}
+
+/// Whether this process may write now: alone (`--once`, no election) it
+/// always may; in an election only while the lease is held. Checked right
+/// before every write, so a leader that lost its lease mid-pass stops there.
+enum Gate<'a> {
+    Alone,
+    Leader(&'a channel::Receiver<bool>),
+}
+
+impl Gate<'_> {
+    fn open(&self, what: &str) -> bool {
+        let open = match self {
+            Gate::Alone => true,
+            Gate::Leader(rx) => *rx.borrow(),
+        };
+        if !open {
+            tracing::warn!(what, "no longer leading: not writing");
         }
-        report.recorded.push(r);
+        open
     }
-    ttl_pass(client, config, &mut report).await?;
-    Ok(report)
 }
 
 fn relist<K>(items: Vec<K>) -> Vec<watcher::Event<K>> {
@@ -181,6 +209,13 @@ fn relist<K>(items: Vec<K>) -> Vec<watcher::Event<K>> {
 /// Runs until `shutdown` resolves: follows the watch streams, records agent
 /// phases, runs the TTL pass every `interval` while leading, and releases
 /// the lease on the way out.
+///
+/// Shutdown is bounded: whatever the loop waits for (an API call, a git
+/// fetch or push) is abandoned when `shutdown` resolves, and the lease is
+/// released within [`lease::RELEASE_TIMEOUT`]. Git work already handed to a
+/// blocking thread finishes or is abandoned with the runtime (the CLI gives
+/// it [`SHUTDOWN_GRACE`]); a removal is a compare-and-swap, so an
+/// abandoned one either landed whole or not at all.
 pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let (leader_tx, mut leader_rx) = channel::channel(config.lease.is_none());
     let (stop_tx, stop_rx) = channel::channel(false);
@@ -217,45 +252,78 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     tracing::info!(identity = %config.identity, envs = ?config.envs.keys().collect::<Vec<_>>(), dry_run = config.dry_run, "watching");
     loop {
         let leading = *leader_rx.borrow();
-        tokio::select! {
+        let step = tokio::select! {
             _ = &mut shutdown => break,
             item = inputs.next() => match item {
-                Some(Ok(input)) => {
-                    let was_ready = tracker.ready();
-                    let records = tracker.apply(input);
-                    if leading {
-                        apply_records(&client, &config, &mut tracker, records).await;
-                    }
-                    if !was_ready && tracker.ready() {
-                        tracing::info!(namespaces = tracker.namespaces().count(), jobs = tracker.jobs().count(), "initial lists done");
-                        if leading && !first_pass_done {
-                            first_pass_done = true;
-                            guarded_ttl_pass(&client, &config, &leader_rx).await;
-                        }
-                    }
+                Some(Ok(input)) => Wake::Input(input),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %error_chain(&e), "watch error; the stream retries");
+                    continue;
                 }
-                Some(Err(e)) => tracing::warn!(error = %error_chain(&e), "watch error; the stream retries"),
                 None => break,
             },
-            _ = ticker.tick() => {
-                if leading && tracker.ready() {
-                    first_pass_done = true;
-                    guarded_ttl_pass(&client, &config, &leader_rx).await;
-                }
-            }
+            _ = ticker.tick() => Wake::Tick,
             changed = leader_rx.changed() => {
                 if changed.is_err() {
                     // The election task ended: nobody leads here any more.
                     break;
                 }
-                let now_leading = *leader_rx.borrow();
-                tracing::info!(identity = %config.identity, leader = now_leading, "leadership changed");
-                if now_leading && tracker.ready() {
-                    let pending = tracker.pending();
-                    apply_records(&client, &config, &mut tracker, pending).await;
-                    guarded_ttl_pass(&client, &config, &leader_rx).await;
+                Wake::Leadership
+            }
+        };
+        let gate = if config.lease.is_some() { Gate::Leader(&leader_rx) } else { Gate::Alone };
+        let work = async {
+            match step {
+                Wake::Input(input) => {
+                    let was_ready = tracker.ready();
+                    let records = tracker.apply(input);
+                    if leading {
+                        apply_records(&client, &config, &mut tracker, records, &gate).await;
+                    }
+                    if !was_ready && tracker.ready() {
+                        tracing::info!(
+                            namespaces = tracker.namespaces().count(),
+                            jobs = tracker.jobs().count(),
+                            "initial lists done"
+                        );
+                        if leading && !first_pass_done {
+                            first_pass_done = true;
+                            guarded_ttl_pass(&client, &config, &gate).await;
+                        }
+                    }
+                }
+                Wake::Tick => {
+                    if leading && tracker.ready() {
+                        first_pass_done = true;
+                        guarded_ttl_pass(&client, &config, &gate).await;
+                    }
+                }
+                Wake::Leadership => {
+                    let now_leading = *leader_rx.borrow();
+                    tracing::info!(identity = %config.identity, leader = now_leading, "leadership changed");
+                    if now_leading && tracker.ready() {
+                        let pending = tracker.pending();
+                        apply_records(&client, &config, &mut tracker, pending, &gate).await;
+                        guarded_ttl_pass(&client, &config, &gate).await;
+                    }
                 }
             }
+        };
+        // Work done as leader is abandoned as soon as leadership is lost;
+        // any work is abandoned on shutdown.
+        let mut leadership = leader_rx.clone();
+        let elected = config.lease.is_some();
+        let lost = async move {
+            if leading && elected {
+                let _ = leadership.wait_for(|l| !*l).await;
+            } else {
+                futures::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = lost => tracing::warn!(identity = %config.identity, "leadership lost: abandoning the work in flight"),
+            _ = work => {}
         }
     }
     stop_tx.send_replace(true);
@@ -266,9 +334,20 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     Ok(())
 }
 
-async fn apply_records(client: &Client, config: &Config, tracker: &mut Tracker, records: Vec<Record>) {
+/// What woke the loop.
+enum Wake {
+    Input(Input),
+    Tick,
+    Leadership,
+}
+
+/// How long the CLI lets git work on blocking threads finish after
+/// [`run`] returned, before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+async fn apply_records(client: &Client, config: &Config, tracker: &mut Tracker, records: Vec<Record>, gate: &Gate<'_>) {
     for r in records {
-        match record(client, config, &r).await {
+        match record(client, config, &r, gate).await {
             Ok(true) => tracker.mark_recorded(&r),
             Ok(false) => {}
             Err(e) => {
@@ -278,25 +357,25 @@ async fn apply_records(client: &Client, config: &Config, tracker: &mut Tracker, 
     }
 }
 
-async fn guarded_ttl_pass(client: &Client, config: &Config, leader: &channel::Receiver<bool>) {
-    if !*leader.borrow() {
+async fn guarded_ttl_pass(client: &Client, config: &Config, gate: &Gate<'_>) {
+    if !gate.open("the TTL pass") {
         return;
     }
     let mut report = Report::default();
-    if let Err(e) = ttl_pass(client, config, &mut report).await {
+    if let Err(e) = ttl_pass(client, config, &mut report, gate).await {
         tracing::warn!(error = %error_chain(&e), "TTL pass failed; the next pass retries");
     }
 }
 
 /// Records one agent phase: a merge patch of the namespace annotations, then
 /// an Event on the namespace. Returns false on a dry run.
-async fn record(client: &Client, config: &Config, r: &Record) -> Result<bool> {
+async fn record(client: &Client, config: &Config, r: &Record, gate: &Gate<'_>) -> Result<bool> {
     tracing::info!(
         namespace = %r.namespace, env = %r.env, slot = %r.slot, job = %r.job, run = %r.run,
         phase = %r.phase, previous = ?r.previous.map(|p| p.as_str()), dry_run = config.dry_run,
         "agent phase"
     );
-    if config.dry_run {
+    if config.dry_run || !gate.open("recording the agent phase") {
         return Ok(false);
     }
     let nss: Api<Namespace> = Api::all(client.clone());
@@ -350,15 +429,9 @@ async fn record(client: &Client, config: &Config, r: &Record) -> Result<bool> {
 /// within [`REQUEST_TIMEOUT`]), never the watch mirror, which may be stale
 /// when a watch keeps failing.
 async fn fresh_view(client: &Client, config: &Config) -> Result<(Vec<SlotNamespace>, Vec<AgentJob>)> {
-    let nss: Api<Namespace> = Api::all(client.clone());
-    let jobs: Api<Job> = Api::all(client.clone());
-    let ns_lp = ListParams::default().labels(&namespace_selector(&config.envs));
-    let job_lp = ListParams::default().labels(&agent_selector());
-    let ns_list = within("listing namespaces", REQUEST_TIMEOUT, async { Ok(nss.list(&ns_lp).await?) }).await?;
-    let job_list = within("listing agent Jobs", REQUEST_TIMEOUT, async { Ok(jobs.list(&job_lp).await?) }).await?;
-    let namespaces = ns_list.items.iter().filter_map(|n| SlotNamespace::from_namespace(n, &config.envs)).collect();
+    let (ns_list, job_list) = list_cluster(client, config).await?;
+    let namespaces = ns_list.iter().filter_map(|n| SlotNamespace::from_namespace(n, &config.envs)).collect();
     let jobs = job_list
-        .items
         .iter()
         .map(|j| AgentJob { namespace: j.namespace().unwrap_or_default(), name: j.name_any(), phase: agent::phase(j) })
         .collect();
@@ -368,7 +441,7 @@ async fn fresh_view(client: &Client, config: &Config) -> Result<(Vec<SlotNamespa
 /// The TTL pass: a fresh view of the cluster and of git, the pure decision,
 /// then its effects. A removal whose push is rejected (the branch moved) is
 /// decided again from scratch on the new tip and a new cluster view.
-async fn ttl_pass(client: &Client, config: &Config, report: &mut Report) -> Result<()> {
+async fn ttl_pass(client: &Client, config: &Config, report: &mut Report, gate: &Gate<'_>) -> Result<()> {
     let mut attempt = 0;
     let actions = loop {
         attempt += 1;
@@ -411,6 +484,9 @@ async fn ttl_pass(client: &Client, config: &Config, report: &mut Report) -> Resu
         if slots.is_empty() || config.dry_run {
             break actions;
         }
+        if !gate.open("removing slots from git") {
+            return Ok(());
+        }
         let src = config.source.clone();
         let identity = config.identity.clone();
         let base = git.tip;
@@ -451,6 +527,9 @@ async fn ttl_pass(client: &Client, config: &Config, report: &mut Report) -> Resu
         if config.dry_run {
             continue;
         }
+        if !gate.open("deleting a namespace") {
+            break;
+        }
         let nss: Api<Namespace> = Api::all(client.clone());
         let dp = DeleteParams {
             // Never delete a namespace that was recreated since we looked.
@@ -476,11 +555,13 @@ async fn read_git(config: &Config, candidates: &[(String, String)]) -> Result<tt
     let src = config.source.clone();
     let envs: Vec<String> = config.envs.keys().cloned().collect();
     let candidates = candidates.to_vec();
+    // A dry run writes no ref, not even the watcher's own.
+    let fetch = if config.dry_run { source::Fetch::NoRefs } else { source::Fetch::OwnRef };
     within(
         "reading git (fetch)",
         GIT_TIMEOUT,
         blocking(move || {
-            let mut state = source::read_state(&src, &envs, &candidates)?;
+            let mut state = source::read_state_with(&src, &envs, &candidates, fetch)?;
             expected_namespaces(&src, &mut state);
             Ok(state)
         }),

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use git2::{ObjectType, Oid, Repository, Tree};
 
@@ -56,30 +57,43 @@ impl Source {
     }
 
     /// The tip to read: with a remote, the remote branch just fetched (into
-    /// a ref of the watcher's own, `refs/codex-k8s/remote/<branch>`); the
-    /// local branch, the index and the work tree are never moved. Without a
-    /// remote, the local branch.
-    fn tip(&self, repo: &Repository) -> Result<Option<Oid>> {
+    /// a ref of the watcher's own, `refs/codex-k8s/remote/<branch>`, or with
+    /// [`Fetch::NoRefs`] into no ref at all); the local branch, the index and
+    /// the work tree are never moved. Without a remote, the local branch.
+    fn tip(&self, repo: &Repository, fetch: Fetch) -> Result<Option<Oid>> {
         let branch = self.branch(repo)?;
         if let Some(remote) = &self.remote {
-            return Ok(git::fetch(repo, remote, &branch)?);
+            return Ok(match fetch {
+                Fetch::OwnRef => git::fetch(repo, remote, &branch)?,
+                Fetch::NoRefs => git::fetch_tip(repo, remote, &branch)?,
+            });
         }
         Ok(repo.refname_to_id(&format!("refs/heads/{branch}")).ok())
     }
+}
+
+/// How [`read_state_with`] reaches the remote tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// Fetch into the watcher's own ref, `refs/codex-k8s/remote/<branch>`.
+    OwnRef,
+    /// Download the tip's objects without writing any ref, not even
+    /// `FETCH_HEAD` (`--dry-run`: the checkout's refs stay as they are).
+    NoRefs,
 }
 
 fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
     tree.get_path(Path::new(path)).ok().map(|e| e.id())
 }
 
-fn read_target_json(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Option<TargetMeta> {
-    read_target_json_checked(repo, tree, dir).ok()
-}
-
-/// The slot's `target.json`, or why it cannot be read.
-fn read_target_json_checked(repo: &Repository, tree: &Tree<'_>, dir: &str) -> std::result::Result<TargetMeta, String> {
+/// The `target.json` of the slot whose tree is `slot_tree` (at `dir`), or
+/// why it cannot be read. Looked up from the slot's own tree: a lookup from
+/// the root would parse the environment's tree (one entry per slot) again
+/// for every slot.
+fn read_target_json(repo: &Repository, slot_tree: Oid, dir: &str) -> std::result::Result<TargetMeta, String> {
     let path = format!("{dir}/{TARGET_JSON}");
-    let entry = tree.get_path(Path::new(&path)).map_err(|_| format!("{path} is missing"))?;
+    let tree = repo.find_tree(slot_tree).map_err(|_| format!("{dir} is not a directory"))?;
+    let entry = tree.get_path(Path::new(TARGET_JSON)).map_err(|_| format!("{path} is missing"))?;
     let blob = repo.find_blob(entry.id()).map_err(|e| format!("{path}: {}", e.message()))?;
     serde_json::from_slice(blob.content()).map_err(|e| format!("{path}: {e}"))
 }
@@ -90,10 +104,21 @@ fn to_time(seconds: i64) -> Option<Timestamp> {
 
 /// Reads the slots of `envs` at the tip, with the time of the last commit
 /// that changed each; and, for each of `candidates` (env, slot) absent from
-/// the tip, the commit that removed it.
+/// the tip, the commit that removed it. With a remote, fetches into the
+/// watcher's own ref ([`Fetch::OwnRef`]).
 pub fn read_state(src: &Source, envs: &[String], candidates: &[(String, String)]) -> Result<GitState> {
+    read_state_with(src, envs, candidates, Fetch::OwnRef)
+}
+
+/// [`read_state`], reaching the remote tip as `fetch` says.
+pub fn read_state_with(
+    src: &Source,
+    envs: &[String],
+    candidates: &[(String, String)],
+    fetch: Fetch,
+) -> Result<GitState> {
     let repo = src.open()?;
-    let Some(tip) = src.tip(&repo)? else { return Ok(GitState::default()) };
+    let Some(tip) = src.tip(&repo, fetch)? else { return Ok(GitState::default()) };
     let commit = repo.find_commit(tip).map_err(git::Error::from)?;
     let tree = commit.tree().map_err(git::Error::from)?;
     let mut slots = Vec::new();
@@ -106,13 +131,13 @@ pub fn read_state(src: &Source, envs: &[String], candidates: &[(String, String)]
         let env_tree = repo.find_tree(entry.id()).map_err(git::Error::from)?;
         for e in env_tree.iter() {
             let Some(name) = e.name() else { continue };
-            let dir = format!("{env_dir}/{name}");
             if e.kind() != Some(ObjectType::Tree) {
                 continue;
             }
+            let dir = format!("{env_dir}/{name}");
             // A slot present at the tip is live whatever its target.json
             // says: unreadable metadata is reported, never read as "absent".
-            let (namespace, host, unreadable) = match read_target_json_checked(&repo, &tree, &dir) {
+            let (namespace, host, unreadable) = match read_target_json(&repo, e.id(), &dir) {
                 Ok(meta) => (Some(meta.namespace), meta.host, None),
                 Err(why) => (None, None, Some(why)),
             };
@@ -158,8 +183,10 @@ struct Touch {
 /// changed, added or removed it, walking back from `tip` once for all of
 /// them. Directories are grouped by their parent directory: a commit whose
 /// parent directory is unchanged is skipped with one id comparison, and a
-/// changed one is compared entry by entry (sorted, one merge) — so a walk
-/// costs O(commits + changed entries), not O(commits × slots).
+/// changed one is compared entry by entry. Each parent directory's entries
+/// are read once per distinct tree (a commit's "before" is its parent's
+/// "now"), so a walk costs O(commits × changed directories' entries), with
+/// no per-slot walk and no per-slot tree lookup from the root.
 fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap<String, Touch>> {
     let mut found = BTreeMap::new();
     if dirs.is_empty() {
@@ -173,6 +200,8 @@ fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap
         wanted.entry(parent.to_owned()).or_default().insert(name.to_owned(), dir.clone());
     }
     let mut remaining: usize = wanted.values().map(BTreeMap::len).sum();
+    // The entries of the tree last read for each parent directory.
+    let mut cache: BTreeMap<String, (Option<Oid>, Rc<Entries>)> = BTreeMap::new();
     let mut walk = repo.revwalk().map_err(git::Error::from)?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL).map_err(git::Error::from)?;
     walk.push(tip).map_err(git::Error::from)?;
@@ -199,34 +228,84 @@ fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap
             if now == before {
                 continue;
             }
-            let now_entries = subtree_entries(repo, now);
-            let before_entries = subtree_entries(repo, before);
-            let mut hit = Vec::new();
-            for (name, dir) in names.iter() {
-                let a = now_entries.get(name.as_str());
-                let b = before_entries.get(name.as_str());
-                if a != b {
-                    let namespace_before = match (a, &parent_tree) {
-                        (None, Some(pt)) => read_target_json(repo, pt, dir).map(|m| m.namespace),
-                        _ => None,
-                    };
-                    found.insert(dir.clone(), Touch { time: commit.time().seconds(), namespace_before });
-                    hit.push(name.clone());
-                }
-            }
-            remaining -= hit.len();
-            for h in hit {
-                names.remove(&h);
+            let now_entries = cached_entries(repo, &mut cache, parent_dir, now);
+            let before_entries = cached_entries(repo, &mut cache, parent_dir, before);
+            // The entries that differ (one sorted merge), then only those
+            // that are still wanted.
+            for (name, a, b) in changed_entries(&now_entries, &before_entries) {
+                let Some(dir) = names.remove(name) else { continue };
+                let namespace_before = match (a, b) {
+                    (None, Some(removed)) => read_target_json(repo, removed, &dir).ok().map(|m| m.namespace),
+                    _ => None,
+                };
+                found.insert(dir, Touch { time: commit.time().seconds(), namespace_before });
+                remaining -= 1;
             }
         }
     }
     Ok(found)
 }
 
-/// The entries (name -> id) of the tree `id`, empty when it is none or not a tree.
-fn subtree_entries(repo: &Repository, id: Option<Oid>) -> BTreeMap<String, Oid> {
-    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return BTreeMap::new() };
-    tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect()
+/// A tree's entries (name, id), sorted by name.
+type Entries = Vec<(String, Oid)>;
+
+/// The names whose entry differs between `now` and `before` (added,
+/// removed or changed), with the entry on each side.
+fn changed_entries<'a>(now: &'a Entries, before: &'a Entries) -> Vec<(&'a str, Option<Oid>, Option<Oid>)> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < now.len() || j < before.len() {
+        let order = match (now.get(i), before.get(j)) {
+            (Some(a), Some(b)) => a.0.cmp(&b.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                out.push((now[i].0.as_str(), Some(now[i].1), None));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push((before[j].0.as_str(), None, Some(before[j].1)));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if now[i].1 != before[j].1 {
+                    out.push((now[i].0.as_str(), Some(now[i].1), Some(before[j].1)));
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The entries of the tree `id` (the parent directory `dir` in some
+/// commit), reusing the last one read for `dir` when it is the same tree.
+fn cached_entries(
+    repo: &Repository,
+    cache: &mut BTreeMap<String, (Option<Oid>, Rc<Entries>)>,
+    dir: &str,
+    id: Option<Oid>,
+) -> Rc<Entries> {
+    if let Some((cached, entries)) = cache.get(dir) {
+        if *cached == id {
+            return entries.clone();
+        }
+    }
+    let entries = Rc::new(subtree_entries(repo, id));
+    cache.insert(dir.to_owned(), (id, entries.clone()));
+    entries
+}
+
+/// The entries of the tree `id`, sorted by name; empty when it is none or
+/// not a tree.
+fn subtree_entries(repo: &Repository, id: Option<Oid>) -> Entries {
+    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return Vec::new() };
+    let mut entries: Entries = tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries
 }
 
 /// What [`remove_slots`] did.

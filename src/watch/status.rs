@@ -2,7 +2,7 @@
 //! namespace with its host, agent run and phase, last activity, TTL left and
 //! pin — plus slots git holds whose namespace does not exist (yet).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
@@ -12,7 +12,7 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 
 use super::source::{self, Source};
-use super::ttl::{self, AgentJob, GitState, SlotNamespace};
+use super::ttl::{self, AgentJob, GitSlot, GitState, SlotNamespace};
 use super::{agent, agent_selector, namespace_selector, seconds_between, Result, SlotEnvs, Timestamp};
 
 /// One slot in `status`.
@@ -60,14 +60,23 @@ pub fn compose(
     envs: &SlotEnvs,
 ) -> Vec<SlotStatus> {
     let mut rows: BTreeMap<(String, String), SlotStatus> = BTreeMap::new();
-    let agent_jobs: Vec<AgentJob> = jobs.iter().map(|(j, _)| j.clone()).collect();
+    // Indexes, so thousands of slots stay linear.
+    let at_tip: BTreeMap<(&str, &str), &GitSlot> =
+        git.slots.iter().map(|s| ((s.env.as_str(), s.slot.as_str()), s)).collect();
+    let busy_namespaces: BTreeSet<&str> =
+        jobs.iter().filter(|(j, _)| j.phase.is_active()).map(|(j, _)| j.namespace.as_str()).collect();
+    // The newest Job of each namespace (`jobs` is sorted oldest first).
+    let newest_job: BTreeMap<&str, &(AgentJob, String)> = jobs.iter().map(|j| (j.0.namespace.as_str(), j)).collect();
     for ns in namespaces {
-        let g = git.slot(&ns.env, &ns.slot).filter(|g| g.namespace.as_ref().is_none_or(|n| *n == ns.name));
+        let g = at_tip
+            .get(&(ns.env.as_str(), ns.slot.as_str()))
+            .copied()
+            .filter(|g| g.namespace.as_ref().is_none_or(|n| *n == ns.name));
         let ttl = envs.get(&ns.env).copied().unwrap_or_default();
         let last = ttl::last_activity(ns, g);
         let idle = last.map(|l| seconds_between(l, now));
-        let busy = ttl::busy(&ns.name, &agent_jobs);
-        let newest = jobs.iter().rfind(|(j, _)| j.namespace == ns.name);
+        let busy = busy_namespaces.contains(ns.name.as_str());
+        let newest = newest_job.get(ns.name.as_str()).copied();
         rows.insert(
             (ns.env.clone(), ns.slot.clone()),
             SlotStatus {
