@@ -226,10 +226,8 @@ fn codex_objects(text: &str) -> Result<BTreeMap<Key, Yaml>, String> {
 fn sorted(value: &Yaml) -> Yaml {
     match value {
         Yaml::Mapping(map) => {
-            let mut entries: Vec<(String, Yaml, Yaml)> = map
-                .iter()
-                .map(|(k, v)| (serde_yaml::to_string(k).unwrap_or_default(), k.clone(), sorted(v)))
-                .collect();
+            let mut entries: Vec<(String, Yaml, Yaml)> =
+                map.iter().map(|(k, v)| (serde_yaml::to_string(k).unwrap_or_default(), k.clone(), sorted(v))).collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             Yaml::Mapping(entries.into_iter().map(|(_, k, v)| (k, v)).collect())
         }
@@ -324,11 +322,31 @@ fn the_comparison_fails_on_every_difference_it_was_not_told_about() {
     let cases: &[(&str, &str, &str, &str)] = &[
         // (what, in the rendered text, replaced by, must be named in the failure)
         ("a changed value", "replicas: 1", "replicas: 2", "differs: Deployment default/podinfo"),
-        ("a string that became a number", "prometheus.io/port: '9898'", "prometheus.io/port: 9898", "prometheus.io/port: 9898"),
+        (
+            "a string that became a number",
+            "prometheus.io/port: '9898'",
+            "prometheus.io/port: 9898",
+            "prometheus.io/port: 9898",
+        ),
         ("a boolean printed like Python", "--random-delay=false", "--random-delay=False", "--random-delay=False"),
-        ("a label of its own", "codex-k8s.io/stage: internal", "codex-k8s.io/stage: internal\n    extra: x", "+    extra: x"),
-        ("managed-by with another value", "'6.14.1'\n    app.kubernetes.io/managed-by: codex-k8s", "'6.14.1'\n    app.kubernetes.io/managed-by: Helm", "app.kubernetes.io/managed-by"),
-        ("a renamed object", "  name: podinfo\n  namespace: default\n  labels:\n    helm.sh/chart", "  name: podinfo2\n  namespace: default\n  labels:\n    helm.sh/chart", "only in codex-k8s"),
+        (
+            "a label of its own",
+            "codex-k8s.io/stage: internal",
+            "codex-k8s.io/stage: internal\n    extra: x",
+            "+    extra: x",
+        ),
+        (
+            "managed-by with another value",
+            "'6.14.1'\n    app.kubernetes.io/managed-by: codex-k8s",
+            "'6.14.1'\n    app.kubernetes.io/managed-by: Helm",
+            "app.kubernetes.io/managed-by",
+        ),
+        (
+            "a renamed object",
+            "  name: podinfo\n  namespace: default\n  labels:\n    helm.sh/chart",
+            "  name: podinfo2\n  namespace: default\n  labels:\n    helm.sh/chart",
+            "only in codex-k8s",
+        ),
     ];
     for (what, from, to, named) in cases {
         assert!(rendered.contains(from), "{what}: the rendered defaults contain {from:?}:\n{rendered}");
@@ -430,7 +448,8 @@ fn the_values_files_say_the_same_to_helm_and_to_codex_k8s() {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         let Some(stem) = name.strip_suffix(".codex.yaml") else { continue };
         let read = |p: &Path| -> Yaml {
-            serde_yaml::from_str(&fs::read_to_string(p).expect("read")).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            serde_yaml::from_str(&fs::read_to_string(p).expect("read"))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         };
         let helm = read(&dir.join(format!("{stem}.yaml")));
         let codex = read(&path);
