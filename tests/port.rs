@@ -284,6 +284,7 @@ fn compare(variant: &str, helm_text: &str, codex_text: &str) -> Result<usize, St
 #[test]
 fn the_podinfo_port_renders_what_helm_template_renders_for_every_variant() {
     let project = port_project();
+    project.ok(&["validate"]);
     let mut failures = Vec::new();
     for variant in variants() {
         let expected = fs::read_to_string(expected_path(&variant)).expect("read the expected objects");
