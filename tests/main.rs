@@ -7,6 +7,7 @@ mod props;
 mod render;
 mod schema;
 mod support;
+mod templates;
 mod trust_tree;
 #[cfg(feature = "watch")]
 mod watch;

@@ -84,6 +84,8 @@ impl Engine {
         env.set_debug(false);
         // minijinja JSON-escapes `*.yaml.j2` output by default; manifests are plain text.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Values print as YAML writes them (`true`, not Python's `True`).
+        env.set_formatter(helpers::format_output);
 
         let read = |path: &PathBuf, diags: &mut Diagnostics| match read_source(&inventory.root, path) {
             Ok(s) => Some(s.text),
@@ -243,6 +245,8 @@ fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory, diags
     env.add_function("required", helpers::required);
     env.add_function("fail", helpers::fail);
     env.add_filter("nindent", helpers::nindent);
+    env.add_filter("quote", |v: Value| helpers::quote(&v));
+    env.add_filter("squote", |v: Value| helpers::squote(&v));
     env.add_filter("to_yaml", helpers::to_yaml);
     env.add_filter("b64encode", helpers::b64encode);
     env.add_filter("sha256", helpers::sha256);

@@ -5,8 +5,10 @@
 
 use base64::Engine as _;
 use globset::GlobSet;
-use minijinja::value::Value;
-use minijinja::{Error, ErrorKind};
+use std::fmt::Write as _;
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Error, ErrorKind, Output, State};
 use sha2::{Digest, Sha256};
 
 use crate::inventory::names::to_dns_label;
@@ -95,6 +97,148 @@ pub fn env_or(allowed: &GlobSet, name: &str, default: Value) -> Result<Value, Er
     Ok(Value::from(value))
 }
 
+/// How a value prints in `{{ }}` (and what `quote`/`squote` quote): as YAML
+/// would write it, so a port from Helm keeps its values. Booleans print
+/// `true`/`false` (minijinja's own printing is Python's `True`/`False`),
+/// `none` prints nothing — as Helm prints a nil value, and as a YAML reader
+/// reads `key:` back as null — and lists and maps print as JSON-style flow
+/// YAML. Strings and numbers print as minijinja prints them. `None` means
+/// "nothing" (a none value).
+pub fn display(value: &Value) -> Option<String> {
+    match value.kind() {
+        ValueKind::Bool => Some(if value.is_true() { "true" } else { "false" }.to_owned()),
+        ValueKind::None | ValueKind::Undefined => None,
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
+            let mut out = String::new();
+            write_flow(&mut out, value);
+            Some(out)
+        }
+        _ => Some(value.to_string()),
+    }
+}
+
+/// `value` in JSON-style flow YAML: `["a", 1, true]`, `{"k": null}`.
+fn write_flow(out: &mut String, value: &Value) {
+    match value.kind() {
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::None | ValueKind::Undefined => out.push_str("null"),
+        ValueKind::Number => out.push_str(&value.to_string()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.push('[');
+            for (i, item) in value.try_iter().into_iter().flatten().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_flow(out, &item);
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            for (i, key) in value.try_iter().into_iter().flatten().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let item = value.get_item(&key).unwrap_or_default();
+                out.push_str(&json_string(&key.to_string()));
+                out.push_str(": ");
+                write_flow(out, &item);
+            }
+            out.push('}');
+        }
+        _ => out.push_str(&json_string(&value.to_string())),
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+/// The formatter of `{{ }}`: [`display`], written unescaped.
+pub fn format_output(out: &mut Output, _state: &State, value: &Value) -> Result<(), Error> {
+    match display(value) {
+        Some(text) => out.write_str(&text).map_err(Error::from),
+        None => Ok(()),
+    }
+}
+
+fn strval(filter: &str, value: &Value) -> Result<Option<String>, Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("`{filter}` got an undefined value; test it with `is defined` or give a default"),
+        ));
+    }
+    Ok(display(value))
+}
+
+/// `value | quote`: Helm's `quote` — the value as it prints, in double
+/// quotes, escaped as Go's `%q` does (which YAML reads back unchanged);
+/// none gives nothing, as Helm's `quote` gives for nil.
+pub fn quote(value: &Value) -> Result<String, Error> {
+    Ok(strval("quote", value)?.map(|s| go_quote(&s)).unwrap_or_default())
+}
+
+/// `value | squote`: Helm's `squote` — the value as it prints, in single
+/// quotes. A `'` inside is doubled, as YAML spells it (Helm writes it as is,
+/// which no YAML reader accepts); none gives nothing.
+pub fn squote(value: &Value) -> Result<String, Error> {
+    Ok(strval("squote", value)?.map(|s| format!("'{}'", s.replace('\'', "''"))).unwrap_or_default())
+}
+
+/// `s` quoted as Go's `strconv.Quote` (`%q`) quotes it: `"` and `\`
+/// backslashed, `\a \b \f \n \r \t \v` for those controls, `\xNN` for other
+/// ASCII controls, `\uNNNN`/`\UNNNNNNNN` for characters Go does not print
+/// (other controls, format and private-use characters, spaces other than
+/// U+0020, line and paragraph separators, non-characters). Every escape is
+/// one a YAML double-quoted scalar reads back as the same character.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if !go_printable(c) => {
+                if (c as u32) < 0x10000 {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                } else {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `unicode.IsPrint` for the characters it refuses that Rust can name
+/// without Unicode tables: controls, the format characters (Cf), private
+/// use, non-characters, and every space but U+0020.
+fn go_printable(c: char) -> bool {
+    let u = c as u32;
+    let format = matches!(u,
+        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891 | 0x8E2 | 0x180E
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF
+        | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F);
+    let private = matches!(u, 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD);
+    let nonchar = matches!(u, 0xFDD0..=0xFDEF) || (u & 0xFFFE) == 0xFFFE;
+    let space = c.is_whitespace() && c != ' ';
+    !(c.is_control() || format || private || nonchar || space)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +276,16 @@ mod tests {
         let err = env_or(&allowed, "AWS_SECRET_ACCESS_KEY", Value::from("x")).unwrap_err();
         assert!(err.to_string().contains("templates.env"));
         assert_eq!(env_or(&allowed, "SHOP_SURELY_UNSET_VAR", Value::from("d")).unwrap(), Value::from("d"));
+    }
+
+    #[test]
+    fn go_quote_escapes_as_go_does() {
+        // Expected texts are Go's fmt.Sprintf("%q", s).
+        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(go_quote("\u{7}\u{8}\u{c}\n\r\t\u{b}"), r#""\a\b\f\n\r\t\v""#);
+        assert_eq!(go_quote("\u{1b}\u{7f}\u{0}"), r#""\x1b\x7f\x00""#);
+        assert_eq!(go_quote("\u{a0}\u{200b}\u{feff}\u{2028}"), r#""\u00a0\u200b\ufeff\u2028""#);
+        assert_eq!(go_quote("\u{f0000}é中"), r#""\U000f0000é中""#);
+        assert_eq!(go_quote("\u{85}"), r#""\u0085""#);
     }
 }

@@ -12,3 +12,6 @@ mod partials;
 pub use context::{ComponentContext, RunContext, TargetContext, TlsContext};
 pub use engine::{diagnostic_from, template_name, Engine, CONTEXT_VARS};
 pub use partials::{scan_macros, MacroDef, RESERVED};
+
+#[cfg(test)]
+mod tests;

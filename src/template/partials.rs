@@ -49,7 +49,7 @@ pub const BUILTIN_FUNCTIONS: [&str; 10] =
 
 /// minijinja's built-in filters and tests plus ours: a partial of that
 /// name reads as the filter or test to anyone reviewing a template.
-pub const BUILTIN_FILTERS: [&str; 77] = [
+pub const BUILTIN_FILTERS: [&str; 79] = [
     "safe",
     "escape",
     "e",
@@ -99,6 +99,8 @@ pub const BUILTIN_FILTERS: [&str; 77] = [
     "format",
     "tojson",
     "nindent",
+    "quote",
+    "squote",
     "to_yaml",
     "b64encode",
     "sha256",
@@ -260,7 +262,7 @@ mod tests {
             assert!(BUILTIN_FUNCTIONS.contains(&name), "minijinja global `{name}` is not in BUILTIN_FUNCTIONS");
         }
         let mut env = minijinja::Environment::new();
-        for f in ["nindent", "to_yaml", "b64encode", "sha256", "dns_label"] {
+        for f in ["nindent", "quote", "squote", "to_yaml", "b64encode", "sha256", "dns_label"] {
             env.add_filter(f, |v: minijinja::Value| v);
         }
         for name in BUILTIN_FILTERS {
