@@ -9,5 +9,6 @@ mod schema;
 mod support;
 mod templates;
 mod trust_tree;
+mod values;
 #[cfg(feature = "watch")]
 mod watch;

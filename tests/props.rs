@@ -178,7 +178,7 @@ fn requests() -> Vec<Request> {
     let t = |env: &str, slot: Option<&str>| Request {
         target: Target { env: env.into(), slot: slot.map(Into::into) },
         run_id: slot.map(|_| "r1".to_owned()),
-        sets: BTreeMap::new(),
+        sets: Default::default(),
     };
     vec![t("staging", None), t("dev", None), t("ai", Some("s1")), t("ai", Some("s2"))]
 }

@@ -46,6 +46,8 @@ struct PlanView {
     target: String,
     namespace: String,
     host: Option<String>,
+    /// Overrides in effect (`--set`, `--values`, the slot's recorded ones).
+    overrides: std::collections::BTreeMap<String, serde_json::Value>,
     stages: Vec<StageView>,
     changes: Vec<tree::Change>,
 }
@@ -63,6 +65,12 @@ struct StageView {
 struct ComponentView {
     #[serde(flatten)]
     plan: PlannedComponent,
+    /// The component's `vars` when it has values of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vars: Option<serde_yaml::Mapping>,
+    /// Its values that differ from the target's `vars` (dotted path → value).
+    #[serde(skip)]
+    own: Vec<(String, String)>,
     objects: Vec<String>,
 }
 
@@ -93,12 +101,15 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             stages.push(StageView { name: p.stage.clone(), dir: dir.clone(), components: Vec::new() });
         }
         let objects = rendered.objects.iter().filter(|o| o.component == p.name).map(|o| o.id.to_string()).collect();
-        stages.last_mut().expect("just pushed").components.push(ComponentView { plan: p.clone(), objects });
+        let vars = rendered.component_vars.get(&p.name).cloned();
+        let own = vars.as_ref().map(|v| differences(v, &rendered.vars)).unwrap_or_default();
+        stages.last_mut().expect("just pushed").components.push(ComponentView { plan: p.clone(), vars, own, objects });
     }
     let view = PlanView {
         target: rendered.target.dir(),
         namespace: rendered.namespace.clone(),
         host: rendered.host.clone(),
+        overrides: rendered.sets.recorded(),
         stages,
         changes,
     };
@@ -109,6 +120,36 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         Format::Dot => print_graph(&view, out, false)?,
     }
     Ok(exit::OK)
+}
+
+/// Leaves of `vars` that differ from (or are missing in) `base`, as
+/// `path=value` in YAML flow style, sorted by path.
+fn differences(vars: &serde_yaml::Mapping, base: &serde_yaml::Mapping) -> Vec<(String, String)> {
+    fn walk(v: &serde_yaml::Value, base: Option<&serde_yaml::Value>, path: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_yaml::Value::Mapping(m) if !m.is_empty() => {
+                for (k, item) in m {
+                    let key = k.as_str().map(str::to_owned).unwrap_or_else(|| flow(k));
+                    let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    walk(item, base.and_then(|b| b.get(k)), &p, out);
+                }
+            }
+            _ if base == Some(v) => {}
+            _ => out.push((path.to_owned(), flow(v))),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&serde_yaml::Value::Mapping(vars.clone()), Some(&serde_yaml::Value::Mapping(base.clone())), "", &mut out);
+    out.sort();
+    out
+}
+
+/// A value on one line: JSON, which is YAML flow style.
+fn flow(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
 }
 
 fn reason(e: &Enablement) -> String {
@@ -128,6 +169,10 @@ fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
         view.namespace,
         view.host.as_ref().map(|h| format!("  host {h}")).unwrap_or_default()
     )?;
+    if !view.overrides.is_empty() {
+        let list: Vec<String> = view.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(out.out, "overrides {}", list.join(", "))?;
+    }
     for s in &view.stages {
         writeln!(out.out, "\n{}", s.dir)?;
         for c in &s.components {
@@ -137,6 +182,10 @@ fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
                 format!("  <- {}", c.plan.depends_on.join(", "))
             };
             writeln!(out.out, "  wave {:>2}  {:<20} {}{deps}", c.plan.wave, c.plan.name, reason(&c.plan.enablement))?;
+            if !c.own.is_empty() {
+                let list: Vec<String> = c.own.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                writeln!(out.out, "             vars  {}", list.join(", "))?;
+            }
             for o in &c.objects {
                 writeln!(out.out, "             {o}")?;
             }

@@ -1,14 +1,15 @@
 //! Turning `--env/--slot/--all/--run-id/--set` into render requests, with the
 //! state the tree remembers: a slot keeps its last run id and overrides.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::diagnostic::Diagnostics;
 use crate::inventory::names::dns_label_problem;
+use crate::inventory::values::{self, Override, Overrides};
 use crate::inventory::Inventory;
-use crate::render::{check_set, check_set_value, Request, Target};
+use crate::render::{Request, Target};
 use crate::tree;
 
 /// Which targets a command acts on.
@@ -31,9 +32,8 @@ pub struct RequestArgs {
     /// Agent run id for the slot(s); absent: the slot's last run id is kept.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
-    /// Override `versions.<name>` or `vars.<path>` for this run (kept per slot).
-    #[arg(long = "set", value_name = "PATH=VALUE")]
-    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub values: ValueArgs,
     /// Output directory of the tree, relative to the project.
     #[arg(long, default_value = "rendered", value_name = "DIR")]
     pub out: PathBuf,
@@ -69,26 +69,118 @@ pub fn out_dir(inventory: &Inventory, out: &Path) -> Result<PathBuf> {
     Ok(full)
 }
 
-/// Parses `--set` flags.
-pub fn parse_sets(inventory: &Inventory, sets: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for s in sets {
-        let Some((path, value)) = s.split_once('=') else {
-            bail!("--set {s}: expected PATH=VALUE, e.g. --set versions.users=1.5.0");
-        };
-        if let Err(e) = check_override(inventory, path, value) {
-            bail!(e);
+/// One value flag, in command-line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueArg {
+    /// `--set PATH=VALUE[,…]`.
+    Set(String),
+    /// `--set-string PATH=VALUE[,…]`.
+    SetString(String),
+    /// `--values FILE`.
+    File(PathBuf),
+}
+
+/// `--set`, `--set-string` and `--values`, kept in the order given (clap
+/// keeps one list per flag; the order across them is read from the
+/// argument indices).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueArgs {
+    /// The flags in order.
+    pub items: Vec<ValueArg>,
+}
+
+impl clap::FromArgMatches for ValueArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut items: Vec<(usize, ValueArg)> = Vec::new();
+        for id in ["set", "set_string"] {
+            if let (Some(vals), Some(idx)) = (m.get_many::<String>(id), m.indices_of(id)) {
+                for (v, i) in vals.zip(idx) {
+                    let arg =
+                        if id == "set" { ValueArg::Set(v.clone()) } else { ValueArg::SetString(v.clone()) };
+                    items.push((i, arg));
+                }
+            }
         }
-        out.insert(path.to_owned(), value.to_owned());
+        if let (Some(vals), Some(idx)) = (m.get_many::<PathBuf>("values"), m.indices_of("values")) {
+            for (v, i) in vals.zip(idx) {
+                items.push((i, ValueArg::File(v.clone())));
+            }
+        }
+        items.sort_by_key(|(i, _)| *i);
+        Ok(ValueArgs { items: items.into_iter().map(|(_, a)| a).collect() })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ValueArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        use clap::{Arg, ArgAction};
+        cmd.arg(
+            Arg::new("set")
+                .long("set")
+                .value_name("PATH=VALUE")
+                .action(ArgAction::Append)
+                .help("Override `versions.<name>` or `vars.<path>` with Helm's --set grammar (kept per slot)"),
+        )
+        .arg(
+            Arg::new("set_string")
+                .long("set-string")
+                .value_name("PATH=VALUE")
+                .action(ArgAction::Append)
+                .help("Like --set, but every value is text as given (`007`, `true`)"),
+        )
+        .arg(
+            Arg::new("values")
+                .long("values")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .action(ArgAction::Append)
+                .help("A YAML file with `versions:` and/or `vars:`, merged in command-line order with --set"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// Parses the value flags into checked overrides, in command-line order.
+pub fn parse_values(inventory: &Inventory, args: &ValueArgs) -> Result<Vec<Override>> {
+    let mut out = Vec::new();
+    for item in &args.items {
+        let parsed = match item {
+            ValueArg::Set(text) => values::parse_set("--set", text, false).map_err(anyhow::Error::msg)?,
+            ValueArg::SetString(text) => values::parse_set("--set-string", text, true).map_err(anyhow::Error::msg)?,
+            ValueArg::File(file) => values::read_values_file(file).map_err(Diagnostics)?,
+        };
+        for o in parsed {
+            o.check(inventory).map_err(anyhow::Error::msg)?;
+            out.push(o);
+        }
     }
     Ok(out)
 }
 
-/// The checks every override passes, from `--set` or read back from a
-/// `target.json`: a known path and a one-line value.
-pub fn check_override(inventory: &Inventory, path: &str, value: &str) -> Result<(), String> {
-    check_set(inventory, path)?;
-    check_set_value(path, value)
+/// The overrides of one target: those recorded before (if any), then the
+/// new ones in order, checked against the environment's values.
+pub fn target_overrides(
+    inventory: &Inventory,
+    env: &str,
+    recorded: &[Override],
+    new: &[Override],
+) -> Result<Overrides> {
+    let mut sets = Overrides::default();
+    for o in recorded.iter().chain(new) {
+        sets.apply(o).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(env) = inventory.environment(env) {
+        sets.check_against(inventory, env).map_err(anyhow::Error::msg)?;
+    }
+    Ok(sets)
 }
 
 /// Checks a run id, from `--run-id` or read back from a `target.json`.
@@ -131,8 +223,8 @@ pub fn check_meta(inventory: &Inventory, file: &str, target: &Target, meta: &tre
     if let Some(id) = &meta.run_id {
         check_run_id(id).map_err(fail)?;
     }
-    for (path, value) in &meta.sets {
-        check_override(inventory, path, value).map_err(fail)?;
+    for o in values::from_recorded(&meta.sets, "`sets`").map_err(fail)? {
+        o.check(inventory).map_err(fail)?;
     }
     Ok(())
 }
@@ -218,7 +310,7 @@ pub fn requests(
     args: &RequestArgs,
     state: &dyn TreeState,
 ) -> Result<Vec<Request>> {
-    let sets = parse_sets(inventory, &args.sets)?;
+    let sets = parse_values(inventory, &args.values)?;
     let mut targets = Vec::new();
     if sel.all {
         for (name, env) in &inventory.environments {
@@ -288,11 +380,13 @@ pub fn requests(
     for target in targets {
         let dir = target.dir();
         let previous = state.read_meta(&dir).map_err(anyhow::Error::msg)?;
+        let mut recorded = Vec::new();
         if let Some(meta) = &previous {
-            check_meta(inventory, &state.meta_file(&dir), &target, meta)?;
+            let file = state.meta_file(&dir);
+            check_meta(inventory, &file, &target, meta)?;
+            recorded = values::from_recorded(&meta.sets, &file).map_err(anyhow::Error::msg)?;
         }
-        let mut merged = previous.as_ref().map(|m| m.sets.clone()).unwrap_or_default();
-        merged.extend(sets.clone());
+        let merged = target_overrides(inventory, &target.env, &recorded, &sets)?;
         let run_id = args.run_id.clone().or_else(|| previous.and_then(|m| m.run_id));
         requests.push(Request { target, run_id, sets: merged });
     }

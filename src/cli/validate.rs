@@ -15,10 +15,13 @@ pub const PROBE: &str = "validate";
 
 /// Arguments of `validate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    values: super::targets::ValueArgs,
+}
 
 /// Runs the validation.
-pub fn run(file: &Path, _args: Args, out: &mut Output) -> Result<u8> {
+pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
     let mut diags = Diagnostics::default();
     for c in inventory.components.iter() {
@@ -45,15 +48,15 @@ pub fn run(file: &Path, _args: Args, out: &mut Output) -> Result<u8> {
         out.diagnostics(&diags)?;
         return Err(super::Reported.into());
     }
-    let requests: Vec<Request> = inventory
-        .environments
-        .values()
-        .map(|e| Request {
+    let overrides = super::targets::parse_values(&inventory, &args.values)?;
+    let mut requests: Vec<Request> = Vec::new();
+    for e in inventory.environments.values() {
+        requests.push(Request {
             target: Target { env: e.name.clone(), slot: e.slots.then(|| PROBE.to_owned()) },
             run_id: e.slots.then(|| PROBE.to_owned()),
-            sets: Default::default(),
-        })
-        .collect();
+            sets: super::targets::target_overrides(&inventory, &e.name, &[], &overrides)?,
+        });
+    }
     let rendered = match render_targets(&inventory, &engine, &requests) {
         Ok(r) => r,
         Err(ds) => {

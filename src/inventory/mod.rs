@@ -8,6 +8,7 @@
 mod load;
 mod model;
 pub mod names;
+pub mod values;
 mod raw;
 mod resolve;
 mod validate;
@@ -17,6 +18,7 @@ pub use load::{read_source, SourceFile};
 pub use model::*;
 pub use raw::{RawInventory, RawTls, API_VERSION, KIND};
 pub use resolve::{deep_merge, load, Loaded};
+pub use values::{Override, Overrides};
 pub use validate::find_cycle;
 
 /// The JSON Schema of `services.yaml`, generated from the same serde types

@@ -84,6 +84,9 @@ pub struct Environment {
     pub slots: bool,
     /// Namespace template.
     pub namespace: String,
+    /// Whether the project owns its namespace (`manageNamespace`, default
+    /// true): renders its Namespace object and lets the glue create it.
+    pub manage_namespace: bool,
     /// Host template.
     pub domain: Option<String>,
     /// TLS settings.
@@ -147,6 +150,8 @@ pub struct Component {
     pub manifests: Vec<PathBuf>,
     /// Overlays by environment name.
     pub overlays: BTreeMap<String, Overlay>,
+    /// The component's own values: defaults under the environment's `vars`.
+    pub vars: serde_yaml::Mapping,
     /// Line of the component in services.yaml, for messages.
     #[serde(skip)]
     pub line: usize,
@@ -165,6 +170,8 @@ pub struct Overlay {
     pub drop_kinds: Vec<String>,
     /// Env vars added to every container (values are templates).
     pub env: BTreeMap<String, String>,
+    /// Values over the component's and the environment's `vars` in this environment.
+    pub vars: serde_yaml::Mapping,
 }
 
 /// One PVC mount; string fields are templates.

@@ -146,6 +146,11 @@ pub struct RawEnvironment {
     /// Namespace, a template.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// `false`: the namespace belongs to someone else (a platform team);
+    /// no Namespace object is rendered and the GitOps glue never creates it.
+    /// Plain environments only. Default `true`.
+    #[serde(default)]
+    pub manage_namespace: Option<bool>,
     /// Public host, a template (`host` in templates).
     #[serde(default)]
     pub domain: Option<String>,
@@ -205,6 +210,11 @@ pub struct RawComponent {
     /// Post-render changes per environment.
     #[serde(default)]
     pub overlays: BTreeMap<String, RawOverlay>,
+    /// Values for this component's templates: defaults that the
+    /// environment's `vars` (and `overlays.<env>.vars`) override.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub vars: Option<serde_yaml::Mapping>,
 }
 
 /// `agent:`.
@@ -237,6 +247,10 @@ pub struct RawOverlay {
     /// Environment variables added to every container.
     #[serde(default)]
     pub env: BTreeMap<String, Scalar>,
+    /// Values over the component's and the environment's `vars` in this environment.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub vars: Option<serde_yaml::Mapping>,
 }
 
 /// One `pvcMounts` entry.

@@ -568,6 +568,20 @@ impl Resolver {
                     "every slot needs its own namespace: include `{{ slot }}`, e.g. \"{{ project }}-dev-{{ slot }}\"",
                 );
             }
+            let manage_namespace = merged.manage_namespace.unwrap_or(true);
+            if slots && !manage_namespace {
+                let inherited = own.manage_namespace.is_none();
+                let path = if inherited { YamlPath::default() } else { YamlPath::default().key("manageNamespace") };
+                self.error_in_env_file(
+                    name,
+                    &path,
+                    format!(
+                        "slot environment `{name}` has `manageNamespace: false`{}; a slot's namespace is its isolation, so codex-k8s must own it",
+                        if inherited { " (inherited)" } else { "" }
+                    ),
+                    "remove `manageNamespace: false` (or set `manageNamespace: true` here); only plain environments can render into a namespace they do not own",
+                );
+            }
             let mut idle_ttl = None;
             if let Some(text) = &merged.idle_ttl {
                 match parse_duration(text) {
@@ -621,6 +635,7 @@ impl Resolver {
                     inherits: chain[1..].to_vec(),
                     slots,
                     namespace,
+                    manage_namespace,
                     domain: merged.domain.clone(),
                     tls: merged.tls.clone(),
                     idle_ttl,
@@ -747,6 +762,7 @@ impl Resolver {
             image: raw.image.clone(),
             manifests,
             overlays,
+            vars: raw.vars.clone().unwrap_or_default(),
             line: self.main.doc.key_location(path).line,
             positions,
         }
@@ -801,6 +817,7 @@ impl Resolver {
             image: raw.image.clone(),
             manifests,
             overlays,
+            vars: serde_yaml::Mapping::new(),
             line: self.main.doc.key_location(&path).line,
             positions,
         }
@@ -869,6 +886,7 @@ impl Resolver {
                         .collect(),
                     drop_kinds: o.drop_kinds.clone(),
                     env: o.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+                    vars: o.vars.clone().unwrap_or_default(),
                 },
             );
         }
@@ -1033,6 +1051,7 @@ fn merge_env(parent: RawEnvironment, child: &RawEnvironment) -> RawEnvironment {
         from: child.from.clone(),
         slots: child.slots.or(parent.slots),
         namespace: child.namespace.clone().or(parent.namespace),
+        manage_namespace: child.manage_namespace.or(parent.manage_namespace),
         domain: child.domain.clone().or(parent.domain),
         tls,
         idle_ttl: child.idle_ttl.clone().or(parent.idle_ttl),

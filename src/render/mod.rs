@@ -3,6 +3,7 @@
 //! check policy. Pure: inputs in, [`RenderedTarget`] out.
 
 pub mod emit;
+mod images;
 pub mod isolation;
 pub mod kinds;
 mod object;
@@ -15,7 +16,7 @@ pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use plan::{Enablement, PlannedComponent, Target};
 pub use target::{
-    check_set, check_set_value, excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request,
+    excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request,
 };
 
 use rayon::prelude::*;

@@ -15,6 +15,7 @@ use super::plan::{self, Enablement, PlannedComponent, Target};
 use super::policy::{self, Rules};
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::inventory::names::dns_label_problem;
+use crate::inventory::values::{self, Overrides};
 use crate::inventory::{Component, ComponentKind, Environment, Inventory};
 use crate::template::{ComponentContext, Engine, RunContext, TargetContext, TlsContext};
 
@@ -47,8 +48,8 @@ pub struct Request {
     pub target: Target,
     /// Agent run id (slot targets).
     pub run_id: Option<String>,
-    /// `--set` overrides: `versions.x` or `vars.a.b` → YAML scalar text.
-    pub sets: BTreeMap<String, String>,
+    /// Overrides (`--set`, `--values`, the slot's recorded ones), checked.
+    pub sets: Overrides,
 }
 
 /// A rendered target.
@@ -63,66 +64,35 @@ pub struct RenderedTarget {
     /// The run id used.
     pub run_id: Option<String>,
     /// The overrides used.
-    pub sets: BTreeMap<String, String>,
+    pub sets: Overrides,
+    /// The target's `vars` (the environment's, overrides applied).
+    pub vars: Mapping,
+    /// The `vars` of components that have values of their own (component
+    /// `vars`, `overlays.<env>.vars`), overrides applied.
+    pub component_vars: BTreeMap<String, Mapping>,
     /// Components with their verdicts and waves.
     pub plan: Vec<PlannedComponent>,
     /// Objects, ordered by wave then path.
     pub objects: Vec<RenderedObject>,
 }
 
-/// Checks `--set` paths: `versions.<known name>` or `vars.<path>`.
-pub fn check_set(inventory: &Inventory, path: &str) -> Result<(), String> {
-    if let Some(name) = path.strip_prefix("versions.") {
-        if inventory.versions.contains_key(name) {
-            return Ok(());
-        }
-        let hint = crate::diagnostic::did_you_mean(name, inventory.versions.keys().map(String::as_str))
-            .map(|s| format!(" (did you mean `versions.{s}`?)"))
-            .unwrap_or_default();
-        return Err(format!("--set {path}: no version `{name}` in services.yaml{hint}"));
-    }
-    match path.strip_prefix("vars.") {
-        Some(rest) if !rest.is_empty() && rest.split('.').all(|s| !s.is_empty()) => Ok(()),
-        _ => Err(format!("--set {path}: only `versions.<name>` and `vars.<path>` can be overridden")),
-    }
+/// An override that cannot be applied to a component's values.
+fn override_error(inventory: &Inventory, message: String) -> Diagnostic {
+    Diagnostic::error(&inventory.file, None, message)
+        .with_help("fix the --set/--values path, or the values it meets in services.yaml")
 }
 
-/// Checks a `--set` value (from the command line or a recorded
-/// `target.json`): one line of printable text.
-pub fn check_set_value(path: &str, value: &str) -> Result<(), String> {
-    match crate::inventory::names::value_problem(value) {
-        Some(problem) => Err(format!("--set {path}: the value {problem}")),
-        None => Ok(()),
+/// The `vars` of `c` in the target when it has values of its own.
+fn own_vars(
+    inventory: &Inventory,
+    env: &Environment,
+    c: &Component,
+    req: &Request,
+) -> Result<Option<Mapping>, Diagnostic> {
+    if !values::has_own_vars(env, c) {
+        return Ok(None);
     }
-}
-
-/// A `--set vars.…` value: a plain number, bool or null is typed as YAML
-/// would (`replicas=3`), a quoted one loses its quotes (`'1.10'`); anything
-/// else is kept as written, so YAML syntax in it (`&a`, `*a`, `# c`, `!!tag`,
-/// `a: b`) stays text rather than changing the value.
-fn scalar(text: &str) -> Value {
-    let Ok(doc) = crate::inventory::yaml::load(text) else { return Value::String(text.to_owned()) };
-    let quoted = text.len() >= 2
-        && ((text.starts_with('\'') && text.ends_with('\'')) || (text.starts_with('"') && text.ends_with('"')));
-    match doc.value {
-        v @ (Value::Bool(_) | Value::Number(_)) if doc.typed.len() == 1 && !text.contains(['#', '&', '!', '*']) => v,
-        Value::Null if text.is_empty() || text == "~" || text.eq_ignore_ascii_case("null") => Value::Null,
-        Value::String(s) if quoted => Value::String(s),
-        _ => Value::String(text.to_owned()),
-    }
-}
-
-fn set_path(map: &mut Mapping, path: &[&str], value: Value) {
-    let Some((first, rest)) = path.split_first() else { return };
-    if rest.is_empty() {
-        map.insert(Value::from(*first), value);
-        return;
-    }
-    let entry = map.entry(Value::from(*first)).or_insert_with(|| Value::Mapping(Mapping::new()));
-    if !entry.is_mapping() {
-        *entry = Value::Mapping(Mapping::new());
-    }
-    set_path(entry.as_mapping_mut().expect("just made a mapping"), rest, value);
+    values::component_vars(env, Some(c), &req.sets).map(Some).map_err(|e| override_error(inventory, e))
 }
 
 /// minijinja's message without its `(in <string>:1)` suffix.
@@ -160,14 +130,8 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         )));
     };
     let mut versions = inventory.versions.clone();
-    let mut vars = env.vars.clone();
-    for (path, value) in &req.sets {
-        if let Some(name) = path.strip_prefix("versions.") {
-            versions.insert(name.to_owned(), value.clone());
-        } else if let Some(rest) = path.strip_prefix("vars.") {
-            set_path(&mut vars, &rest.split('.').collect::<Vec<_>>(), scalar(value));
-        }
-    }
+    versions.extend(req.sets.versions().iter().map(|(k, v)| (k.clone(), v.clone())));
+    let vars = values::component_vars(env, None, &req.sets).map_err(|e| fail(override_error(inventory, e)))?;
     let mut ctx = TargetContext {
         project: inventory.project.clone(),
         env: env.name.clone(),
@@ -178,6 +142,7 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         versions,
         images: BTreeMap::new(),
         vars,
+        empty_images: BTreeMap::new(),
     };
     let value = JValue::from_serialize(&ctx);
     ctx.namespace = engine
@@ -227,6 +192,10 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         let tag = engine.render_inline(&image.tag, &value).map_err(|e| {
             fail(inline_error(inventory, (&inventory.file, image.positions.1), &format!("images.{name}.tag"), env, &e))
         })?;
+        if repo.trim().is_empty() || tag.trim().is_empty() {
+            let part = if repo.trim().is_empty() { "repository" } else { "tag" };
+            ctx.empty_images.insert(name.clone(), part);
+        }
         ctx.images.insert(name.clone(), format!("{repo}:{tag}"));
     }
     Ok(ctx)
@@ -246,7 +215,16 @@ pub fn plan_target(
         let verdict = if !plan::in_envs(c, &req.target.env) {
             Enablement::NotInEnvs
         } else if let Some(expr) = &c.when {
-            let comp = minijinja::context! { component => component_ctx(ctx, c, 0), ..base.clone() };
+            let env = inventory.environment(&req.target.env).expect("target_context checked the environment");
+            let comp = match own_vars(inventory, env, c, req) {
+                Ok(Some(vars)) => minijinja::context! { component => component_ctx(ctx, c, 0), vars => vars, ..base.clone() },
+                Ok(None) => minijinja::context! { component => component_ctx(ctx, c, 0), ..base.clone() },
+                Err(d) => {
+                    diags.push(d);
+                    verdicts.push(Enablement::WhenFalse);
+                    continue;
+                }
+            };
             match engine.eval_bool(expr, &comp) {
                 Ok(true) => Enablement::Enabled,
                 Ok(false) => Enablement::WhenFalse,
@@ -311,14 +289,32 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         .filter(|p| p.enablement == Enablement::Enabled)
         .filter_map(|p| inventory.component(&p.name).map(|c| (p, c)))
         .collect();
+    let empty: Vec<Diagnostic> = enabled
+        .iter()
+        .filter_map(|(_, c)| super::images::check_component_image(inventory, &ctx, c, &req.target))
+        .collect();
+    if !empty.is_empty() {
+        return Err(Diagnostics(empty));
+    }
     let jobs: Vec<(usize, &Path)> =
         enabled.iter().enumerate().flat_map(|(i, (_, c))| c.manifests.iter().map(move |m| (i, m.as_path()))).collect();
     let run = req.run_id.as_ref().map(|id| RunContext { id: id.clone() });
+    let mut component_vars = BTreeMap::new();
+    for (_, c) in &enabled {
+        if let Some(vars) = own_vars(inventory, env, c, req).map_err(|d| Diagnostics(vec![d]))? {
+            component_vars.insert(c.name.clone(), vars);
+        }
+    }
     let contexts: Vec<JValue> = enabled
         .iter()
         .map(|(p, c)| {
             let run = if c.kind == ComponentKind::Agent { run.clone() } else { None };
-            minijinja::context! { component => component_ctx(&ctx, c, p.wave), run => run, ..base.clone() }
+            match component_vars.get(&c.name) {
+                Some(vars) => minijinja::context! {
+                    component => component_ctx(&ctx, c, p.wave), run => run, vars => vars, ..base.clone()
+                },
+                None => minijinja::context! { component => component_ctx(&ctx, c, p.wave), run => run, ..base.clone() },
+            }
         })
         .collect();
 
@@ -407,6 +403,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
             for (k, v) in &env_vars {
                 overlay::add_env(&mut value, k, v);
             }
+            diags.0.extend(super::images::check_containers(&value, &doc.template, &c.name, &req.target));
             let where_ = format!("document {} of {}", doc.index + 1, doc.template.display());
             let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
             if policy::scope(policy::group_of(api_version), &kind, scope_rules(inventory)) != policy::Scope::Cluster {
@@ -456,8 +453,26 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     if diags.has_errors() {
         return Err(diags);
     }
-    if !objects.iter().any(|o| o.id.kind == "Namespace" && o.id.name == ctx.namespace && o.id.group().is_empty()) {
-        objects.push(namespace_object(inventory, &req.target, &ctx.namespace));
+    let own_namespace =
+        objects.iter().position(|o| o.id.kind == "Namespace" && o.id.name == ctx.namespace && o.id.group().is_empty());
+    match (own_namespace, env.manage_namespace) {
+        (None, true) => objects.push(namespace_object(inventory, &req.target, &ctx.namespace)),
+        (Some(i), false) => {
+            let o = &objects[i];
+            diags.push(
+                Diagnostic::error(
+                    o.template.clone().unwrap_or_else(|| inventory.file.clone()),
+                    None,
+                    format!(
+                        "component `{}` renders Namespace `{}`, but environment `{}` has `manageNamespace: false` (target {})",
+                        o.component, ctx.namespace, env.name, req.target
+                    ),
+                )
+                .with_help("the namespace belongs to someone else: drop the Namespace from the template, or remove `manageNamespace: false`"),
+            );
+            return Err(diags);
+        }
+        _ => {}
     }
     let rules = Rules {
         slot_env,
@@ -502,6 +517,8 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         host: ctx.host,
         run_id: req.run_id.clone(),
         sets: req.sets.clone(),
+        vars: ctx.vars,
+        component_vars,
         plan,
         objects,
     })
@@ -720,6 +737,7 @@ fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> 
         image: None,
         manifests: Vec::new(),
         overlays: BTreeMap::new(),
+        vars: Mapping::new(),
         line: 0,
         positions: BTreeMap::new(),
     };

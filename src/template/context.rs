@@ -27,6 +27,10 @@ pub struct TargetContext {
     pub images: BTreeMap<String, String>,
     /// Environment variables (`vars`), with `--set` overrides applied.
     pub vars: serde_yaml::Mapping,
+    /// Images whose `repository` or `tag` rendered empty (name → which
+    /// part); not seen by templates, checked for the components using them.
+    #[serde(skip)]
+    pub empty_images: BTreeMap<String, &'static str>,
 }
 
 /// `tls` as templates see it.

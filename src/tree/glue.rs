@@ -21,10 +21,17 @@ fn repo_path(out_prefix: &str, rest: &str) -> String {
     }
 }
 
-fn sync_policy() -> serde_json::Value {
+/// Argo CD's sync policy. An environment that does not manage its namespace
+/// says `CreateNamespace=false` outright: the namespace is someone else's,
+/// Argo CD must neither create it nor (having no Namespace object) prune it.
+fn sync_policy(manage_namespace: bool) -> serde_json::Value {
+    let mut options = vec!["PruneLast=true"];
+    if !manage_namespace {
+        options.push("CreateNamespace=false");
+    }
     json!({
         "automated": {"prune": true, "selfHeal": true},
-        "syncOptions": ["PruneLast=true"],
+        "syncOptions": options,
     })
 }
 
@@ -43,7 +50,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
                 "project": g.argocd_project,
                 "source": {"repoURL": g.repo_url, "targetRevision": g.revision, "path": repo_path(out_prefix, env)},
                 "destination": {"server": "https://kubernetes.default.svc"},
-                "syncPolicy": sync_policy(),
+                "syncPolicy": sync_policy(environment.manage_namespace),
             },
         });
         return yaml(&app);
@@ -69,7 +76,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
                     "project": g.argocd_project,
                     "source": {"repoURL": g.repo_url, "targetRevision": g.revision, "path": repo_path(out_prefix, &format!("{env}/{{{{.slot}}}}"))},
                     "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{.namespace}}"},
-                    "syncPolicy": sync_policy(),
+                    "syncPolicy": sync_policy(environment.manage_namespace),
                 },
             },
         },

@@ -50,9 +50,10 @@ pub struct TargetMeta {
     /// Agent run id, kept until a render sets another.
     #[serde(default)]
     pub run_id: Option<String>,
-    /// `--set` overrides, kept until set again.
+    /// Overrides (`--set`, `--values`), one entry per value path, kept
+    /// until set again.
     #[serde(default)]
-    pub sets: BTreeMap<String, String>,
+    pub sets: BTreeMap<String, serde_json::Value>,
     /// sha256 over the inventory, templates and partials, and this target's request.
     pub inputs_digest: String,
     /// sha256 over this target's object files (paths and contents).
@@ -90,7 +91,7 @@ pub fn target_files(
         namespace: rendered.namespace.clone(),
         host: rendered.host.clone(),
         run_id: rendered.run_id.clone(),
-        sets: rendered.sets.clone(),
+        sets: rendered.sets.recorded(),
         inputs_digest: inputs_digest.to_owned(),
         outputs_digest,
     };
@@ -181,11 +182,11 @@ pub fn target_inputs_digest(project_digest: &str, request: &crate::render::Reque
     h.update(request.target.dir().as_bytes());
     h.update([0]);
     h.update(request.run_id.as_deref().unwrap_or("").as_bytes());
-    for (k, v) in &request.sets {
+    for (k, v) in &request.sets.recorded() {
         h.update([0]);
         h.update(k.as_bytes());
         h.update([b'=']);
-        h.update(v.as_bytes());
+        h.update(v.to_string().as_bytes());
     }
     hex::encode(h.finalize())
 }
