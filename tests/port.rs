@@ -10,8 +10,9 @@
 //! Before comparing, exactly these differences are taken out, and nothing else:
 //! - on codex-k8s's side, what it adds to every object by design (each checked
 //!   for its value before it is removed): the labels in [`CODEX_LABELS`], the
-//!   annotation in [`CODEX_ANNOTATIONS`], and the `Namespace` object of the
-//!   target ([`NAMESPACE_OBJECT`]);
+//!   annotation in [`CODEX_ANNOTATIONS`] (the port's environment has
+//!   `manageNamespace: false`, so codex-k8s adds no `Namespace` object: helm
+//!   renders none either);
 //! - on helm's side, `app.kubernetes.io/managed-by: Helm` ([`HELM_ONLY_LABELS`]):
 //!   codex-k8s owns that label and sets it to `codex-k8s`, so a port cannot
 //!   carry Helm's value. `helm.sh/chart` is reproduced by the port itself;
@@ -52,10 +53,6 @@ const RELEASE_NAMESPACE: &str = "default";
 
 /// The port's one environment (its namespace is [`RELEASE_NAMESPACE`]).
 const ENV: &str = "default";
-
-/// The Namespace object codex-k8s adds to a target whose templates do not
-/// render one: `(kind, name)`; helm never renders the release namespace.
-const NAMESPACE_OBJECT: (&str, &str) = ("Namespace", RELEASE_NAMESPACE);
 
 /// Kinds of the port's output that are cluster-scoped (everything else is namespaced).
 const CLUSTER_SCOPED: &[&str] = &["Namespace"];
@@ -188,9 +185,6 @@ fn codex_objects(text: &str) -> Result<BTreeMap<Key, Yaml>, String> {
     for mut object in yaml_documents(text) {
         let key = key_of(&object);
         let what = describe(&key);
-        if (key.1.as_str(), key.3.as_str()) == NAMESPACE_OBJECT {
-            continue;
-        }
         let labels = labels_mut(&mut object, "labels").ok_or_else(|| format!("codex-k8s's {what} has no labels"))?;
         for (label, want) in CODEX_LABELS {
             let got = labels.remove(*label).and_then(|v| v.as_str().map(str::to_owned));
