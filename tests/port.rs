@@ -307,6 +307,43 @@ fn every_variant_renders_a_different_set_of_objects_or_values() {
     }
 }
 
+/// The codex-k8s flag that gives the same values as helm flag `arg`: `vars.`
+/// before every assigned path, `X.codex.yaml` for values file `X.yaml`.
+fn codex_equivalent(arg: &str) -> Option<String> {
+    if let Some(file) = arg.strip_prefix("--values=") {
+        return Some(format!("--values={}.codex.yaml", file.strip_suffix(".yaml")?));
+    }
+    let (flag, assignments) = arg.split_once('=')?;
+    if flag != "--set" && flag != "--set-string" {
+        return None;
+    }
+    // Helm splits assignments at commas outside `{…}` lists; the variants use no escaped commas.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in assignments.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&assignments[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&assignments[start..]);
+    Some(format!("{flag}={}", parts.iter().map(|p| format!("vars.{p}")).collect::<Vec<_>>().join(",")))
+}
+
+#[test]
+fn every_variant_gives_both_tools_the_same_values() {
+    for variant in variants() {
+        let want: Vec<Option<String>> = variant.helm.iter().map(|a| codex_equivalent(a)).collect();
+        let got: Vec<Option<String>> = variant.codex.iter().cloned().map(Some).collect();
+        assert_eq!(got, want, "variant `{}`: the codex-k8s flags are not the helm flags under `vars.`", variant.name);
+    }
+}
+
 #[test]
 fn the_comparison_fails_on_every_difference_it_was_not_told_about() {
     let project = port_project();
