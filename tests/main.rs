@@ -2,6 +2,7 @@ mod cli;
 mod corpus;
 mod crash;
 mod git;
+mod port;
 mod props;
 mod render;
 mod schema;
