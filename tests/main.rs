@@ -5,6 +5,7 @@ mod git;
 mod props;
 mod render;
 mod schema;
+mod shard;
 mod support;
 mod trust_tree;
 #[cfg(feature = "watch")]
