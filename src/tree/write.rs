@@ -122,18 +122,19 @@ pub fn check(out: &Path, desired: &Desired) -> io::Result<()> {
             check_no_links_below(&out.join(scratch))?;
         }
     }
-    for dir in desired.targets.keys().chain(&desired.removed_targets) {
-        match check_path(out, dir)? {
-            Some(t) if !t.is_dir() => {
-                return Err(io::Error::other(format!(
-                    "{} is a file where the tree needs the target directory; move it away",
-                    out.join(dir).display()
-                )))
-            }
-            Some(_) => check_no_links_below(&out.join(dir))?,
-            None => {}
-        }
-    }
+    // Per target in parallel (a walk of every target directory), errors
+    // reported for the first target in order.
+    let dirs: Vec<&String> = desired.targets.keys().chain(&desired.removed_targets).collect();
+    dirs.par_iter()
+        .map(|dir| match check_path(out, dir)? {
+            Some(t) if !t.is_dir() => Err(io::Error::other(format!(
+                "{} is a file where the tree needs the target directory; move it away",
+                out.join(dir).display()
+            ))),
+            Some(_) => check_no_links_below(&out.join(dir)),
+            None => Ok(()),
+        })
+        .collect::<io::Result<Vec<()>>>()?;
     for rel in desired.files.keys() {
         if check_path(out, rel)?.is_some_and(|t| t.is_dir()) {
             return Err(io::Error::other(format!(
@@ -354,6 +355,16 @@ fn stage_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::
 /// Replaces `out/dir` with its staged copy (or removes it when `staged` is
 /// false), through the trash and two renames.
 fn swap_target(out: &Path, dir: &str, staged: bool) -> io::Result<()> {
+    let trashed = move_in(out, dir, staged)?;
+    if trashed.exists() {
+        fs::remove_dir_all(&trashed).map_err(at(&trashed))?;
+    }
+    Ok(())
+}
+
+/// The two renames of [`swap_target`]; returns where the old directory went
+/// (in the trash, which [`recover`] empties if the run dies before it does).
+fn move_in(out: &Path, dir: &str, staged: bool) -> io::Result<PathBuf> {
     let final_dir = out.join(dir);
     let trashed = out.join(TRASH).join(scratch_name(dir));
     if final_dir.symlink_metadata().is_ok() {
@@ -366,10 +377,7 @@ fn swap_target(out: &Path, dir: &str, staged: bool) -> io::Result<()> {
         }
         fs::rename(out.join(STAGING).join(scratch_name(dir)), &final_dir).map_err(at(&final_dir))?;
     }
-    if trashed.exists() {
-        fs::remove_dir_all(&trashed).map_err(at(&trashed))?;
-    }
-    Ok(())
+    Ok(trashed)
 }
 
 /// Removes `dir` and then its parents up to (not including) `stop` while they are empty.
@@ -485,9 +493,17 @@ impl Staging {
     /// [`Staging::begin`]'s plan); returns the changes of those files.
     pub fn finish(self, dirs: &[String], files: &BTreeMap<String, Option<String>>) -> io::Result<Vec<Change>> {
         let changes = file_changes(&self.out, files)?;
+        // The renames in order; deleting the old directories (most of the
+        // time of a swap) after, in parallel.
+        let mut trashed = Vec::with_capacity(dirs.len());
         for dir in dirs {
-            swap_target(&self.out, dir, true)?;
+            trashed.push(move_in(&self.out, dir, true)?);
         }
+        trashed
+            .par_iter()
+            .filter(|t| t.exists())
+            .map(|t| fs::remove_dir_all(t).map_err(at(t)))
+            .collect::<io::Result<Vec<()>>>()?;
         let touched: BTreeSet<&str> = changes.iter().map(|c| c.path.as_str()).collect();
         write_files(&self.out, files, &touched)?;
         clean_scratch(&self.out)?;
