@@ -6,6 +6,7 @@ mod props;
 mod render;
 mod schema;
 mod shard;
+mod stream;
 mod support;
 mod trust_tree;
 #[cfg(feature = "watch")]
