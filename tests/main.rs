@@ -6,6 +6,8 @@ mod port;
 mod props;
 mod render;
 mod schema;
+mod shard;
+mod stream;
 mod support;
 mod templates;
 mod trust_tree;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use super::targets::{self, DiskTree, GitTree, RequestArgs, Selection, TreeState};
 use super::{exit, load_project, Exit, Output, Project};
 use crate::git;
-use crate::render::{render_targets, RenderedTarget};
+use crate::render::{render_targets, RenderedTarget, Shard};
 use crate::tree;
 
 /// Arguments of `render`. Saying what to render (`--env` or `--all`) is
@@ -49,6 +49,9 @@ pub struct Args {
     /// Render every selected target even when its recorded inputs and files are current.
     #[arg(long)]
     force: bool,
+    /// With --all: render only shard I of N (1-based), for a CI matrix of N jobs; see docs/cli.md.
+    #[arg(long, conflicts_with_all = ["env", "slots"], value_name = "I/N", value_parser = clap::value_parser!(Shard))]
+    shard: Option<Shard>,
 }
 
 /// Renders the selected targets.
@@ -87,7 +90,10 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
         _ => &disk_state,
     };
-    let requests = targets::requests(&inventory, &args.selection, &args.request, state)?;
+    let mut requests = targets::requests(&inventory, &args.selection, &args.request, state)?;
+    if let Some(shard) = args.shard {
+        requests = shard.select(requests, |r| &r.target);
+    }
     if args.stdout && requests.len() != 1 {
         bail!("--stdout prints one target; select one with --env (and one --slot)");
     }
@@ -114,6 +120,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let (a, b): (Vec<_>, Vec<_>) = requests.into_iter().zip(verdicts).partition(|(_, current)| *current);
         (a.into_iter().map(|(r, _)| r).collect(), b.into_iter().map(|(r, _)| r).collect())
     };
+    if repo.is_none() && !args.stdout {
+        let run =
+            Streaming { inventory: &inventory, engine: &engine, out_dir: &out_dir, prefix: &prefix, digest: &digest };
+        return run.render(&requests, &current, args.check, lock, &marker, out);
+    }
     let progress = progress_bar(out, requests.len());
     let rendered = render_targets(&inventory, &engine, &requests);
     if let Some(p) = progress {
@@ -132,20 +143,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let Some(one) = rendered.first() else { bail!("--stdout: nothing was rendered") };
         return print_stream(one, &args.only, &args.skip, out);
     }
-    // Slots already in the tree keep their namespaces: a new one may not take them.
-    let mut namespaces: Vec<_> = rendered.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
-    for env in inventory.environments.values().filter(|e| e.slots) {
-        for slot in tree::list_slots(&out_dir, &env.name) {
-            let target = crate::render::Target { env: env.name.clone(), slot: Some(slot) };
-            if namespaces.iter().any(|(t, _)| *t == target) {
-                continue;
-            }
-            if let Ok(ns) = crate::render::isolation::namespace_of(&inventory, &engine, &target) {
-                namespaces.push((target, ns));
-            }
-        }
-    }
-    let clashes = crate::render::isolation::clashes(&inventory, &engine, &namespaces);
+    let namespaces: Vec<_> = rendered.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
+    let clashes = namespace_clashes(&inventory, &engine, &out_dir, namespaces);
     if clashes.has_errors() {
         out.diagnostics(&clashes)?;
         writeln!(out.err, "nothing was written")?;
@@ -188,7 +187,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         tree::check(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
         let changes = tree::apply(&out_dir, &desired).with_context(|| format!("cannot write {shown}"))?;
         let _ = std::fs::write(&marker, tree::BUILD_ID);
-        summarize(out, &shown, &rendered, current.len(), &changes)?;
+        let dirs: Vec<String> = rendered.iter().map(|t| t.target.dir()).collect();
+        summarize(out, &shown, &dirs, current.len(), &changes)?;
     }
     if let Some(repo) = &repo {
         let sources = source_paths(repo, &inventory);
@@ -247,21 +247,61 @@ pub fn commit_or_push(
                 Some(r) => r.trim_start_matches("refs/heads/").to_owned(),
                 None => current_branch(repo)?,
             };
+            // What the work tree held before the run (besides this run's
+            // targets): the baseline that tells files other jobs removed
+            // from files nobody tracks.
+            let before = if r.is_none() { repo.head().ok().and_then(|h| h.peel_to_tree().ok()) } else { None };
             let outcome = git::push_with_retry(repo, remote, &branch, req, push_retry()?, check)?;
             if r.is_none() {
                 // The branch may have moved onto the remote tip (other jobs'
-                // slots): bring the index and the rendered tree along.
+                // slots): bring the index and the rendered tree along,
+                // removing the files the other jobs' commits removed.
                 git::reset_index_to_head(repo, prefix)?;
                 let mut co = git2::build::CheckoutBuilder::new();
                 co.force();
+
                 if !prefix.is_empty() {
                     co.path(prefix);
                 }
                 repo.checkout_head(Some(&mut co))?;
+                if let Some(before) = before {
+                    remove_files_removed_upstream(repo, &before, prefix)?;
+                }
             }
             outcome
         }
     })
+}
+
+/// Deletes from the work tree the files under `prefix` that `before` held
+/// and `HEAD` no longer does (another job's commit, taken in by a rebuilt
+/// push, removed them), when they still hold `before`'s content: a checkout
+/// alone leaves them behind as untracked files.
+fn remove_files_removed_upstream(repo: &git2::Repository, before: &git2::Tree<'_>, prefix: &str) -> Result<()> {
+    let Some(workdir) = repo.workdir() else { return Ok(()) };
+    let head = repo.head()?.peel_to_tree()?;
+    let mut opts = git2::DiffOptions::new();
+    if !prefix.is_empty() {
+        opts.pathspec(prefix);
+    }
+    let diff = repo.diff_tree_to_tree(Some(before), Some(&head), Some(&mut opts))?;
+    for delta in diff.deltas().filter(|d| d.status() == git2::Delta::Deleted) {
+        let (Some(rel), id) = (delta.old_file().path(), delta.old_file().id()) else { continue };
+        let path = workdir.join(rel);
+        let unchanged = path.symlink_metadata().is_ok_and(|m| m.is_file())
+            && git2::Oid::hash_file(git2::ObjectType::Blob, &path).is_ok_and(|h| h == id);
+        if unchanged {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            let mut dir = path.parent().map(Path::to_path_buf);
+            while let Some(d) = dir.filter(|d| d.starts_with(workdir) && d != workdir) {
+                if std::fs::remove_dir(&d).is_err() {
+                    break;
+                }
+                dir = d.parent().map(Path::to_path_buf);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The git preconditions of a committing run, checked before anything is
@@ -474,23 +514,166 @@ pub fn commit_request(
     }
 }
 
-fn summarize(
-    out: &mut Output,
-    shown: &str,
-    rendered: &[RenderedTarget],
-    unchanged: usize,
-    changes: &[tree::Change],
-) -> Result<()> {
+/// The namespace clashes of a run's targets (`namespaces`) with each other,
+/// with the plain environments and with the slots already in the tree (which
+/// keep their namespaces: a new slot may not take one).
+fn namespace_clashes(
+    inventory: &crate::inventory::Inventory,
+    engine: &crate::template::Engine,
+    out_dir: &Path,
+    mut namespaces: Vec<(crate::render::Target, String)>,
+) -> crate::diagnostic::Diagnostics {
+    let known: BTreeSet<crate::render::Target> = namespaces.iter().map(|(t, _)| t.clone()).collect();
+    for env in inventory.environments.values().filter(|e| e.slots) {
+        for slot in tree::list_slots(out_dir, &env.name) {
+            let target = crate::render::Target { env: env.name.clone(), slot: Some(slot) };
+            if known.contains(&target) {
+                continue;
+            }
+            if let Ok(ns) = crate::render::isolation::namespace_of(inventory, engine, &target) {
+                namespaces.push((target, ns));
+            }
+        }
+    }
+    crate::render::isolation::clashes(inventory, engine, &namespaces)
+}
+
+/// A plain render or `--check`: each target streams through the staging
+/// area as soon as it is rendered (see `tree::render_into`), so memory stays
+/// flat in the number of targets; nothing is swapped in before all succeeded.
+struct Streaming<'a> {
+    inventory: &'a crate::inventory::Inventory,
+    engine: &'a crate::template::Engine,
+    out_dir: &'a Path,
+    prefix: &'a str,
+    digest: &'a str,
+}
+
+impl Streaming<'_> {
+    fn render(
+        &self,
+        requests: &[crate::render::Request],
+        current: &[crate::render::Request],
+        check: bool,
+        lock: Option<TreeLock>,
+        marker: &Path,
+        out: &mut Output,
+    ) -> Result<u8> {
+        let root = &self.inventory.root;
+        let shown = self.out_dir.strip_prefix(root).unwrap_or(self.out_dir).display().to_string();
+        let plan = tree::plan(requests, current);
+        // What a failed run must take away again: the lock file when it
+        // lives in the tree (no git repository), and `--out` if it made it.
+        let out_existed = self.out_dir.symlink_metadata().is_ok();
+        let lock_file = lock_path(root, self.out_dir);
+        let lock_file_existed = lock_file.symlink_metadata().is_ok();
+        let mut lock = lock;
+        let mut staging = None;
+        if check {
+            tree::check(self.out_dir, &plan)?;
+        } else {
+            if lock.is_none() {
+                lock = Some(lock_tree(root, self.out_dir)?);
+            }
+            match tree::Staging::begin(self.out_dir, &plan) {
+                Ok(s) => staging = Some(s),
+                Err(e) => {
+                    self.undo(None, &lock_file, lock_file_existed, out_existed);
+                    return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")));
+                }
+            }
+        }
+        let progress = progress_bar(out, requests.len());
+        let sink = match &staging {
+            Some(s) => tree::Sink::Stage(s),
+            None => tree::Sink::Compare(self.out_dir),
+        };
+        let result = tree::render_into(self.inventory, self.engine, requests, self.digest, self.prefix, sink);
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        let failed = |ds: &crate::diagnostic::Diagnostics, out: &mut Output| -> Result<u8> {
+            out.diagnostics(ds)?;
+            writeln!(out.err, "nothing was written")?;
+            Err(super::Reported.into())
+        };
+        let streamed = match result {
+            Ok(s) => s,
+            Err(tree::Failure::Render(ds)) => {
+                self.undo(staging, &lock_file, lock_file_existed, out_existed);
+                return failed(&ds, out);
+            }
+            Err(tree::Failure::Io(e)) => {
+                self.undo(staging, &lock_file, lock_file_existed, out_existed);
+                return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")));
+            }
+        };
+        let namespaces = streamed.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect();
+        let clashes = namespace_clashes(self.inventory, self.engine, self.out_dir, namespaces);
+        if clashes.has_errors() {
+            self.undo(staging, &lock_file, lock_file_existed, out_existed);
+            return failed(&clashes, out);
+        }
+        let files = tree::glue_files(self.inventory, &streamed, current, self.prefix);
+        let mut changes: Vec<tree::Change> = streamed.iter().flat_map(|t| t.changes.iter().cloned()).collect();
+        let total = streamed.len() + current.len();
+        let Some(staging) = staging else {
+            changes.extend(tree::file_changes(self.out_dir, &files)?);
+            changes.sort();
+            if changes.is_empty() {
+                writeln!(out.err, "{shown}: {total} target(s) up to date")?;
+                return Ok(exit::OK);
+            }
+            writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;
+            for c in &changes {
+                writeln!(out.out, "  {:<8} {shown}/{}", format!("{:?}", c.kind).to_lowercase(), c.path)?;
+            }
+            return Err(Exit(exit::DRIFT).into());
+        };
+        let staged: Vec<String> = streamed.iter().filter(|t| !t.changes.is_empty()).map(|t| t.target.dir()).collect();
+        let glue = staging.finish(&staged, &files).with_context(|| format!("cannot write {shown}"))?;
+        changes.extend(glue);
+        changes.sort();
+        let _ = std::fs::write(marker, tree::BUILD_ID);
+        let dirs: Vec<String> = streamed.iter().map(|t| t.target.dir()).collect();
+        summarize(out, &shown, &dirs, current.len(), &changes)?;
+        drop(lock);
+        Ok(exit::OK)
+    }
+
+    /// Leaves the tree as a failed run found it: drops what was staged, the
+    /// lock file if this run created it in the tree, and `--out` if this run
+    /// created it (only when empty by then).
+    fn undo(&self, staging: Option<tree::Staging>, lock_file: &Path, lock_file_existed: bool, out_existed: bool) {
+        if let Some(s) = staging {
+            let _ = s.abort();
+        }
+        if !lock_file_existed && lock_file.starts_with(self.out_dir) {
+            let _ = std::fs::remove_file(lock_file);
+        }
+        if !out_existed {
+            let _ = std::fs::remove_dir(self.out_dir);
+        }
+    }
+}
+
+fn summarize(out: &mut Output, shown: &str, dirs: &[String], unchanged: usize, changes: &[tree::Change]) -> Result<()> {
     let count = |k: tree::ChangeKind| changes.iter().filter(|c| c.kind == k).count();
-    let touched: BTreeSet<String> = rendered
+    // A target directory is `env` or `env/slot`: look a change's path up by
+    // its first one and two components (linear in the changes).
+    let dirs: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
+    let touched: BTreeSet<&str> = changes
         .iter()
-        .map(|t| t.target.dir())
-        .filter(|d| changes.iter().any(|c| c.path.starts_with(&format!("{d}/"))))
+        .filter_map(|c| {
+            let mut cut = c.path.match_indices('/').map(|(i, _)| &c.path[..i]);
+            let (one, two) = (cut.next(), cut.next());
+            two.filter(|d| dirs.contains(d)).or(one.filter(|d| dirs.contains(d)))
+        })
         .collect();
     writeln!(
         out.err,
         "rendered {} target(s) into {shown} ({unchanged} more already current): {} file(s) changed in {} target(s) ({} added, {} changed, {} removed)",
-        rendered.len(),
+        dirs.len(),
         changes.len(),
         touched.len(),
         count(tree::ChangeKind::Added),
@@ -553,15 +736,22 @@ pub fn lock_tree(root: &Path, out_dir: &Path) -> Result<TreeLock> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))
+    };
+    let mut file = open()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         match file.try_lock_exclusive() {
+            // A failed run without a repository removes the lock file it
+            // created in the tree: a lock taken on that removed file locks
+            // nothing, so take it again on the file now at the path.
+            Ok(()) if !same_file(&file, &path) => file = open()?,
             Ok(()) => return Ok(TreeLock(file)),
             Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
             Err(_) => bail!(
@@ -569,6 +759,23 @@ pub fn lock_tree(root: &Path, out_dir: &Path) -> Result<TreeLock> {
                 path.display()
             ),
         }
+    }
+}
+
+/// True when `file` is the file at `path` (always true off Unix).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
     }
 }
 

@@ -31,9 +31,13 @@ pub fn to_yaml(value: &Value) -> String {
 }
 
 fn indent(out: &mut String, n: usize) {
-    for _ in 0..n {
-        out.push(' ');
+    const SPACES: &str = "                                                                ";
+    let mut n = n;
+    while n > SPACES.len() {
+        out.push_str(SPACES);
+        n -= SPACES.len();
     }
+    out.push_str(&SPACES[..n]);
 }
 
 /// A tag as YAML text: `!` for the non-specific tag, else `!name` with the
@@ -64,27 +68,25 @@ const MAX_IMPLICIT_KEY: usize = 1000;
 /// key cannot hold (collections, tagged values, over 1024 characters),
 /// `? <flow key>` and `:` on the next line at `level`.
 fn write_key(out: &mut String, k: &Value, level: usize) {
+    // Written in place (no text per key), taken back when it cannot stay implicit.
+    let start = out.len();
     let simple = match k {
         Value::String(text) => {
-            let mut s = String::new();
-            write_string(&mut s, text, 0, false);
-            Some(s)
+            write_string(out, text, 0, false);
+            true
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {
-            let mut s = String::new();
-            write_scalar(&mut s, k, 0);
-            Some(s)
+            write_scalar(out, k, 0);
+            true
         }
-        _ => None,
+        _ => false,
     };
-    match simple {
-        Some(s) if s.len() <= MAX_IMPLICIT_KEY && !s.contains('\n') => out.push_str(&s),
-        _ => {
-            out.push_str("? ");
-            write_flow(out, k);
-            out.push('\n');
-            indent(out, level);
-        }
+    if !simple || out.len() - start > MAX_IMPLICIT_KEY || out[start..].contains('\n') {
+        out.truncate(start);
+        out.push_str("? ");
+        write_flow(out, k);
+        out.push('\n');
+        indent(out, level);
     }
     out.push(':');
 }

@@ -10,11 +10,13 @@ mod object;
 mod overlay;
 pub mod plan;
 pub mod policy;
+mod shard;
 mod target;
 
 pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use plan::{Enablement, PlannedComponent, Target};
+pub use shard::Shard;
 pub use target::{excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request};
 
 use rayon::prelude::*;

@@ -3,6 +3,7 @@
 
 mod glue;
 mod layout;
+mod stream;
 mod write;
 
 pub use glue::{argocd_file, flux_file, flux_path};
@@ -10,9 +11,10 @@ pub use layout::{
     digest_files, inputs_digest, outputs_digest, reserved_env_problem, target_files, target_inputs_digest, TargetMeta,
     BUILD_ID, RESERVED_DIRS, TARGET_JSON,
 };
+pub use stream::{glue_files, plan, render_into, Failure, Sink, Streamed};
 pub use write::{
-    apply, changes, check, list_slots, parse_meta, read_dir_files, read_meta, read_meta_checked, recover, snapshot,
-    Change, ChangeKind, Desired,
+    apply, changes, check, compare_target, file_changes, list_slots, parse_meta, read_dir_files, read_meta,
+    read_meta_checked, recover, snapshot, Change, ChangeKind, Desired, Staging,
 };
 
 use crate::inventory::Inventory;

@@ -122,18 +122,19 @@ pub fn check(out: &Path, desired: &Desired) -> io::Result<()> {
             check_no_links_below(&out.join(scratch))?;
         }
     }
-    for dir in desired.targets.keys().chain(&desired.removed_targets) {
-        match check_path(out, dir)? {
-            Some(t) if !t.is_dir() => {
-                return Err(io::Error::other(format!(
-                    "{} is a file where the tree needs the target directory; move it away",
-                    out.join(dir).display()
-                )))
-            }
-            Some(_) => check_no_links_below(&out.join(dir))?,
-            None => {}
-        }
-    }
+    // Per target in parallel (a walk of every target directory), errors
+    // reported for the first target in order.
+    let dirs: Vec<&String> = desired.targets.keys().chain(&desired.removed_targets).collect();
+    dirs.par_iter()
+        .map(|dir| match check_path(out, dir)? {
+            Some(t) if !t.is_dir() => Err(io::Error::other(format!(
+                "{} is a file where the tree needs the target directory; move it away",
+                out.join(dir).display()
+            ))),
+            Some(_) => check_no_links_below(&out.join(dir)),
+            None => Ok(()),
+        })
+        .collect::<io::Result<Vec<()>>>()?;
     for rel in desired.files.keys() {
         if check_path(out, rel)?.is_some_and(|t| t.is_dir()) {
             return Err(io::Error::other(format!(
@@ -220,6 +221,35 @@ fn diff_dir(
     }
 }
 
+/// Files of target `dir` that differ between `out` and `files`.
+pub fn compare_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    diff_dir(dir, &read_dir_files(&out.join(dir))?, files, &mut changes);
+    Ok(changes)
+}
+
+/// Single files (relative to `out`) that differ between `out` and `files`.
+pub fn file_changes(out: &Path, files: &BTreeMap<String, Option<String>>) -> io::Result<Vec<Change>> {
+    let mut all = Vec::new();
+    for (rel, content) in files {
+        let existing = match fs::read(out.join(rel)) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(at(&out.join(rel))(e)),
+        };
+        let kind = match (existing, content) {
+            (None, Some(_)) => Some(ChangeKind::Added),
+            (Some(old), Some(new)) if old != new.as_bytes() => Some(ChangeKind::Changed),
+            (Some(_), None) => Some(ChangeKind::Removed),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            all.push(Change { path: rel.clone(), kind });
+        }
+    }
+    Ok(all)
+}
+
 /// Files that differ between `out` and `desired`, sorted by path.
 pub fn changes(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
     check(out, desired)?;
@@ -239,22 +269,7 @@ pub fn changes(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
     for dir in &desired.removed_targets {
         diff_dir(dir, &read_dir_files(&out.join(dir))?, &BTreeMap::new(), &mut all);
     }
-    for (rel, content) in &desired.files {
-        let existing = match fs::read(out.join(rel)) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        let kind = match (existing, content) {
-            (None, Some(_)) => Some(ChangeKind::Added),
-            (Some(old), Some(new)) if old != new.as_bytes() => Some(ChangeKind::Changed),
-            (Some(_), None) => Some(ChangeKind::Removed),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            all.push(Change { path: rel.clone(), kind });
-        }
-    }
+    all.extend(file_changes(out, &desired.files)?);
     all.sort();
     Ok(all)
 }
@@ -340,6 +355,16 @@ fn stage_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::
 /// Replaces `out/dir` with its staged copy (or removes it when `staged` is
 /// false), through the trash and two renames.
 fn swap_target(out: &Path, dir: &str, staged: bool) -> io::Result<()> {
+    let trashed = move_in(out, dir, staged)?;
+    if trashed.exists() {
+        fs::remove_dir_all(&trashed).map_err(at(&trashed))?;
+    }
+    Ok(())
+}
+
+/// The two renames of [`swap_target`]; returns where the old directory went
+/// (in the trash, which [`recover`] empties if the run dies before it does).
+fn move_in(out: &Path, dir: &str, staged: bool) -> io::Result<PathBuf> {
     let final_dir = out.join(dir);
     let trashed = out.join(TRASH).join(scratch_name(dir));
     if final_dir.symlink_metadata().is_ok() {
@@ -352,10 +377,7 @@ fn swap_target(out: &Path, dir: &str, staged: bool) -> io::Result<()> {
         }
         fs::rename(out.join(STAGING).join(scratch_name(dir)), &final_dir).map_err(at(&final_dir))?;
     }
-    if trashed.exists() {
-        fs::remove_dir_all(&trashed).map_err(at(&trashed))?;
-    }
-    Ok(())
+    Ok(trashed)
 }
 
 /// Removes `dir` and then its parents up to (not including) `stop` while they are empty.
@@ -396,7 +418,15 @@ pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
             }
         }
     }
-    for (rel, content) in &desired.files {
+    write_files(out, &desired.files, &touched)?;
+    clean_scratch(out)?;
+    Ok(changes)
+}
+
+/// Writes (each through a temporary file and a rename) the `files` whose
+/// path is in `touched`, and removes those set to `None`.
+fn write_files(out: &Path, files: &BTreeMap<String, Option<String>>, touched: &BTreeSet<&str>) -> io::Result<()> {
+    for (rel, content) in files {
         let path = out.join(rel);
         match content {
             Some(c) if touched.contains(rel.as_str()) => {
@@ -413,15 +443,77 @@ pub fn apply(out: &Path, desired: &Desired) -> io::Result<Vec<Change>> {
             _ => {}
         }
     }
-    let staging = out.join(STAGING);
-    if staging.is_dir() {
-        fs::remove_dir_all(&staging)?;
+    Ok(())
+}
+
+/// Removes the staging area and the trash.
+fn clean_scratch(out: &Path) -> io::Result<()> {
+    for scratch in [STAGING, TRASH] {
+        let dir = out.join(scratch);
+        if dir.is_dir() {
+            fs::remove_dir_all(&dir).map_err(at(&dir))?;
+        }
     }
-    let trash = out.join(TRASH);
-    if trash.is_dir() {
-        fs::remove_dir_all(&trash)?;
+    Ok(())
+}
+
+/// A writing run's scratch space, for runs that stream: each changed target
+/// is staged as soon as it is rendered ([`Staging::stage`]), and all staged
+/// targets are swapped in together once every target has succeeded
+/// ([`Staging::finish`]); [`Staging::abort`] drops them, leaving the tree as
+/// it was. The tree lock must be held throughout.
+#[derive(Debug)]
+pub struct Staging {
+    out: PathBuf,
+}
+
+impl Staging {
+    /// Checks every precondition of writing `plan` (its target directories
+    /// and file paths; contents are not looked at, see [`check`]), repairs a
+    /// swap a killed run left behind ([`recover`]) and opens the staging area.
+    pub fn begin(out: &Path, plan: &Desired) -> io::Result<Staging> {
+        check(out, plan)?;
+        fs::create_dir_all(out).map_err(at(out))?;
+        recover(out)?;
+        Ok(Staging { out: out.to_path_buf() })
     }
-    Ok(changes)
+
+    /// Compares target `dir` with `files` and stages it when they differ;
+    /// returns the changes (empty: the target is current, nothing staged).
+    pub fn stage(&self, dir: &str, files: &BTreeMap<String, String>) -> io::Result<Vec<Change>> {
+        let changes = compare_target(&self.out, dir, files)?;
+        if !changes.is_empty() {
+            stage_target(&self.out, dir, files)?;
+        }
+        Ok(changes)
+    }
+
+    /// Swaps in the staged targets `dirs` (in order), then writes the
+    /// single `files` that differ (their paths were checked by
+    /// [`Staging::begin`]'s plan); returns the changes of those files.
+    pub fn finish(self, dirs: &[String], files: &BTreeMap<String, Option<String>>) -> io::Result<Vec<Change>> {
+        let changes = file_changes(&self.out, files)?;
+        // The renames in order; deleting the old directories (most of the
+        // time of a swap) after, in parallel.
+        let mut trashed = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            trashed.push(move_in(&self.out, dir, true)?);
+        }
+        trashed
+            .par_iter()
+            .filter(|t| t.exists())
+            .map(|t| fs::remove_dir_all(t).map_err(at(t)))
+            .collect::<io::Result<Vec<()>>>()?;
+        let touched: BTreeSet<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+        write_files(&self.out, files, &touched)?;
+        clean_scratch(&self.out)?;
+        Ok(changes)
+    }
+
+    /// Drops everything staged.
+    pub fn abort(self) -> io::Result<()> {
+        clean_scratch(&self.out)
+    }
 }
 
 /// The metadata of a rendered target, if the tree holds a readable one.
