@@ -154,11 +154,15 @@ fn json_string(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-/// The formatter of `{{ }}`: [`display`], written unescaped.
-pub fn format_output(out: &mut Output, _state: &State, value: &Value) -> Result<(), Error> {
-    match display(value) {
-        Some(text) => out.write_str(&text).map_err(Error::from),
-        None => Ok(()),
+/// The formatter of `{{ }}`: [`display`], written unescaped. Strings and
+/// numbers (most output) go straight to minijinja's writer, unallocated.
+pub fn format_output(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::String | ValueKind::Number => minijinja::escape_formatter(out, state, value),
+        _ => match display(value) {
+            Some(text) => out.write_str(&text).map_err(Error::from),
+            None => Ok(()),
+        },
     }
 }
 

@@ -280,8 +280,10 @@ mod tests {
 
     #[test]
     fn reserved_names_are_refused() {
-        let files = vec![(PathBuf::from("p.j2"), "{% macro namespace() %}{% endmacro %}".to_owned())];
-        let errs = index(&files).unwrap_err();
-        assert!(errs[0].message.contains("shadows"), "{}", errs[0].message);
+        for name in ["namespace", "ns"] {
+            let files = vec![(PathBuf::from("p.j2"), format!("{{% macro {name}() %}}{{% endmacro %}}"))];
+            let errs = index(&files).unwrap_err();
+            assert!(errs[0].message.contains("shadows"), "{name}: {}", errs[0].message);
+        }
     }
 }
