@@ -493,3 +493,21 @@ fn the_values_files_say_the_same_to_helm_and_to_codex_k8s() {
     }
     assert!(pairs >= 1, "values/ holds at least one values file pair");
 }
+
+#[test]
+fn the_port_renders_a_tree_that_kubectl_kustomize_builds_into_the_same_objects() {
+    let Some(kubectl) = crate::support::require_tool("kubectl", "install kubectl (.ci/run does)") else { return };
+    let project = port_project();
+    let args = ["--values=values/prod.codex.yaml".to_owned()];
+    let stdout = codex_objects(&render_port(&project, &args).expect_code(0).stdout).expect("the objects");
+    let mut cmd = project.cmd();
+    cmd.current_dir(&project.root).args(["render", "--env", ENV]).args(&args);
+    Run::from_output("codex-k8s render --env default".into(), cmd.output().expect("run codex-k8s")).expect_code(0);
+    let out = Process::new(&kubectl).arg("kustomize").arg(project.path("rendered/default")).output().expect("kubectl");
+    assert!(out.status.success(), "kubectl kustomize failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let built = codex_objects(&String::from_utf8_lossy(&out.stdout)).expect("the built objects");
+    assert_eq!(built.keys().collect::<Vec<_>>(), stdout.keys().collect::<Vec<_>>(), "kustomize builds other objects");
+    for (key, object) in &stdout {
+        assert_eq!(Some(object), built.get(key), "{}: the tree and --stdout differ", describe(key));
+    }
+}
