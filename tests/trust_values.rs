@@ -147,6 +147,19 @@ fn one_line_yaml_syntax_in_set_values_stays_one_scalar() {
     for payload in ONE_LINE_PAYLOADS {
         let set_var = format!("vars.x={payload}");
         let set_version = format!("versions.api={payload}");
+        if payload.starts_with('{') || payload.contains(',') {
+            // Helm's grammar: `{a,b}` is a list and `,` separates assignments,
+            // so these are not one scalar on `--set`: refused, either at the flag
+            // or (`{k: v}` is the list `["k: v"]`) where the list meets a quoted
+            // template slot — never rendered into extra keys or objects.
+            let run = p.run(&["render", "--env", "dev", "--stdout", "--set", &set_var]).expect_code(1);
+            assert!(
+                run.stderr.contains("--set vars.x=") || run.stderr.contains("rendered output is not valid YAML"),
+                "{payload:?}: a clear error\n{run}"
+            );
+            assert!(run.stdout.is_empty(), "{payload:?}: nothing rendered\n{run}");
+            continue;
+        }
         let run = p.ok(&["render", "--env", "dev", "--stdout", "--set", &set_var, "--set", &set_version]);
         assert_eq!(objects(&run), expected_shape(false), "{payload:?}\n{run}");
         let d = data(&run);
@@ -270,7 +283,7 @@ fn a_hostile_target_json_committed_on_a_branch_is_refused_naming_the_file() {
         (
             "set of an unknown root",
             r#""sets":{"metadata.name":"x"}"#,
-            "--set metadata.name: only `versions.<name>` and `vars.<path>`",
+            "only `versions.<name>` and `vars.<path>` can be overridden (`metadata.name` is neither)",
         ),
         ("run id", r#""runId":"../../etc""#, "invalid --run-id `../../etc`"),
         ("slot", r#""slot":"S1""#, "records target ai/S1"),

@@ -60,7 +60,7 @@ pub fn render_targets(
 /// renders) is one diagnostic: diagnostics that differ only in the target's
 /// name are merged, the first kept, and "the same in N targets: …" added.
 /// Order: first occurrence, in request order.
-fn merge_across_targets(per_target: Vec<(String, Vec<Diagnostic>)>) -> Vec<Diagnostic> {
+pub(crate) fn merge_across_targets(per_target: Vec<(String, Vec<Diagnostic>)>) -> Vec<Diagnostic> {
     type Key = (std::path::PathBuf, Option<crate::diagnostic::Location>, String, Option<String>, bool);
     let mut index: BTreeMap<Key, usize> = BTreeMap::new();
     let mut out: Vec<(Diagnostic, Vec<String>)> = Vec::new();

@@ -104,17 +104,19 @@ pub fn render_into(
         })
         .collect();
     let mut ok = Vec::with_capacity(results.len());
-    let mut errors = Diagnostics::default();
+    let mut failed = Vec::new();
     let mut io_error = None;
-    for r in results {
+    for (r, request) in results.into_iter().zip(requests) {
         match r {
             Ok(t) => ok.push(t),
-            Err(Failure::Render(ds)) => errors.0.extend(ds.0),
+            Err(Failure::Render(ds)) => failed.push((request.target.to_string(), ds.0)),
             Err(Failure::Io(e)) => {
                 io_error.get_or_insert(e);
             }
         }
     }
+    // One fault in many targets is one diagnostic, as in `render_targets`.
+    let errors = Diagnostics(crate::render::merge_across_targets(failed));
     if errors.has_errors() {
         return Err(Failure::Render(errors));
     }
