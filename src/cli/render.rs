@@ -161,15 +161,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let shown = out_dir.strip_prefix(&inventory.root).unwrap_or(&out_dir).display().to_string();
     if args.check {
         let changes = tree::changes(&out_dir, &desired)?;
-        if changes.is_empty() {
-            writeln!(out.err, "{shown}: {total} target(s) up to date")?;
-            return Ok(exit::OK);
-        }
-        writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;
-        for c in &changes {
-            writeln!(out.out, "  {:<8} {shown}/{}", format!("{:?}", c.kind).to_lowercase(), c.path)?;
-        }
-        return Err(Exit(exit::DRIFT).into());
+        return report_check(&shown, total, &changes, out);
     }
     let lock = match lock {
         Some(l) => l,
@@ -620,15 +612,7 @@ impl Streaming<'_> {
         let Some(staging) = staging else {
             changes.extend(tree::file_changes(self.out_dir, &files)?);
             changes.sort();
-            if changes.is_empty() {
-                writeln!(out.err, "{shown}: {total} target(s) up to date")?;
-                return Ok(exit::OK);
-            }
-            writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;
-            for c in &changes {
-                writeln!(out.out, "  {:<8} {shown}/{}", format!("{:?}", c.kind).to_lowercase(), c.path)?;
-            }
-            return Err(Exit(exit::DRIFT).into());
+            return report_check(&shown, total, &changes, out);
         };
         let staged: Vec<String> = streamed.iter().filter(|t| !t.changes.is_empty()).map(|t| t.target.dir()).collect();
         let glue = staging.finish(&staged, &files).with_context(|| format!("cannot write {shown}"))?;
@@ -783,4 +767,17 @@ impl Drop for TreeLock {
     fn drop(&mut self) {
         let _ = fs2::FileExt::unlock(&self.0);
     }
+}
+
+/// The answer of `--check`: up to date (exit 0), or the drifted files (exit 3).
+fn report_check(shown: &str, total: usize, changes: &[tree::Change], out: &mut Output) -> Result<u8> {
+    if changes.is_empty() {
+        writeln!(out.err, "{shown}: {total} target(s) up to date")?;
+        return Ok(exit::OK);
+    }
+    writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;
+    for c in changes {
+        writeln!(out.out, "  {:<8} {shown}/{}", format!("{:?}", c.kind).to_lowercase(), c.path)?;
+    }
+    Err(Exit(exit::DRIFT).into())
 }
