@@ -20,6 +20,12 @@
 //! digit (`services.yaml:4:5`, `line 3`) must not be followed by another
 //! digit, so `:1:1` does not match `:1:12`.
 //!
+//! The full stderr of every case is snapshotted too (insta), next to the
+//! case as `tests/cases/<name>/stderr.snap`, with the temporary project path
+//! redacted as `[TMP]`. A case without its snapshot fails under CI (`CI=1`);
+//! `INSTA_UPDATE=always cargo test --test integration corpus` writes it
+//! (tests/README.md).
+//!
 //! All cases run; the failures are reported together. `CORPUS_FILTER=text`
 //! runs only the cases whose name contains `text`; `CODEX_K8S_BIN=/path` runs
 //! another binary (an older build: which cases did it fail?).
@@ -102,10 +108,17 @@ fn copy_dir(from: &Path, to: &Path) {
         let ty = e.file_type().expect("file type");
         if ty.is_dir() {
             copy_dir(&src, &dst);
-        } else if e.file_name() != "case.yaml" {
+        } else if !is_case_file(&e.file_name().to_string_lossy()) {
             fs::copy(&src, &dst).expect("copy");
         }
     }
+}
+
+/// The files of a case directory that describe the case rather than belong
+/// to its project: `case.yaml` and the stderr snapshot (with insta's pending
+/// `.snap.new`).
+fn is_case_file(name: &str) -> bool {
+    name == "case.yaml" || name.ends_with(".snap") || name.ends_with(".snap.new")
 }
 
 fn parent_dirs(path: &Path) {
@@ -192,6 +205,12 @@ fn run_case(dir: &Path) -> Result<Vec<String>, String> {
         if !contains(&stdout, s) {
             problems.push(format!("stdout lacks {s:?}"));
         }
+    }
+    let settings = crate::snapshots::settings(dir, tmp.path());
+    if let Err(e) = crate::snapshots::check(&settings, || insta::assert_snapshot!("stderr", stderr.as_ref())) {
+        problems.push(format!(
+            "stderr.snap is missing or differs ({e}); `INSTA_UPDATE=always cargo test --test integration corpus` rewrites it, review with `git diff`"
+        ));
     }
     if stderr.contains("panicked") || stdout.contains("panicked") {
         problems.push("the tool panicked".into());

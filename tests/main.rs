@@ -8,6 +8,7 @@ mod props;
 mod render;
 mod schema;
 mod shard;
+mod snapshots;
 mod stream;
 mod support;
 mod templates;
