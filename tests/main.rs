@@ -3,6 +3,7 @@ mod cli;
 mod corpus;
 mod crash;
 mod git;
+mod images;
 mod port;
 mod props;
 mod render;

@@ -4,6 +4,7 @@
 
 mod diff;
 mod exit;
+mod images;
 mod output;
 mod plan;
 mod render;
@@ -61,6 +62,8 @@ pub enum Command {
     Render(render::Args),
     /// Object-level diff of the rendered tree between two revisions (or the work tree).
     Diff(diff::Args),
+    /// Every image reference a target deploys, with its build settings (for CI).
+    Images(images::Args),
     /// List slots, remove one, or remove those idle past their TTL.
     Slots(slots::Args),
     /// Watch agent Jobs and remove slots idle past their TTL (the cluster watcher).
@@ -165,6 +168,7 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<u8> {
         Command::Plan(args) => plan::run(&cli.file, args, out),
         Command::Render(args) => render::run(&cli.file, args, out),
         Command::Diff(args) => diff::run(&cli.file, args, out),
+        Command::Images(args) => images::run(&cli.file, args, out),
         Command::Slots(args) => slots::run(&cli.file, args, out),
         #[cfg(feature = "watch")]
         Command::Watch(args) => watch::run(&cli.file, args, out),

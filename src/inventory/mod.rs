@@ -17,7 +17,7 @@ pub mod yaml;
 
 pub use load::{read_source, SourceFile};
 pub use model::*;
-pub use raw::{RawInventory, RawTls, API_VERSION, KIND};
+pub use raw::{ImageBuild, RawInventory, RawTls, API_VERSION, KIND};
 pub use resolve::{deep_merge, load, Loaded};
 pub use validate::find_cycle;
 pub use values::{Override, Overrides};

@@ -66,6 +66,9 @@ pub struct Image {
     pub repository: String,
     /// Tag template.
     pub tag: String,
+    /// How CI builds it, when declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<super::raw::ImageBuild>,
     /// The file that defines it (services.yaml or an imported fragment).
     #[serde(skip)]
     pub file: PathBuf,

@@ -138,6 +138,48 @@ pub struct RawImage {
     pub repository: String,
     /// Tag, a template (e.g. `"{{ env }}-{{ versions.users }}"`).
     pub tag: String,
+    /// How CI builds the image (listed by `codex-k8s images`).
+    #[serde(default)]
+    pub build: Option<ImageBuild>,
+}
+
+/// `images.<name>.build:`: how CI builds the image; the renderer only lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageBuild {
+    /// Build context, relative to the project root; default `.`.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Dockerfile, relative to the project root; default `<context>/Dockerfile`.
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Build target (stage) of the Dockerfile; default: its last stage.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Build target per environment, over `target` (e.g. `{dev: hot-reload}`).
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
+}
+
+impl ImageBuild {
+    /// The build context (`.` when unset).
+    pub fn context(&self) -> &str {
+        self.context.as_deref().unwrap_or(".")
+    }
+
+    /// The Dockerfile (`<context>/Dockerfile` when unset).
+    pub fn dockerfile(&self) -> String {
+        match &self.dockerfile {
+            Some(d) => d.clone(),
+            None if self.context() == "." => "Dockerfile".into(),
+            None => format!("{}/Dockerfile", self.context().trim_end_matches('/')),
+        }
+    }
+
+    /// The build target for environment `env`: `targets.<env>`, else `target`.
+    pub fn target_for(&self, env: &str) -> Option<&str> {
+        self.targets.get(env).or(self.target.as_ref()).map(String::as_str)
+    }
 }
 
 /// `environments.<name>:` or the whole of `environments/<name>.yaml`.

@@ -473,7 +473,13 @@ impl Resolver {
             let file = self.file_of(&path).path.clone();
             out.insert(
                 name.clone(),
-                Image { repository: img.repository.clone(), tag: img.tag.clone(), file, positions },
+                Image {
+                    repository: img.repository.clone(),
+                    tag: img.tag.clone(),
+                    build: img.build.clone(),
+                    file,
+                    positions,
+                },
             );
         }
         out

@@ -3,12 +3,14 @@
 //! both are errors naming the component and the image, never a deployment.
 //! Checked twice: the inventory's `images` a component uses (before its
 //! templates render), and every container image in the rendered objects.
+//! [`image_uses`] lists those container images (`codex-k8s images`).
 
 use std::path::Path;
 
 use serde_yaml::Value;
 
 use super::plan::Target;
+use super::RenderedObject;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Component, Inventory};
 use crate::template::TargetContext;
@@ -102,6 +104,44 @@ pub fn check_containers(object: &Value, template: &Path, component: &str, target
             );
         }
     });
+    out
+}
+
+/// One container of a rendered object and the image it runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct ImageUse {
+    /// The image reference as rendered (`repository:tag`, `…@digest`).
+    #[serde(skip)]
+    pub image: String,
+    /// The component that rendered the object.
+    pub component: String,
+    /// The object's kind.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The container's name.
+    pub container: String,
+}
+
+/// Every container image of `objects` (`containers`, `initContainers` and
+/// `ephemeralContainers` at any depth: Pods, workload and Job templates,
+/// CronJob job templates, custom resources), sorted by image then use.
+pub fn image_uses(objects: &[RenderedObject]) -> Vec<ImageUse> {
+    let mut out = Vec::new();
+    for o in objects {
+        walk(&o.value, &mut |container| {
+            let Some(Value::String(image)) = container.get("image") else { return };
+            out.push(ImageUse {
+                image: image.trim().to_owned(),
+                component: o.component.clone(),
+                kind: o.id.kind.clone(),
+                name: o.id.name.clone(),
+                container: container.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            });
+        });
+    }
+    out.sort();
+    out.dedup();
     out
 }
 

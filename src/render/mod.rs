@@ -13,6 +13,7 @@ pub mod policy;
 mod shard;
 mod target;
 
+pub use images::{image_uses, ImageUse};
 pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use plan::{Enablement, PlannedComponent, Target};
