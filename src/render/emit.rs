@@ -307,7 +307,13 @@ fn write_string(out: &mut String, s: &str, level: usize, allow_block: bool) {
         return;
     }
     out.push('\'');
-    out.push_str(&s.replace('\'', "''"));
+    // Quotes doubled in place (no copy of the string).
+    for (i, part) in s.split('\'').enumerate() {
+        if i > 0 {
+            out.push_str("''");
+        }
+        out.push_str(part);
+    }
     out.push('\'');
 }
 

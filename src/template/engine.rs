@@ -299,12 +299,9 @@ fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: L
             format!("more than {MAX_PARTIAL_CALLS} partial calls in one template"),
         ));
     }
-    let mut ctx = BTreeMap::new();
-    for var in CONTEXT_VARS {
-        if let Some(v) = state.lookup(var) {
-            ctx.insert(var, v);
-        }
-    }
+    // A map value built directly: a `BTreeMap` would go through serde
+    // (`Value::from_serialize`) on every call.
+    let ctx: Value = CONTEXT_VARS.iter().filter_map(|var| Some((*var, state.lookup(var)?))).collect();
     let args = bind_caller(state, name, args)?;
     let tmpl = state.env().get_template(file)?;
     let captured = tmpl.render_captured(ctx).map_err(|e| called_from(e, name))?;
