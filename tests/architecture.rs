@@ -9,6 +9,31 @@ use std::path::{Path, PathBuf};
 const MAX_FILE_LINES: usize = 600;
 const MAX_FN_LINES: usize = 100;
 
+/// Known excesses still being split, as the exact problem line the check
+/// prints without its figures. The check fails on any excess not listed
+/// here AND on a listed one that is gone, so this list only shrinks.
+const KNOWN: &[&str] = &[];
+/// Known imports against the flow (same rule).
+const KNOWN_IMPORTS: &[&str] = &[];
+/// Known files of `cli/` that still use git2 (same rule).
+const KNOWN_GIT_IN_CLI: &[&str] = &[];
+
+/// What identifies a problem across edits: the text before ` — ` (file,
+/// function, import), not its figures or line numbers.
+fn key(problem: &str) -> &str {
+    problem.split(" — ").next().unwrap_or(problem)
+}
+
+/// Fails on problems not in `known`, and on entries of `known` that no
+/// longer occur.
+fn ratchet(problems: &[String], known: &[&str], what: &str) {
+    let keys: Vec<&str> = problems.iter().map(|p| key(p)).collect();
+    let new: Vec<&String> = problems.iter().zip(&keys).filter(|(_, k)| !known.contains(k)).map(|(p, _)| p).collect();
+    let gone: Vec<&&str> = known.iter().filter(|k| !keys.contains(k)).collect();
+    assert!(new.is_empty(), "{what}:\n{}", new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    assert!(gone.is_empty(), "fixed, so remove from KNOWN in tests/architecture.rs: {gone:?}");
+}
+
 /// The library's modules in the order data flows through them: a module may
 /// use its own rank and lower ones, never a later one. `cli` knows them all.
 const RANKS: &[(&str, u8)] = &[
@@ -167,7 +192,7 @@ fn no_source_file_is_over_600_lines_and_no_function_over_100() {
         let text = std::fs::read_to_string(&file).unwrap();
         let lines = non_test_lines(&text);
         if lines.len() > MAX_FILE_LINES {
-            problems.push(format!("src/{rel}: {} lines (at most {MAX_FILE_LINES}, tests aside)", lines.len()));
+            problems.push(format!("src/{rel} — {} lines (at most {MAX_FILE_LINES}, tests aside)", lines.len()));
         }
         // A function runs from its `fn` line to the line where the depth
         // falls back to where it started.
@@ -188,12 +213,13 @@ fn no_source_file_is_over_600_lines_and_no_function_over_100() {
                 open.pop();
                 let len = n - start + 1;
                 if len > MAX_FN_LINES {
-                    problems.push(format!("src/{rel}:{start}: fn {name} is {len} lines (at most {MAX_FN_LINES})"));
+                    problems
+                        .push(format!("src/{rel}: fn {name} — {len} lines at line {start} (at most {MAX_FN_LINES})"));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "split these:\n{}", problems.join("\n"));
+    ratchet(&problems, KNOWN, "split these");
 }
 
 fn module_of(file: &Path) -> Option<String> {
@@ -216,12 +242,12 @@ fn data_flows_one_way_between_modules() {
                 let Some(&used_rank) = ranks.get(used.as_str()) else { continue };
                 if used != module && used_rank >= rank {
                     let rel = file.strip_prefix(src()).unwrap().display();
-                    problems.push(format!("src/{rel}:{n}: `{module}` uses `{used}`, a later or sibling stage"));
+                    problems.push(format!("src/{rel}: `{module}` uses `{used}` — line {n}: a later or sibling stage"));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "imports against the flow:\n{}", problems.join("\n"));
+    ratchet(&problems, KNOWN_IMPORTS, "imports against the flow");
 }
 
 #[test]
@@ -232,11 +258,13 @@ fn cli_holds_no_git_plumbing() {
         for (n, _, code) in non_test_lines(&text) {
             if code.contains("git2::") {
                 let rel = file.strip_prefix(src()).unwrap().display();
-                problems.push(format!("src/{rel}:{n}: git2 in cli/ (move it into the library)"));
+                problems.push(format!("src/{rel}: git2 — line {n}: move it into the library"));
             }
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    problems.sort();
+    problems.dedup_by(|a, b| key(a) == key(b));
+    ratchet(&problems, KNOWN_GIT_IN_CLI, "git in cli/");
 }
 
 #[test]
