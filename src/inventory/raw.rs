@@ -74,7 +74,8 @@ pub struct RawGitops {
     /// Git URL Argo CD clones; default `https://git.example.com/<project>.git`.
     #[serde(default, rename = "repoURL")]
     pub repo_url: Option<String>,
-    /// Branch or tag to sync; default `main`.
+    /// Branch or tag to sync; default `rendered`, the deploy branch CI writes
+    /// (`render … --branch rendered --push origin`).
     #[serde(default)]
     pub revision: Option<String>,
     /// Namespace of Argo CD's Application objects; default `argocd`.

@@ -296,7 +296,7 @@ impl Resolver {
         }
         let gitops = Gitops {
             repo_url: g.repo_url.clone().unwrap_or_else(|| format!("https://git.example.com/{}.git", raw.project)),
-            revision: g.revision.clone().unwrap_or_else(|| "main".into()),
+            revision: g.revision.clone().unwrap_or_else(|| "rendered".into()),
             argocd_namespace: g.argocd_namespace.clone().unwrap_or_else(|| "argocd".into()),
             argocd_project: g.argocd_project.clone().unwrap_or_else(|| "default".into()),
             flux_namespace: g.flux_namespace.clone().unwrap_or_else(|| "flux-system".into()),
