@@ -341,7 +341,9 @@ fn flux_applies_the_stages_in_inventory_order() {
         assert_eq!(chain.len(), kustomizations.len(), "{target}: the Kustomizations do not form one chain");
         for k in &chain {
             assert_eq!(k["spec"]["prune"], Yaml::Bool(true), "{target}: {} prunes", name(k));
-            assert_eq!(k["spec"]["wait"], Yaml::Bool(true), "{target}: {} waits", name(k));
+            // Every stage waits for health before the next, except the agent's (its Job runs for hours).
+            let waits = !name(k).ends_with("-agent");
+            assert_eq!(k["spec"]["wait"], Yaml::Bool(waits), "{target}: {} waits: {waits}", name(k));
         }
 
         let paths: Vec<String> = chain.iter().map(|k| str_at(k, &["spec", "path"]).unwrap().to_owned()).collect();
@@ -943,4 +945,76 @@ fn argo_cd_glue_follows_the_deploy_branch_with_finalizer_retry_and_generate_path
     project.ok(&["render", "--all"]);
     let app = read_single_yaml(&project.path("rendered/argocd/staging.yaml"));
     assert_eq!(str_at(&app, &["spec", "source", "targetRevision"]), Some("deploy"));
+}
+
+/// Flux duration (`1h2m3.5s`) in seconds.
+fn flux_seconds(text: &str) -> f64 {
+    let (mut total, mut number) = (0.0, String::new());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                0.001
+            }
+            ('h', _) => 3600.0,
+            ('m', _) => 60.0,
+            ('s', _) => 1.0,
+            _ => panic!("`{text}` is not a Flux duration"),
+        };
+        total += number.parse::<f64>().unwrap() * unit;
+        number.clear();
+    }
+    total
+}
+
+#[test]
+fn flux_wait_and_timeout_follow_the_stage_jobs_and_the_inventory() {
+    let project = rendered_example();
+    let stage = |target: &str, dir: &str| {
+        yaml_documents(&project.read(&format!("rendered/flux/{target}.yaml")))
+            .into_iter()
+            .find(|k| str_at(k, &["spec", "path"]).is_some_and(|p| p.ends_with(dir)))
+            .unwrap_or_else(|| panic!("no Kustomization for {target} {dir}"))
+    };
+    let migrations = stage("ai/pr-1", "10-migrations");
+    let timeout = flux_seconds(str_at(&migrations, &["spec", "timeout"]).unwrap());
+    assert!(timeout >= 900.0, "migrations timeout {timeout}s is shorter than the Jobs' activeDeadlineSeconds 900");
+    assert_eq!(migrations["spec"]["wait"].as_bool(), Some(true));
+    let agent = stage("ai/pr-1", "50-agent");
+    assert_eq!(agent["spec"]["wait"].as_bool(), Some(false), "the agent stage must not block on its Job");
+    assert_eq!(str_at(&stage("staging", "20-internal"), &["spec", "timeout"]), Some("10m"));
+
+    project.edit(
+        "services.yaml",
+        "project: shop\n",
+        "project: shop\ngitops:\n  stages:\n    internal: {timeout: 15m, wait: false}\n    agent: {wait: true}\n",
+    );
+    project.ok(&["render", "--all"]);
+    let internal = stage("staging", "20-internal");
+    assert_eq!(str_at(&internal, &["spec", "timeout"]), Some("15m"));
+    assert_eq!(internal["spec"]["wait"].as_bool(), Some(false));
+
+    for (bad, needle) in [("internal: {timeout: 1d}", "gitops.stages.internal.timeout"), ("nope: {wait: true}", "nope")]
+    {
+        project.write(
+            "services.yaml",
+            &project
+                .read("services.yaml")
+                .replace("    internal: {timeout: 15m, wait: false}\n", &format!("    {bad}\n")),
+        );
+        let run = project.run(&["render", "--all"]);
+        assert_eq!(run.code, Some(1), "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains(needle) && run.stderr.contains("services.yaml:"), "{bad}: {}", run.stderr);
+        project.write(
+            "services.yaml",
+            &project
+                .read("services.yaml")
+                .replace(&format!("    {bad}\n"), "    internal: {timeout: 15m, wait: false}\n"),
+        );
+    }
 }

@@ -143,6 +143,37 @@ pub fn flux_path(env: &str, slot: Option<&str>) -> String {
     }
 }
 
+/// Flux `wait` and `timeout` of stage directory `dir`: the inventory's
+/// `gitops.stages.<stage>` where set; else the agent stage does not wait (its
+/// Job runs for hours), and a stage with Jobs gets their longest
+/// `activeDeadlineSeconds` + 1 min (at least 10m; 30m when a Job has none).
+fn stage_sync(inventory: &Inventory, rendered: &RenderedTarget, dir: &str) -> (bool, String) {
+    let objects: Vec<_> = rendered.objects.iter().filter(|o| o.stage_dir() == dir).collect();
+    let stage = objects.first().map(|o| o.stage.as_str()).unwrap_or_default();
+    let set = inventory.gitops.stages.get(stage).cloned().unwrap_or_default();
+    let wait = set.wait.unwrap_or(stage != "agent");
+    let timeout = set.timeout.unwrap_or_else(|| {
+        let deadlines: Vec<Option<u64>> = objects
+            .iter()
+            .filter(|o| o.id.kind == "Job" && o.id.group() == "batch")
+            .map(|o| o.value.get("spec").and_then(|s| s.get("activeDeadlineSeconds")).and_then(|d| d.as_u64()))
+            .collect();
+        match deadlines.iter().copied().collect::<Option<Vec<u64>>>() {
+            _ if deadlines.is_empty() => "10m".to_owned(),
+            None => "30m".to_owned(),
+            Some(ds) => {
+                let seconds = (ds.into_iter().max().unwrap_or(0) + 60).max(600);
+                if seconds % 60 == 0 {
+                    format!("{}m", seconds / 60)
+                } else {
+                    format!("{seconds}s")
+                }
+            }
+        }
+    });
+    (wait, timeout)
+}
+
 /// The Flux Kustomizations of one target: one per stage directory it has.
 pub fn flux_file(inventory: &Inventory, rendered: &RenderedTarget, out_prefix: &str) -> String {
     let g = &inventory.gitops;
@@ -157,6 +188,7 @@ pub fn flux_file(inventory: &Inventory, rendered: &RenderedTarget, out_prefix: &
     let mut previous: Option<String> = None;
     for dir in &stage_dirs {
         let name = fit_name(&format!("{base}-{dir}"));
+        let (wait, timeout) = stage_sync(inventory, rendered, dir);
         let mut labels = json!({"app.kubernetes.io/managed-by": "codex-k8s", "app.kubernetes.io/part-of": inventory.project, "codex-k8s.io/env": rendered.target.env});
         if let Some(s) = &rendered.target.slot {
             labels["codex-k8s.io/slot"] = json!(s);
@@ -165,8 +197,8 @@ pub fn flux_file(inventory: &Inventory, rendered: &RenderedTarget, out_prefix: &
             "interval": g.interval,
             "path": format!("./{}", repo_path(out_prefix, &format!("{}/{dir}", rendered.target.dir()))),
             "prune": true,
-            "wait": true,
-            "timeout": "10m",
+            "wait": wait,
+            "timeout": timeout,
             "sourceRef": {"kind": "GitRepository", "name": g.flux_source},
         });
         if let Some(prev) = &previous {
