@@ -1018,3 +1018,31 @@ fn flux_wait_and_timeout_follow_the_stage_jobs_and_the_inventory() {
         );
     }
 }
+
+#[test]
+fn validate_warns_about_a_placeholder_repo_url_with_file_and_line() {
+    let project = Project::example();
+    let run = project.ok(&["validate"]);
+    assert!(run.stderr.contains("warning") && run.stderr.contains("gitops.repoURL"), "{}", run.stderr);
+    for url in ["https://github.com/OWNER/shop.git", "<your repository>", "https://git.example.com/shop.git"] {
+        project.write(
+            "services.yaml",
+            &project
+                .read("services.yaml")
+                .replace("project: shop\n", &format!("project: shop\ngitops:\n  repoURL: \"{url}\"\n")),
+        );
+        let run = project.ok(&["validate"]);
+        assert!(run.stderr.contains("services.yaml:15"), "{url}: {}", run.stderr);
+        project.write(
+            "services.yaml",
+            &project.read("services.yaml").replace(&format!("gitops:\n  repoURL: \"{url}\"\n"), ""),
+        );
+    }
+    project.edit(
+        "services.yaml",
+        "project: shop\n",
+        "project: shop\ngitops:\n  repoURL: https://github.com/acme/shop.git\n",
+    );
+    let run = project.ok(&["validate"]);
+    assert!(!run.stderr.contains("gitops.repoURL"), "{}", run.stderr);
+}
