@@ -341,7 +341,9 @@ fn flux_applies_the_stages_in_inventory_order() {
         assert_eq!(chain.len(), kustomizations.len(), "{target}: the Kustomizations do not form one chain");
         for k in &chain {
             assert_eq!(k["spec"]["prune"], Yaml::Bool(true), "{target}: {} prunes", name(k));
-            assert_eq!(k["spec"]["wait"], Yaml::Bool(true), "{target}: {} waits", name(k));
+            // Every stage waits for health before the next, except the agent's (its Job runs for hours).
+            let waits = !name(k).ends_with("-agent");
+            assert_eq!(k["spec"]["wait"], Yaml::Bool(waits), "{target}: {} waits: {waits}", name(k));
         }
 
         let paths: Vec<String> = chain.iter().map(|k| str_at(k, &["spec", "path"]).unwrap().to_owned()).collect();
@@ -860,4 +862,187 @@ fn the_json_schema_accepts_the_example_and_rejects_an_unknown_key() {
     );
     let run = project.run(&["validate"]).expect_code(1);
     assert!(run.stderr.contains("dependOn"), "{run}");
+}
+
+// ------------------------------------------------------------------ GitOps glue
+
+/// Every `metadata.name` and every label value of the glue and of the rendered
+/// objects under `rendered/`, with the file it is in.
+fn names_and_label_values(project: &Project) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (rel, _) in project.snapshot("rendered") {
+        if !rel.ends_with(".yaml") || rel.ends_with("kustomization.yaml") {
+            continue;
+        }
+        for object in yaml_documents(&project.read(&format!("rendered/{rel}"))) {
+            let metadata = &object["metadata"];
+            if let Some(name) = metadata["name"].as_str() {
+                found.push((rel.clone(), name.to_owned()));
+            }
+            if let Some(labels) = metadata["labels"].as_mapping() {
+                found.extend(labels.values().filter_map(Yaml::as_str).map(|v| (rel.clone(), v.to_owned())));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn long_slot_names_give_glue_names_within_63_characters_that_pass_the_crd_schemas() {
+    let project = Project::example();
+    // The namespace template `<project>-dev-<slot>` leaves 54 characters for a slot;
+    // with `{{ slot }}` alone a slot may use all 63.
+    project.edit("environments/ai.yaml", "namespace: \"{{ project }}-dev-{{ slot }}\"", "namespace: \"{{ slot }}\"");
+    let s52 = format!("pr-{}", "a".repeat(49));
+    let s63 = format!("pr-{}", "b".repeat(60));
+    for slot in [&s52, &s63] {
+        project.ok(&["render", "--env", "ai", "--slot", slot, "--run-id", "r1"]);
+    }
+    let schemas = crd_schemas();
+    for slot in [&s52, &s63] {
+        let kustomizations = yaml_documents(&project.read(&format!("rendered/flux/ai/{slot}.yaml")));
+        assert_eq!(kustomizations.len(), 6);
+        let names: BTreeSet<&str> = kustomizations.iter().filter_map(|k| str_at(k, &["metadata", "name"])).collect();
+        assert_eq!(names.len(), 6, "shortened names collide: {names:?}");
+        for k in &kustomizations {
+            let schema = &schemas[&("kustomize.toolkit.fluxcd.io/v1".to_owned(), "Kustomization".to_owned())];
+            let errors = schema_errors(schema, &yaml_to_json(k));
+            assert!(errors.is_empty(), "{errors:#?}");
+            let name = str_at(k, &["metadata", "name"]).unwrap();
+            assert!(name.starts_with("shop-ai-pr-"), "{name}");
+            if let Some(dep) = k["spec"]["dependsOn"][0]["name"].as_str() {
+                assert!(names.contains(dep), "dependsOn {dep} names no Kustomization of {names:?}");
+            }
+        }
+    }
+    let too_long: Vec<_> = names_and_label_values(&project).into_iter().filter(|(_, v)| v.len() > 63).collect();
+    assert!(too_long.is_empty(), "names or label values over 63 characters: {too_long:#?}");
+    // Deterministic: a re-render changes nothing.
+    let before = project.snapshot("rendered");
+    project.ok(&["render", "--env", "ai", "--slot", &s52, "--run-id", "r1"]);
+    assert_eq!(before, project.snapshot("rendered"));
+}
+
+#[test]
+fn argo_cd_glue_follows_the_deploy_branch_with_finalizer_retry_and_generate_paths() {
+    let project = rendered_example();
+    let app = read_single_yaml(&project.path("rendered/argocd/staging.yaml"));
+    assert_eq!(str_at(&app, &["spec", "source", "targetRevision"]), Some("rendered"));
+    assert_eq!(app["metadata"]["finalizers"][0].as_str(), Some("resources-finalizer.argocd.argoproj.io"));
+    assert_eq!(annotation(&app, "argocd.argoproj.io/manifest-generate-paths"), Some("."));
+    let retry = &app["spec"]["syncPolicy"]["retry"];
+    assert!(retry["limit"].as_i64().unwrap_or(0) > 0 && retry["backoff"]["factor"].as_i64() == Some(2), "{retry:?}");
+
+    let set = read_single_yaml(&project.path("rendered/argocd/ai.yaml"));
+    assert_eq!(set["spec"]["generators"][0]["git"]["revision"].as_str(), Some("rendered"));
+    let template = &set["spec"]["template"];
+    assert_eq!(str_at(template, &["spec", "source", "targetRevision"]), Some("rendered"));
+    assert_eq!(template["metadata"]["annotations"]["argocd.argoproj.io/manifest-generate-paths"].as_str(), Some("."));
+    let name = str_at(template, &["metadata", "name"]).unwrap();
+    assert!(name.contains("sha256sum") && name.contains("trunc 54"), "{name}");
+
+    project.edit("services.yaml", "project: shop\n", "project: shop\ngitops:\n  revision: deploy\n");
+    project.ok(&["render", "--all"]);
+    let app = read_single_yaml(&project.path("rendered/argocd/staging.yaml"));
+    assert_eq!(str_at(&app, &["spec", "source", "targetRevision"]), Some("deploy"));
+}
+
+/// Flux duration (`1h2m3.5s`) in seconds.
+fn flux_seconds(text: &str) -> f64 {
+    let (mut total, mut number) = (0.0, String::new());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                0.001
+            }
+            ('h', _) => 3600.0,
+            ('m', _) => 60.0,
+            ('s', _) => 1.0,
+            _ => panic!("`{text}` is not a Flux duration"),
+        };
+        total += number.parse::<f64>().unwrap() * unit;
+        number.clear();
+    }
+    total
+}
+
+#[test]
+fn flux_wait_and_timeout_follow_the_stage_jobs_and_the_inventory() {
+    let project = rendered_example();
+    let stage = |target: &str, dir: &str| {
+        yaml_documents(&project.read(&format!("rendered/flux/{target}.yaml")))
+            .into_iter()
+            .find(|k| str_at(k, &["spec", "path"]).is_some_and(|p| p.ends_with(dir)))
+            .unwrap_or_else(|| panic!("no Kustomization for {target} {dir}"))
+    };
+    let migrations = stage("ai/pr-1", "10-migrations");
+    let timeout = flux_seconds(str_at(&migrations, &["spec", "timeout"]).unwrap());
+    assert!(timeout >= 900.0, "migrations timeout {timeout}s is shorter than the Jobs' activeDeadlineSeconds 900");
+    assert_eq!(migrations["spec"]["wait"].as_bool(), Some(true));
+    let agent = stage("ai/pr-1", "50-agent");
+    assert_eq!(agent["spec"]["wait"].as_bool(), Some(false), "the agent stage must not block on its Job");
+    assert_eq!(str_at(&stage("staging", "20-internal"), &["spec", "timeout"]), Some("10m"));
+
+    project.edit(
+        "services.yaml",
+        "project: shop\n",
+        "project: shop\ngitops:\n  stages:\n    internal: {timeout: 15m, wait: false}\n    agent: {wait: true}\n",
+    );
+    project.ok(&["render", "--all"]);
+    let internal = stage("staging", "20-internal");
+    assert_eq!(str_at(&internal, &["spec", "timeout"]), Some("15m"));
+    assert_eq!(internal["spec"]["wait"].as_bool(), Some(false));
+
+    for (bad, needle) in [("internal: {timeout: 1d}", "gitops.stages.internal.timeout"), ("nope: {wait: true}", "nope")]
+    {
+        project.write(
+            "services.yaml",
+            &project
+                .read("services.yaml")
+                .replace("    internal: {timeout: 15m, wait: false}\n", &format!("    {bad}\n")),
+        );
+        let run = project.run(&["render", "--all"]);
+        assert_eq!(run.code, Some(1), "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains(needle) && run.stderr.contains("services.yaml:"), "{bad}: {}", run.stderr);
+        project.write(
+            "services.yaml",
+            &project
+                .read("services.yaml")
+                .replace(&format!("    {bad}\n"), "    internal: {timeout: 15m, wait: false}\n"),
+        );
+    }
+}
+
+#[test]
+fn validate_warns_about_a_placeholder_repo_url_with_file_and_line() {
+    let project = Project::example();
+    let run = project.ok(&["validate"]);
+    assert!(run.stderr.contains("warning") && run.stderr.contains("gitops.repoURL"), "{}", run.stderr);
+    for url in ["https://github.com/OWNER/shop.git", "<your repository>", "https://git.example.com/shop.git"] {
+        project.write(
+            "services.yaml",
+            &project
+                .read("services.yaml")
+                .replace("project: shop\n", &format!("project: shop\ngitops:\n  repoURL: \"{url}\"\n")),
+        );
+        let run = project.ok(&["validate"]);
+        assert!(run.stderr.contains("services.yaml:15"), "{url}: {}", run.stderr);
+        project.write(
+            "services.yaml",
+            &project.read("services.yaml").replace(&format!("gitops:\n  repoURL: \"{url}\"\n"), ""),
+        );
+    }
+    project.edit(
+        "services.yaml",
+        "project: shop\n",
+        "project: shop\ngitops:\n  repoURL: https://github.com/acme/shop.git\n",
+    );
+    let run = project.ok(&["validate"]);
+    assert!(!run.stderr.contains("gitops.repoURL"), "{}", run.stderr);
 }

@@ -89,6 +89,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             }
         }
     }
+    warn_placeholder_repo_url(&inventory, out)?;
     let objects: usize = rendered.iter().map(|t| t.objects.len()).sum();
     writeln!(
         out.err,
@@ -99,4 +100,27 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         engine.partial_names().count(),
     )?;
     Ok(exit::OK)
+}
+
+/// A `gitops.repoURL` that is a placeholder (unset, example.com, `<...>`,
+/// github.com/OWNER): Argo CD would clone nothing real.
+fn warn_placeholder_repo_url(inventory: &crate::inventory::Inventory, out: &mut Output) -> Result<()> {
+    let url = &inventory.gitops.repo_url;
+    let lower = url.to_ascii_lowercase();
+    let placeholder =
+        ["example.com", "example.org", "/owner/", "github.com/owner", "<", ">"].iter().any(|p| lower.contains(p));
+    if !placeholder {
+        return Ok(());
+    }
+    let text = inventory.texts.get(&inventory.file).map(String::as_str).unwrap_or_default();
+    let line = text.lines().position(|l| l.trim_start().starts_with("repoURL:")).map_or(1, |i| i + 1);
+    out.diagnostic(
+        &Diagnostic::warning(
+            &inventory.file,
+            Some(Location { line, col: 1 }),
+            format!("gitops.repoURL `{url}` is a placeholder: Argo CD and Flux would follow no real repository"),
+        )
+        .with_help("set `gitops.repoURL` in services.yaml to the repository holding the deploy branch"),
+    )?;
+    Ok(())
 }

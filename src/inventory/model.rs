@@ -233,6 +233,38 @@ pub struct Gitops {
     pub flux_source: String,
     /// Flux interval.
     pub interval: String,
+    /// Flux `wait`/`timeout` set per stage (`agent` for the agent's).
+    pub stages: BTreeMap<String, StageSync>,
+}
+
+/// Flux settings of one stage; `None` takes the glue's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageSync {
+    /// Flux `timeout`, a Go duration.
+    pub timeout: Option<String>,
+    /// Flux `wait`.
+    pub wait: Option<bool>,
+}
+
+/// Why `text` is not a Flux (Go) duration such as `30m` or `1h30m`.
+pub fn flux_duration_problem(text: &str) -> Option<String> {
+    let mut rest = text;
+    let mut units = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number = &rest[..digits];
+        let unit = ["ms", "h", "m", "s"].into_iter().find(|u| rest[digits..].starts_with(u));
+        match (number.parse::<f64>(), unit) {
+            (Ok(_), Some(u)) if !number.starts_with('.') && !number.ends_with('.') => rest = &rest[digits + u.len()..],
+            _ => {
+                return Some(format!(
+                    "`{text}` is not a Flux duration: write e.g. `30m` or `1h30m` (units h, m, s, ms)"
+                ))
+            }
+        }
+        units += 1;
+    }
+    (units == 0).then(|| "an empty duration: write e.g. `30m`".to_owned())
 }
 
 /// Template sandbox limits.

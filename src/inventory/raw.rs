@@ -74,7 +74,8 @@ pub struct RawGitops {
     /// Git URL Argo CD clones; default `https://git.example.com/<project>.git`.
     #[serde(default, rename = "repoURL")]
     pub repo_url: Option<String>,
-    /// Branch or tag to sync; default `main`.
+    /// Branch or tag to sync; default `rendered`, the deploy branch CI writes
+    /// (`render … --branch rendered --push origin`).
     #[serde(default)]
     pub revision: Option<String>,
     /// Namespace of Argo CD's Application objects; default `argocd`.
@@ -92,6 +93,24 @@ pub struct RawGitops {
     /// Flux reconcile interval; default `5m`.
     #[serde(default)]
     pub interval: Option<String>,
+    /// Flux `wait` and `timeout` per stage (a stage name or `agent`).
+    #[serde(default)]
+    pub stages: BTreeMap<String, RawStageSync>,
+}
+
+/// `gitops.stages.<stage>:` — how Flux applies one stage.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawStageSync {
+    /// Flux `timeout` (a Go duration such as `30m` or `1h30m`); default 10m,
+    /// or for a stage with Jobs: their longest `activeDeadlineSeconds` + 1 min
+    /// (at least 10m), 30m when a Job has no deadline.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Flux `wait` (health of every object before the next stage); default
+    /// `true`, `false` for the agent stage.
+    #[serde(default)]
+    pub wait: Option<bool>,
 }
 
 /// A version string; numbers are accepted and kept as written.

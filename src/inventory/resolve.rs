@@ -294,14 +294,36 @@ impl Resolver {
                 );
             }
         }
+        for (stage, sync) in &g.stages {
+            let at = top.key("gitops").key("stages").key(stage);
+            if stage != "agent" && !stages.contains(stage) {
+                self.error(
+                    &at,
+                    format!("gitops.stages.{stage}: no stage `{stage}`"),
+                    "name a stage of `stages` or `agent`",
+                );
+            }
+            if let Some(problem) = sync.timeout.as_deref().and_then(super::model::flux_duration_problem) {
+                self.error_at_value(
+                    &at.key("timeout"),
+                    format!("bad gitops.stages.{stage}.timeout: {problem}"),
+                    "Flux reads Go durations",
+                );
+            }
+        }
         let gitops = Gitops {
             repo_url: g.repo_url.clone().unwrap_or_else(|| format!("https://git.example.com/{}.git", raw.project)),
-            revision: g.revision.clone().unwrap_or_else(|| "main".into()),
+            revision: g.revision.clone().unwrap_or_else(|| "rendered".into()),
             argocd_namespace: g.argocd_namespace.clone().unwrap_or_else(|| "argocd".into()),
             argocd_project: g.argocd_project.clone().unwrap_or_else(|| "default".into()),
             flux_namespace: g.flux_namespace.clone().unwrap_or_else(|| "flux-system".into()),
             flux_source: g.flux_source.clone().unwrap_or_else(|| raw.project.clone()),
             interval: g.interval.clone().unwrap_or_else(|| "5m".into()),
+            stages: g
+                .stages
+                .iter()
+                .map(|(k, v)| (k.clone(), StageSync { timeout: v.timeout.clone(), wait: v.wait }))
+                .collect(),
         };
 
         Some(Inventory {
