@@ -13,13 +13,7 @@ fn yaml(value: &serde_json::Value) -> String {
 }
 
 /// Path of a tree file as the GitOps controller sees it (relative to the repository root).
-fn repo_path(out_prefix: &str, rest: &str) -> String {
-    if out_prefix.is_empty() || out_prefix == "." {
-        rest.to_owned()
-    } else {
-        format!("{}/{rest}", out_prefix.trim_end_matches('/'))
-    }
-}
+use crate::layout::join as repo_path;
 
 /// Argo CD's sync policy. An environment that does not manage its namespace
 /// says `CreateNamespace=false` outright: the namespace is someone else's,
@@ -65,7 +59,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
             "generators": [{"git": {
                 "repoURL": g.repo_url,
                 "revision": g.revision,
-                "files": [{"path": repo_path(out_prefix, &format!("{env}/*/.codex-k8s/target.json"))}],
+                "files": [{"path": repo_path(out_prefix, &format!("{env}/*/{}", crate::layout::TARGET_JSON))}],
             }}],
             "template": {
                 "metadata": {
@@ -86,10 +80,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
 
 /// Path of a target's Flux file, relative to the tree root.
 pub fn flux_path(env: &str, slot: Option<&str>) -> String {
-    match slot {
-        Some(s) => format!("flux/{env}/{s}.yaml"),
-        None => format!("flux/{env}.yaml"),
-    }
+    crate::layout::flux_path(env, slot)
 }
 
 /// The Flux Kustomizations of one target: one per stage directory it has.

@@ -17,8 +17,7 @@ use serde::Serialize;
 
 use super::layout::{TargetMeta, TARGET_JSON};
 
-const STAGING: &str = ".codex-k8s-staging";
-const TRASH: &str = ".codex-k8s-trash";
+use crate::layout::{STAGING, TRASH};
 
 /// What a run wants the tree to hold.
 #[derive(Debug, Clone, Default)]
