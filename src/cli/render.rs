@@ -471,7 +471,7 @@ pub fn commit_request(
     from: String,
     message: Option<String>,
 ) -> git::CommitRequest {
-    let join = |rest: &str| crate::layout::join(&prefix, rest);
+    let join = |rest: &str| crate::layout::join(prefix, rest);
     let mut updates = git::Updates::new();
     for (dir, files) in &desired.targets {
         updates.insert(
