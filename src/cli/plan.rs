@@ -99,7 +99,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
 
     let mut stages: Vec<StageView> = Vec::new();
     for p in &rendered.plan {
-        let dir = format!("{:02}-{}", p.stage_index * 10, p.stage);
+        let dir = crate::layout::stage_dir(p.stage_index, &p.stage);
         if stages.last().is_none_or(|s| s.dir != dir) {
             stages.push(StageView { name: p.stage.clone(), dir: dir.clone(), components: Vec::new() });
         }

@@ -153,7 +153,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let mut desired = tree::desired(&inventory, &rendered, &digest, &prefix);
     for r in &current {
         desired.files.insert(
-            format!("argocd/{}.yaml", r.target.env),
+            crate::layout::argocd_path(&r.target.env),
             Some(tree::argocd_file(&inventory, &r.target.env, &prefix)),
         );
     }
@@ -471,7 +471,7 @@ pub fn commit_request(
     from: String,
     message: Option<String>,
 ) -> git::CommitRequest {
-    let join = |rest: &str| if prefix.is_empty() { rest.to_owned() } else { format!("{prefix}/{rest}") };
+    let join = |rest: &str| crate::layout::join(prefix, rest);
     let mut updates = git::Updates::new();
     for (dir, files) in &desired.targets {
         updates.insert(
@@ -697,7 +697,7 @@ fn progress_bar(out: &Output, targets: usize) -> Option<indicatif::ProgressBar> 
 fn build_marker(root: &Path, out_dir: &Path) -> std::path::PathBuf {
     match git2::Repository::discover(root) {
         Ok(repo) => repo.path().join("codex-k8s-build"),
-        Err(_) => out_dir.join(".codex-k8s-build"),
+        Err(_) => out_dir.join(crate::layout::BUILD_MARKER),
     }
 }
 
@@ -709,7 +709,7 @@ pub struct TreeLock(std::fs::File);
 fn lock_path(root: &Path, out_dir: &Path) -> std::path::PathBuf {
     match git2::Repository::discover(root) {
         Ok(repo) => repo.path().join("codex-k8s.lock"),
-        Err(_) => out_dir.join(".codex-k8s.lock"),
+        Err(_) => out_dir.join(crate::layout::LOCK),
     }
 }
 

@@ -143,13 +143,7 @@ pub fn collect(
         .collect())
 }
 
-fn join(prefix: &str, rest: &str) -> String {
-    if prefix.is_empty() {
-        rest.to_owned()
-    } else {
-        format!("{prefix}/{rest}")
-    }
-}
+use crate::layout::join;
 
 fn human(seconds: u64) -> String {
     humantime::format_duration(Duration::from_secs(seconds - seconds % 60)).to_string()

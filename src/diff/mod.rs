@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_yaml::Value;
 
+use crate::layout;
 use crate::render::ObjectId;
 
 /// One object found in a tree.
@@ -37,17 +38,16 @@ pub struct Snapshot {
 /// Splits a tree path into (target, stage) for object files; `None` for
 /// kustomizations, metadata and anything that is not a manifest.
 fn classify(path: &str) -> Option<(String, String)> {
-    if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") || path.contains(".codex-k8s/") {
+    let meta = format!("{}/", layout::META_DIR);
+    if !path.ends_with(".yaml") || path.ends_with(layout::KUSTOMIZATION) || path.contains(&meta) {
         return None;
     }
     let parts: Vec<&str> = path.split('/').collect();
-    if parts[0] == "argocd" || parts[0] == "flux" {
+    if layout::is_glue_dir(parts[0]) {
         let target = parts[..parts.len() - 1].join("/");
         return Some((target, "glue".into()));
     }
-    let stage_at = parts
-        .iter()
-        .position(|p| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-')?;
+    let stage_at = parts.iter().position(|p| layout::is_stage_dir(p))?;
     if stage_at == 0 {
         return None;
     }
@@ -59,14 +59,12 @@ fn classify(path: &str) -> Option<(String, String)> {
 /// glue. Diffing whole units keeps Job renames paired.
 pub fn unit_of(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
-    if matches!(parts[0], "argocd" | "flux") || parts.len() == 1 {
+    if layout::is_glue_dir(parts[0]) || parts.len() == 1 {
         return path.to_owned();
     }
-    let is_stage =
-        |p: &&str| p.len() > 3 && p.as_bytes()[..2].iter().all(u8::is_ascii_digit) && p.as_bytes()[2] == b'-';
     let end = parts
         .iter()
-        .position(|p| is_stage(p) || *p == ".codex-k8s" || *p == "kustomization.yaml")
+        .position(|p| layout::is_stage_dir(p) || *p == layout::META_DIR || *p == layout::KUSTOMIZATION)
         .unwrap_or(parts.len() - 1);
     parts[..end.max(1)].join("/")
 }

@@ -36,7 +36,7 @@ pub fn read_tree_parts(
     let tree = repo.revparse_single(rev)?.peel_to_tree()?;
     let mut out = BTreeMap::new();
     for part in parts {
-        let full = if prefix.is_empty() { part.clone() } else { format!("{prefix}/{part}") };
+        let full = crate::layout::join(prefix, part);
         let Ok(entry) = tree.get_path(Path::new(&full)) else { continue };
         match entry.kind() {
             Some(ObjectType::Tree) => collect(repo, &repo.find_tree(entry.id())?, part, &mut out)?,

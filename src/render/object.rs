@@ -72,17 +72,17 @@ pub struct RenderedObject {
 impl RenderedObject {
     /// File name: `<kind lower-case>-<name>.yaml`.
     pub fn file_name(&self) -> String {
-        format!("{}-{}.yaml", self.id.kind.to_lowercase(), self.id.name)
+        crate::layout::object_file(&self.id.kind, &self.id.name)
     }
 
     /// Stage directory: `<NN>-<stage>`.
     pub fn stage_dir(&self) -> String {
-        format!("{:02}-{}", self.stage_index * 10, self.stage)
+        crate::layout::stage_dir(self.stage_index, &self.stage)
     }
 
     /// Path inside the target directory.
     pub fn path(&self) -> String {
-        format!("{}/{}/{}", self.stage_dir(), self.component, self.file_name())
+        crate::layout::object_path(&self.stage_dir(), &self.component, &self.file_name())
     }
 
     /// The YAML text of the file.

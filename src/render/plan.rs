@@ -25,10 +25,7 @@ pub struct Target {
 impl Target {
     /// Directory of the target inside the rendered tree: `env` or `env/slot`.
     pub fn dir(&self) -> String {
-        match &self.slot {
-            Some(s) => format!("{}/{}", self.env, s),
-            None => self.env.clone(),
-        }
+        crate::layout::target_dir(&self.env, self.slot.as_deref())
     }
 }
 

@@ -17,13 +17,7 @@ fn yaml(value: &serde_json::Value) -> String {
 }
 
 /// Path of a tree file as the GitOps controller sees it (relative to the repository root).
-fn repo_path(out_prefix: &str, rest: &str) -> String {
-    if out_prefix.is_empty() || out_prefix == "." {
-        rest.to_owned()
-    } else {
-        format!("{}/{rest}", out_prefix.trim_end_matches('/'))
-    }
-}
+use crate::layout::join as repo_path;
 
 /// Longest Kubernetes name the glue emits (a DNS label: Flux and Argo CD
 /// copy object names into label values).
@@ -114,7 +108,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
             "generators": [{"git": {
                 "repoURL": g.repo_url,
                 "revision": g.revision,
-                "files": [{"path": repo_path(out_prefix, &format!("{env}/*/.codex-k8s/target.json"))}],
+                "files": [{"path": repo_path(out_prefix, &format!("{env}/*/{}", crate::layout::TARGET_JSON))}],
             }}],
             "template": {
                 "metadata": {
@@ -137,10 +131,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
 
 /// Path of a target's Flux file, relative to the tree root.
 pub fn flux_path(env: &str, slot: Option<&str>) -> String {
-    match slot {
-        Some(s) => format!("flux/{env}/{s}.yaml"),
-        None => format!("flux/{env}.yaml"),
-    }
+    crate::layout::flux_path(env, slot)
 }
 
 /// Flux `wait` and `timeout` of stage directory `dir`: the inventory's

@@ -10,25 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::inventory::Inventory;
 use crate::render::RenderedTarget;
 
-/// Names the tree itself uses at its top level (next to the environment
-/// directories). An environment with one of these names would share its
-/// directory with the tree's own files, so the inventory refuses them.
-pub const RESERVED_DIRS: &[&str] =
-    &["argocd", "flux", ".codex-k8s", ".codex-k8s-staging", ".codex-k8s-trash", ".codex-k8s-build", ".codex-k8s.lock"];
-
-/// Why `env` cannot name an environment, if it cannot: it collides with a
-/// directory or file of the tree's own layout ([`RESERVED_DIRS`]).
-pub fn reserved_env_problem(env: &str) -> Option<String> {
-    RESERVED_DIRS.contains(&env).then(|| {
-        format!(
-            "`{env}` is reserved: the rendered tree keeps its own files under `{env}` (reserved: {})",
-            RESERVED_DIRS.join(", ")
-        )
-    })
-}
-
-/// Where a target's metadata lives, relative to the target directory.
-pub const TARGET_JSON: &str = ".codex-k8s/target.json";
+pub use crate::layout::{reserved_env_problem, RESERVED_DIRS, TARGET_JSON};
 
 /// Contents of `.codex-k8s/target.json`: what was rendered, from what.
 /// Argo CD's ApplicationSet git files generator reads it to discover slots.
@@ -75,14 +57,17 @@ pub fn target_files(
     let mut stages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for o in &rendered.objects {
         let dir = o.stage_dir();
-        let rel = format!("{}/{}", o.component, o.file_name());
+        let rel = crate::layout::join(&o.component, &o.file_name());
         stages.entry(dir.clone()).or_default().insert(rel.clone());
         files.insert(format!("{dir}/{rel}"), o.to_yaml());
     }
     for (dir, resources) in &stages {
-        files.insert(format!("{dir}/kustomization.yaml"), kustomization(resources.iter().map(String::as_str)));
+        files.insert(
+            crate::layout::join(dir, crate::layout::KUSTOMIZATION),
+            kustomization(resources.iter().map(String::as_str)),
+        );
     }
-    files.insert("kustomization.yaml".into(), kustomization(stages.keys().map(String::as_str)));
+    files.insert(crate::layout::KUSTOMIZATION.into(), kustomization(stages.keys().map(String::as_str)));
     let outputs_digest = outputs_digest(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())), flux.as_bytes());
     let meta = TargetMeta {
         project: inventory.project.clone(),
@@ -107,18 +92,6 @@ fn kustomization<'a>(resources: impl Iterator<Item = &'a str>) -> String {
         out.push('\n');
     }
     out
-}
-
-/// sha256 over paths and contents, in path order.
-pub fn digest_files(files: &BTreeMap<String, String>) -> String {
-    let mut h = Sha256::new();
-    for (path, content) in files {
-        h.update(path.as_bytes());
-        h.update([0]);
-        h.update((content.len() as u64).to_le_bytes());
-        h.update(content.as_bytes());
-    }
-    hex::encode(h.finalize())
 }
 
 /// Digest of this build's source: a tree written by another build is never

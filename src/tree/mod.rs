@@ -8,8 +8,8 @@ mod write;
 
 pub use glue::{argocd_file, flux_file, flux_path};
 pub use layout::{
-    digest_files, inputs_digest, outputs_digest, reserved_env_problem, target_files, target_inputs_digest, TargetMeta,
-    BUILD_ID, RESERVED_DIRS, TARGET_JSON,
+    inputs_digest, outputs_digest, reserved_env_problem, target_files, target_inputs_digest, TargetMeta, BUILD_ID,
+    RESERVED_DIRS, TARGET_JSON,
 };
 pub use stream::{glue_files, plan, render_into, Failure, Sink, Streamed};
 pub use write::{
@@ -42,7 +42,7 @@ pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest
         d.targets.insert(dir, files);
         d.files.insert(flux_path(&t.target.env, t.target.slot.as_deref()), Some(flux));
         d.files
-            .insert(format!("argocd/{}.yaml", t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
+            .insert(crate::layout::argocd_path(&t.target.env), Some(argocd_file(inventory, &t.target.env, out_prefix)));
     }
     d
 }

@@ -62,7 +62,7 @@ pub fn plan(requests: &[Request], current: &[Request]) -> Desired {
         d.files.insert(flux_path(&r.target.env, r.target.slot.as_deref()), None);
     }
     for r in requests.iter().chain(current) {
-        d.files.insert(format!("argocd/{}.yaml", r.target.env), None);
+        d.files.insert(crate::layout::argocd_path(&r.target.env), None);
     }
     d
 }
@@ -141,7 +141,7 @@ pub fn glue_files(
     let envs: BTreeSet<&str> =
         streamed.iter().map(|t| t.target.env.as_str()).chain(current.iter().map(|r| r.target.env.as_str())).collect();
     for env in envs {
-        files.insert(format!("argocd/{env}.yaml"), Some(argocd_file(inventory, env, out_prefix)));
+        files.insert(crate::layout::argocd_path(env), Some(argocd_file(inventory, env, out_prefix)));
     }
     files
 }

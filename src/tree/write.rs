@@ -17,8 +17,7 @@ use serde::Serialize;
 
 use super::layout::{TargetMeta, TARGET_JSON};
 
-const STAGING: &str = ".codex-k8s-staging";
-const TRASH: &str = ".codex-k8s-trash";
+use crate::layout::{STAGING, TRASH};
 
 /// What a run wants the tree to hold.
 #[derive(Debug, Clone, Default)]
@@ -288,8 +287,8 @@ pub fn recover(out: &Path) -> io::Result<()> {
         }
     }
     if trash.is_dir() {
-        for entry in fs::read_dir(&trash)? {
-            let entry = entry?;
+        for entry in fs::read_dir(&trash).map_err(at(&trash))? {
+            let entry = entry.map_err(at(&trash))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some((encoded, _pid)) = name.rsplit_once('-') else { continue };
             let rel = PathBuf::from(encoded.replace("__", "/"));
@@ -301,23 +300,23 @@ pub fn recover(out: &Path) -> io::Result<()> {
                     .components()
                     .all(|c| matches!(c, std::path::Component::Normal(p) if !p.to_string_lossy().starts_with('.')));
             let original = out.join(&rel);
-            let is_dir = entry.file_type()?.is_dir();
+            let is_dir = entry.file_type().map_err(at(&entry.path()))?.is_dir();
             if !is_dir {
-                fs::remove_file(entry.path())?;
+                fs::remove_file(entry.path()).map_err(at(&entry.path()))?;
             } else if !inside || original.exists() {
-                fs::remove_dir_all(entry.path())?;
+                fs::remove_dir_all(entry.path()).map_err(at(&entry.path()))?;
             } else {
                 if let Some(parent) = original.parent() {
-                    fs::create_dir_all(parent)?;
+                    fs::create_dir_all(parent).map_err(at(parent))?;
                 }
-                fs::rename(entry.path(), &original)?;
+                fs::rename(entry.path(), &original).map_err(at(&original))?;
             }
         }
-        fs::remove_dir_all(&trash)?;
+        fs::remove_dir_all(&trash).map_err(at(&trash))?;
     }
     let staging = out.join(STAGING);
     if staging.is_dir() {
-        fs::remove_dir_all(&staging)?;
+        fs::remove_dir_all(&staging).map_err(at(&staging))?;
     }
     Ok(())
 }
@@ -334,7 +333,7 @@ fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
 fn stage_target(out: &Path, dir: &str, files: &BTreeMap<String, String>) -> io::Result<()> {
     let staged = out.join(STAGING).join(scratch_name(dir));
     if staged.exists() {
-        fs::remove_dir_all(&staged)?;
+        fs::remove_dir_all(&staged).map_err(at(&staged))?;
     }
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for rel in files.keys() {
@@ -607,5 +606,17 @@ mod tests {
         assert!(!tmp.path().join("x").exists() && !out.join("a").exists() && !out.join(".git").exists());
         assert!(!out.join("file").exists());
         assert!(!out.join(TRASH).exists());
+    }
+
+    #[test]
+    fn recover_errors_name_the_path() {
+        // A trash entry for target `a/b` whose parent `a` is a file: putting
+        // it back fails, and the error says where.
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        fs::create_dir_all(out.join(TRASH).join("a__b-1")).unwrap();
+        fs::write(out.join("a"), "not a dir").unwrap();
+        let e = recover(out).unwrap_err().to_string();
+        assert!(e.contains(&out.join("a").display().to_string()), "{e}");
     }
 }

@@ -34,11 +34,7 @@ pub struct Source {
 
 impl Source {
     fn join(&self, rest: &str) -> String {
-        if self.prefix.is_empty() {
-            rest.to_owned()
-        } else {
-            format!("{}/{rest}", self.prefix.trim_end_matches('/'))
-        }
+        crate::layout::join(&self.prefix, rest)
     }
 
     fn open(&self) -> Result<Repository> {
@@ -153,7 +149,8 @@ pub fn read_state_with(
     }
     let present: BTreeSet<(String, String)> = slots.iter().map(|s| (s.env.clone(), s.slot.clone())).collect();
     let absent: Vec<&(String, String)> = candidates.iter().filter(|c| !present.contains(*c)).collect();
-    let mut dirs: Vec<String> = slots.iter().map(|s| src.join(&format!("{}/{}", s.env, s.slot))).collect();
+    let mut dirs: Vec<String> =
+        slots.iter().map(|s| src.join(&crate::layout::target_dir(&s.env, Some(&s.slot)))).collect();
     dirs.extend(absent.iter().map(|(e, s)| src.join(&format!("{e}/{s}"))));
     let touches = last_touches(&repo, tip, &dirs)?;
     for s in &mut slots {
