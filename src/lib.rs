@@ -20,6 +20,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod git;
 pub mod inventory;
+pub mod publish;
 pub mod render;
 pub mod template;
 pub mod tree;
