@@ -21,6 +21,7 @@ pub mod diff;
 pub mod git;
 pub mod inventory;
 pub mod layout;
+pub mod publish;
 pub mod render;
 pub mod template;
 pub mod tree;

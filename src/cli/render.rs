@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use super::targets::{self, DiskTree, GitTree, RequestArgs, Selection, TreeState};
 use super::{exit, load_project, Exit, Output, Project};
 use crate::git;
+use crate::publish::{lock_tree, TreeLock};
 use crate::render::{render_targets, RenderedTarget, Shard};
 use crate::tree;
 
@@ -557,7 +558,7 @@ impl Streaming<'_> {
         // What a failed run must take away again: the lock file when it
         // lives in the tree (no git repository), and `--out` if it made it.
         let out_existed = self.out_dir.symlink_metadata().is_ok();
-        let lock_file = lock_path(root, self.out_dir);
+        let lock_file = crate::publish::lock_path(root, self.out_dir);
         let lock_file_existed = lock_file.symlink_metadata().is_ok();
         let mut lock = lock;
         let mut staging = None;
@@ -698,74 +699,6 @@ fn build_marker(root: &Path, out_dir: &Path) -> std::path::PathBuf {
     match git2::Repository::discover(root) {
         Ok(repo) => repo.path().join("codex-k8s-build"),
         Err(_) => out_dir.join(crate::layout::BUILD_MARKER),
-    }
-}
-
-/// An exclusive lock so two renders never interleave on one tree: the second
-/// waits (up to a minute) and then fails clearly.
-pub struct TreeLock(std::fs::File);
-
-/// Where the tree lock lives: `.git/codex-k8s.lock` in a repository, else in the tree.
-fn lock_path(root: &Path, out_dir: &Path) -> std::path::PathBuf {
-    match git2::Repository::discover(root) {
-        Ok(repo) => repo.path().join("codex-k8s.lock"),
-        Err(_) => out_dir.join(crate::layout::LOCK),
-    }
-}
-
-/// Takes the tree lock (a file in `.git/` when the project is a repository).
-pub fn lock_tree(root: &Path, out_dir: &Path) -> Result<TreeLock> {
-    use fs2::FileExt;
-    let path = lock_path(root, out_dir);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let open = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))
-    };
-    let mut file = open()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        match file.try_lock_exclusive() {
-            // A failed run without a repository removes the lock file it
-            // created in the tree: a lock taken on that removed file locks
-            // nothing, so take it again on the file now at the path.
-            Ok(()) if !same_file(&file, &path) => file = open()?,
-            Ok(()) => return Ok(TreeLock(file)),
-            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
-            Err(_) => bail!(
-                "another codex-k8s run holds {} for over a minute; wait for it or remove a stale lock",
-                path.display()
-            ),
-        }
-    }
-}
-
-/// True when `file` is the file at `path` (always true off Unix).
-fn same_file(file: &std::fs::File, path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), std::fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (file, path);
-        true
-    }
-}
-
-impl Drop for TreeLock {
-    fn drop(&mut self) {
-        let _ = fs2::FileExt::unlock(&self.0);
     }
 }
 

@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::render::{commit_or_push, commit_request, lock_tree, source_paths};
+use super::render::{commit_or_push, commit_request, source_paths};
 use super::{exit, load_project, targets, Output, Project};
 use crate::git;
 use crate::inventory::Inventory;
+use crate::publish::lock_tree;
 use crate::tree::{self, Desired};
 
 /// Arguments of `slots`.

@@ -12,16 +12,17 @@ pub use commit::{
     commit_on_ref, commit_worktree, rendered_from, reset_index_to_head, signatures, CommitRequest, Outcome,
 };
 pub use push::{check_remote, fetch, fetch_tip, push_ref_once, push_with_retry, Retry};
-pub use read::{changed_paths, last_changes, read_tree_files, read_tree_parts};
+pub use read::{changed_paths, last_changes, read_tree_parts};
 pub use tree::{apply_updates, Update, Updates};
 
 /// Git failures, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// libgit2 reported an error.
+    /// libgit2 reported an error. Its message is printed here, so it is not
+    /// also a `source()` (a printed chain would repeat it).
     #[error("git: {}", .0.message())]
-    Git(#[from] git2::Error),
+    Git(git2::Error),
     /// No author identity is configured.
     #[error("no git identity: set user.name and user.email (`git config`), or GIT_AUTHOR_NAME and GIT_AUTHOR_EMAIL")]
     NoIdentity,
@@ -52,6 +53,12 @@ pub enum Error {
     },
 }
 
+impl From<git2::Error> for Error {
+    fn from(e: git2::Error) -> Self {
+        Error::Git(e)
+    }
+}
+
 /// Refuses a shallow repository for answers that depend on history.
 pub fn require_full_history(repo: &git2::Repository) -> Result<()> {
     if repo.is_shallow() {
@@ -63,3 +70,15 @@ pub fn require_full_history(repo: &git2::Repository) -> Result<()> {
 
 /// Result of git operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_git_error_prints_its_cause_once_in_the_chain() {
+        let err = Error::from(git2::Error::from_str("object not found"));
+        let chain = format!("{:#}", anyhow::Error::new(err));
+        assert_eq!(chain.matches("object not found").count(), 1, "{chain}");
+    }
+}

@@ -7,24 +7,6 @@ use git2::{ObjectType, Repository, Tree};
 
 use super::Result;
 
-/// Every file under `prefix` in the tree of `rev`, relative to `prefix`.
-pub fn read_tree_files(repo: &Repository, rev: &str, prefix: &str) -> Result<BTreeMap<String, Vec<u8>>> {
-    let tree = repo.revparse_single(rev)?.peel_to_tree()?;
-    let mut out = BTreeMap::new();
-    let sub = if prefix.is_empty() {
-        Some(tree)
-    } else {
-        match tree.get_path(Path::new(prefix)) {
-            Ok(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
-            _ => None,
-        }
-    };
-    if let Some(sub) = sub {
-        collect(repo, &sub, "", &mut out)?;
-    }
-    Ok(out)
-}
-
 /// The files under `prefix/<part>` for each of `parts` (files or directories)
 /// in the tree of `rev`, keyed relative to `prefix`. Missing parts are skipped.
 pub fn read_tree_parts(

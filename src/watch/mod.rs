@@ -59,6 +59,9 @@ pub enum Error {
     /// Reading or committing the repository failed.
     #[error("git")]
     Git(#[from] crate::git::Error),
+    /// The tree lock could not be taken (another run holds it).
+    #[error(transparent)]
+    Publish(#[from] crate::publish::Error),
     /// Reading or writing the rendered tree failed.
     #[error("rendered tree")]
     Io(#[from] std::io::Error),

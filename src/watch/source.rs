@@ -339,7 +339,7 @@ pub fn remove_slots(
     }
     let Some(base) = base else { return Ok(Removal::Unchanged) };
     let repo = src.open()?;
-    let _lock = lock(&repo)?;
+    let _lock = crate::publish::lock_repo(&repo)?;
     let mut updates = git::Updates::new();
     let mut desired = tree::Desired::default();
     let mut paths = Vec::new();
@@ -421,20 +421,4 @@ fn refuse_local_changes(repo: &Repository, paths: &[String]) -> Result<()> {
         "refusing to remove slots from the checkout: uncommitted changes under them ({}); commit or discard them, or run the watcher on a clone of its own with --remote",
         changed.join(", ")
     )))
-}
-
-/// The same lock file as `render`, so a render and the watcher never
-/// interleave on one clone.
-fn lock(repo: &Repository) -> Result<std::fs::File> {
-    use fs2::FileExt;
-    let path = repo.path().join("codex-k8s.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        match file.try_lock_exclusive() {
-            Ok(()) => return Ok(file),
-            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(100)),
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
