@@ -545,7 +545,7 @@ impl Resolver {
                     .with_help("rename the file to a DNS-1123 label, e.g. environments/staging.yaml"),
                 );
             }
-            if let Some(problem) = crate::tree::reserved_env_problem(&name) {
+            if let Some(problem) = crate::layout::reserved_env_problem(&name) {
                 self.diagnostics.push(
                     Diagnostic::error(&rel, None, format!("invalid environment name (from the file name): {problem}"))
                         .with_help("rename the environment file, e.g. environments/flux-system.yaml"),
@@ -585,7 +585,7 @@ impl Resolver {
                     "use a DNS-1123 label: lower-case letters, digits and `-`, at most 63 characters",
                 );
             }
-            if let Some(problem) = crate::tree::reserved_env_problem(name) {
+            if let Some(problem) = crate::layout::reserved_env_problem(name) {
                 self.error(
                     &envs_path.key(name),
                     format!("invalid environment name: {problem}"),
