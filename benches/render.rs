@@ -40,6 +40,7 @@ fn slot_requests(n: usize, sets: &[(&str, &str)], changed_slot: Option<usize>) -
             target: Target { env: "ai".into(), slot: Some(format!("s-{i:04}")) },
             run_id: Some("r1".into()),
             sets: if changed_slot == Some(i) { overrides(sets) } else { Overrides::default() },
+            source: None,
         })
         .collect()
 }

@@ -56,9 +56,9 @@ fn color_governs_clap_output_and_messages() {
     let always = project.run(&["--color=always", "render"]).expect_code(2);
     assert!(always.stderr.contains("\x1b["), "clap's usage error ignored --color always: {always}");
     // A message of the tool itself (not a diagnostic).
-    let always = project.run(&["--color", "always", "slots", "remove", "--env", "ai", "--slot", "nope"]).expect_code(1);
+    let always = project.run(&["--color", "always", "slots", "remove", "--env", "nope", "--slot", "x"]).expect_code(1);
     assert!(always.stderr.contains("\x1b[1;31merror\x1b[0m"), "{always}");
-    let never = project.run(&["--color", "never", "slots", "remove", "--env", "ai", "--slot", "nope"]).expect_code(1);
+    let never = project.run(&["--color", "never", "slots", "remove", "--env", "nope", "--slot", "x"]).expect_code(1);
     assert!(never.stderr.starts_with("error: ") && !never.stderr.contains('\x1b'), "{never}");
 }
 

@@ -4,6 +4,7 @@ mod corpus;
 mod crash;
 mod git;
 mod images;
+mod ownership;
 mod port;
 mod props;
 mod render;

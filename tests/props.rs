@@ -179,6 +179,7 @@ fn requests() -> Vec<Request> {
         target: Target { env: env.into(), slot: slot.map(Into::into) },
         run_id: slot.map(|_| "r1".to_owned()),
         sets: Default::default(),
+        source: None,
     };
     vec![t("staging", None), t("dev", None), t("ai", Some("s1")), t("ai", Some("s2"))]
 }

@@ -80,11 +80,12 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let requests = [
-        Request { target: Target { env: "dev".into(), slot: None }, run_id: None, sets: Default::default() },
+        Request { target: Target { env: "dev".into(), slot: None }, run_id: None, sets: Default::default(), source: None },
         Request {
             target: Target { env: "ai".into(), slot: Some("pr-1".into()) },
             run_id: Some("r1".into()),
             sets: Default::default(),
+            source: None,
         },
     ];
     match codex_k8s::render::render_targets(&p.inventory, &engine, &requests) {

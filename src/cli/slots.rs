@@ -1,18 +1,17 @@
-//! `codex-k8s slots`: the slots in the tree, their last change in git and
-//! their idle time; removing one slot; removing every slot idle past its TTL.
+//! `codex-k8s slots`: the slots a tree holds (the work tree, or a branch —
+//! with `--push R`, R's tip of it), their last change and idle time;
+//! removing slots (idempotent: an absent slot is success); removing every
+//! slot idle past its TTL. The rules live in `publish::slots`.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use anyhow::{bail, Result};
 
-use super::render::{commit_or_push, commit_request, source_paths};
 use super::{exit, load_project, targets, Output, Project};
 use crate::git;
 use crate::inventory::Inventory;
-use crate::publish::lock_tree;
-use crate::tree::{self, Desired};
+use crate::publish::slots::{self, Place, Reason, View};
 
 /// Arguments of `slots`.
 #[derive(Debug, clap::Args)]
@@ -22,12 +21,18 @@ pub struct Args {
     /// The rendered tree, relative to the project.
     #[arg(long, global = true, default_value = "rendered", value_name = "DIR")]
     out: std::path::PathBuf,
+    /// Read (and remove from) this branch instead of the work tree, e.g. the deploy branch `rendered`.
+    #[arg(long, global = true, value_name = "REF")]
+    branch: Option<String>,
+    /// With --branch: read REMOTE's tip of it and push removals there (retrying on concurrent pushes); without: push the checked-out branch.
+    #[arg(long, global = true, value_name = "REMOTE")]
+    push: Option<String>,
 }
 
 /// What to do with slots.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// List slots: namespace, host, last change, idle time, TTL left.
+    /// List slots: namespace, host, owner, last change, idle time, TTL left.
     List {
         /// Only this environment.
         #[arg(long)]
@@ -36,7 +41,7 @@ pub enum Action {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// Remove one slot from the tree (its directory and its Flux file).
+    /// Remove one slot (its directory and its Flux file); an absent slot is success.
     Remove {
         /// Environment.
         #[arg(long)]
@@ -44,21 +49,21 @@ pub enum Action {
         /// Slot.
         #[arg(long)]
         slot: String,
-        /// Commit the removal.
+        /// Commit the removal (implied by --branch and --push).
         #[arg(long)]
         commit: bool,
+        /// Why, for the commit message (e.g. `pull request closed`).
+        #[arg(long, default_value = "removed by hand", value_name = "TEXT")]
+        reason: String,
     },
     /// Remove every slot idle longer than its environment's idleTTL (judged from git history).
     Gc {
         /// Only report what would be removed.
         #[arg(long)]
         dry_run: bool,
-        /// Commit the removal.
+        /// Commit the removal (implied by --branch and --push).
         #[arg(long)]
         commit: bool,
-        /// Push the commit to REMOTE (retrying on concurrent pushes).
-        #[arg(long, value_name = "REMOTE")]
-        push: Option<String>,
     },
 }
 
@@ -71,155 +76,53 @@ pub enum ListFormat {
     Json,
 }
 
-/// One slot as the tree and git history see it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SlotInfo {
-    /// Environment.
-    pub env: String,
-    /// Slot.
-    pub slot: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Host.
-    pub host: Option<String>,
-    /// Agent run id.
-    pub run_id: Option<String>,
-    /// Last commit touching the slot (seconds since the epoch); none if never committed.
-    pub last_change: Option<i64>,
-    /// Seconds since the last change (0 when uncommitted).
-    pub idle_seconds: u64,
-    /// The environment's idle TTL in seconds.
-    pub ttl_seconds: u64,
-    /// Idle longer than the TTL.
-    pub expired: bool,
-}
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// Every slot in the tree with its idle time, judged from git history.
-pub fn collect(
-    inventory: &Inventory,
-    out_dir: &Path,
-    repo: Option<&git2::Repository>,
-    only_env: Option<&str>,
-) -> Result<Vec<SlotInfo>> {
-    let prefix = targets::out_prefix(inventory, out_dir);
-    let mut slots = Vec::new();
-    for (name, env) in inventory.environments.iter().filter(|(_, e)| e.slots) {
-        if only_env.is_some_and(|o| o != name) {
-            continue;
-        }
-        for slot in tree::list_slots(out_dir, name) {
-            slots.push((name.clone(), slot, env.idle_ttl.unwrap_or(crate::inventory::DEFAULT_IDLE_TTL)));
-        }
-    }
-    let dirs: Vec<String> = slots.iter().map(|(e, s, _)| join(&prefix, &format!("{e}/{s}"))).collect();
-    let changes = match repo {
-        Some(r) => git::last_changes(r, &dirs)?,
-        None => Default::default(),
-    };
-    let now = now();
-    Ok(slots
-        .into_iter()
-        .zip(dirs)
-        .map(|((env, slot, ttl), dir)| {
-            let meta = tree::read_meta(out_dir, &format!("{env}/{slot}"));
-            let last_change = changes.get(&dir).copied();
-            let idle = last_change.map(|t| (now - t).max(0) as u64).unwrap_or(0);
-            SlotInfo {
-                namespace: meta.as_ref().map(|m| m.namespace.clone()).unwrap_or_default(),
-                host: meta.as_ref().and_then(|m| m.host.clone()),
-                run_id: meta.and_then(|m| m.run_id),
-                env,
-                slot,
-                last_change,
-                idle_seconds: idle,
-                ttl_seconds: ttl.as_secs(),
-                expired: last_change.is_some() && idle > ttl.as_secs(),
-            }
-        })
-        .collect())
-}
-
-use crate::layout::join;
-
 fn human(seconds: u64) -> String {
     humantime::format_duration(Duration::from_secs(seconds - seconds % 60)).to_string()
+}
+
+fn slot_env(inventory: &Inventory, env: &str) -> Result<()> {
+    match inventory.environment(env) {
+        Some(e) if e.slots => Ok(()),
+        Some(_) => bail!("`{env}` is not a slot environment"),
+        None => {
+            let known: Vec<&str> = inventory.environments.values().filter(|e| e.slots).map(|e| e.name.as_str()).collect();
+            bail!("unknown slot environment `{env}`; slot environments: {}", known.join(", "))
+        }
+    }
 }
 
 /// Runs a `slots` action.
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, .. } = load_project(file, out)?;
     let out_dir = targets::out_dir(&inventory, &args.out)?;
-    let repo = git2::Repository::discover(&inventory.root).ok();
+    let repo = crate::publish::open_repo(&inventory.root);
+    let place = Place { branch: args.branch.clone(), remote: args.push.clone() };
+    let view = View::open(&inventory, repo.as_ref(), &out_dir, &place)?;
     match args.action {
         Action::List { env, format } => {
             if let Some(e) = &env {
-                if inventory.environment(e).is_none_or(|e| !e.slots) {
-                    bail!("`{e}` is not a slot environment");
-                }
+                slot_env(&inventory, e)?;
             }
-            let slots = collect(&inventory, &out_dir, repo.as_ref(), env.as_deref())?;
+            let slots = view.list(&inventory, env.as_deref())?;
             match format {
                 ListFormat::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&slots)?)?,
-                ListFormat::Text => {
-                    writeln!(
-                        out.out,
-                        "{:<24} {:<28} {:<36} {:>12} {:>12}",
-                        "SLOT", "NAMESPACE", "HOST", "IDLE", "TTL LEFT"
-                    )?;
-                    for s in &slots {
-                        let idle = if s.last_change.is_some() { human(s.idle_seconds) } else { "uncommitted".into() };
-                        let left = if s.expired {
-                            "expired".into()
-                        } else {
-                            human(s.ttl_seconds.saturating_sub(s.idle_seconds))
-                        };
-                        writeln!(
-                            out.out,
-                            "{:<24} {:<28} {:<36} {:>12} {:>12}",
-                            format!("{}/{}", s.env, s.slot),
-                            s.namespace,
-                            s.host.as_deref().unwrap_or("-"),
-                            idle,
-                            left
-                        )?;
-                    }
-                }
+                ListFormat::Text => print_table(&slots, out)?,
             }
             Ok(exit::OK)
         }
-        Action::Remove { env, slot, commit } => {
-            // A link in the way is named before anything else is judged.
-            let mut d = Desired::default();
-            d.removed_targets.insert(format!("{env}/{slot}"));
-            d.files.insert(tree::flux_path(&env, Some(&slot)), None);
-            tree::check(&out_dir, &d).with_context(|| format!("cannot change {}", out_dir.display()))?;
-            if !tree::list_slots(&out_dir, &env).contains(&slot) {
-                bail!("no slot `{env}/{slot}` in {}", out_dir.display());
-            }
-            remove(&inventory, &out_dir, repo.as_ref(), &[(env, slot)], commit, None, out)
+        Action::Remove { env, slot, commit, reason } => {
+            slot_env(&inventory, &env)?;
+            crate::publish::check_slot(&slot).map_err(anyhow::Error::msg)?;
+            let reason = Reason { by: "slots remove".into(), why: reason };
+            remove(&inventory, &view, &[(env, slot)], commit, &reason, out)
         }
-        Action::Gc { dry_run, commit, push } => {
-            let expired: Vec<(String, String)> = collect(&inventory, &out_dir, repo.as_ref(), None)?
-                .into_iter()
-                .filter(|s| s.expired)
-                .map(|s| {
-                    // The list is the result (stdout); counts are summaries (stderr).
-                    let _ = writeln!(
-                        out.out,
-                        "{}/{}: idle {} (TTL {})",
-                        s.env,
-                        s.slot,
-                        human(s.idle_seconds),
-                        human(s.ttl_seconds)
-                    );
-                    (s.env, s.slot)
-                })
-                .collect();
+        Action::Gc { dry_run, commit } => {
+            let mut expired = Vec::new();
+            for s in view.list(&inventory, None)?.into_iter().filter(|s| s.expired) {
+                // The list is the result (stdout); counts are summaries (stderr).
+                writeln!(out.out, "{}/{}: idle {} (TTL {})", s.env, s.slot, human(s.idle_seconds), human(s.ttl_seconds))?;
+                expired.push((s.env, s.slot));
+            }
             if expired.is_empty() {
                 writeln!(out.err, "no slot is idle past its TTL")?;
                 return Ok(exit::OK);
@@ -228,53 +131,49 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 writeln!(out.err, "dry run: would remove {} slot(s)", expired.len())?;
                 return Ok(exit::OK);
             }
-            remove(&inventory, &out_dir, repo.as_ref(), &expired, commit || push.is_some(), push, out)
+            let reason = Reason { by: "slots gc".into(), why: "idle past idleTTL".into() };
+            remove(&inventory, &view, &expired, commit, &reason, out)
         }
     }
 }
 
+fn print_table(slots: &[slots::SlotInfo], out: &mut Output) -> Result<()> {
+    writeln!(out.out, "{:<24} {:<28} {:<36} {:>12} {:>12}", "SLOT", "NAMESPACE", "HOST", "IDLE", "TTL LEFT")?;
+    for s in slots {
+        let idle = if s.last_change.is_some() { human(s.idle_seconds) } else { "uncommitted".into() };
+        let left = if s.expired { "expired".into() } else { human(s.ttl_seconds.saturating_sub(s.idle_seconds)) };
+        writeln!(
+            out.out,
+            "{:<24} {:<28} {:<36} {:>12} {:>12}",
+            format!("{}/{}", s.env, s.slot),
+            s.namespace,
+            s.host.as_deref().unwrap_or("-"),
+            idle,
+            left
+        )?;
+    }
+    Ok(())
+}
+
 fn remove(
     inventory: &Inventory,
-    out_dir: &Path,
-    repo: Option<&git2::Repository>,
-    slots: &[(String, String)],
+    view: &View<'_>,
+    list: &[(String, String)],
     commit: bool,
-    push: Option<String>,
+    reason: &Reason,
     out: &mut Output,
 ) -> Result<u8> {
-    let mut desired = Desired::default();
-    for (env, slot) in slots {
-        desired.removed_targets.insert(format!("{env}/{slot}"));
-        desired.files.insert(tree::flux_path(env, Some(slot)), None);
+    let done = slots::remove(inventory, view, list, commit, reason)?;
+    for t in &done.absent {
+        writeln!(out.err, "{t}: already absent")?;
     }
-    if commit {
-        let repo = repo.context("--commit needs a git repository")?;
-        super::render::preflight(repo, None, push.as_deref())?;
+    for t in &done.removed {
+        writeln!(out.err, "removed {t}")?;
     }
-    let lock = lock_tree(&inventory.root, out_dir)?;
-    tree::apply(out_dir, &desired)?;
-    for (env, slot) in slots {
-        writeln!(out.err, "removed {env}/{slot}")?;
+    match done.commit {
+        Some(git::Outcome::Committed(oid)) => writeln!(out.err, "committed {}", &oid.to_string()[..12])?,
+        Some(git::Outcome::Unchanged) => writeln!(out.err, "nothing to commit: already removed")?,
+        None => {}
     }
-    if commit {
-        let repo = repo.context("--commit needs a git repository")?;
-        let prefix = targets::out_prefix(inventory, out_dir);
-        let digest = tree::inputs_digest(inventory)?;
-        let mut req = commit_request(
-            &[],
-            &desired,
-            &prefix,
-            &digest,
-            git::rendered_from(Some(repo), &source_paths(repo, inventory)),
-            None,
-        );
-        req.subject =
-            format!("slots({})", slots.iter().map(|(e, s)| format!("{e}/{s}")).collect::<Vec<_>>().join(", "));
-        let outcome = commit_or_push(repo, &req, None, push.as_deref(), &prefix, &|_, _| Ok(()))?;
-        if let git::Outcome::Committed(oid) = outcome {
-            writeln!(out.err, "committed {}", &oid.to_string()[..12])?;
-        }
-    }
-    drop(lock);
     Ok(exit::OK)
 }

@@ -55,6 +55,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             target: Target { env: e.name.clone(), slot: e.slots.then(|| PROBE.to_owned()) },
             run_id: e.slots.then(|| PROBE.to_owned()),
             sets: super::targets::target_overrides(&inventory, &e.name, &[], &overrides)?,
+            source: None,
         });
     }
     let rendered = match render_targets(&inventory, &engine, &requests) {

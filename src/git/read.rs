@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 
-use git2::{ObjectType, Repository, Tree};
+use git2::{ObjectType, Oid, Repository, Tree};
 
 use super::Result;
 
@@ -80,34 +81,169 @@ fn collect(repo: &Repository, tree: &Tree<'_>, base: &str, out: &mut BTreeMap<St
     Ok(())
 }
 
-/// For each directory in `dirs` (repository paths), the time (seconds since
-/// the epoch) of the last commit reachable from HEAD that changed it.
-/// Directories never committed are absent.
-pub fn last_changes(repo: &Repository, dirs: &[String]) -> Result<BTreeMap<String, i64>> {
+/// How far back [`last_touches`] walks. A directory present at the tip and
+/// unchanged for longer counts as changed at the oldest commit walked: its
+/// idle time is then a lower bound, so a TTL never expires early.
+pub const MAX_COMMITS: usize = 5000;
+
+/// The newest commit that changed a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    /// Its time (seconds since the epoch).
+    pub time: i64,
+    /// When that commit removed the directory: the tree it had before.
+    pub removed: Option<Oid>,
+}
+
+/// For each directory, the newest commit (first-parent comparison) that
+/// changed, added or removed it, walking back from `tip` once for all of
+/// them. Directories are grouped by their parent directory: a commit whose
+/// parent directory is unchanged is skipped with one id comparison, and a
+/// changed one is compared entry by entry. Each parent directory's entries
+/// are read once per distinct tree (a commit's "before" is its parent's
+/// "now"), so a walk costs O(commits × changed directories' entries), with
+/// no per-slot walk and no per-slot tree lookup from the root.
+pub fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap<String, Touch>> {
     let mut found = BTreeMap::new();
-    let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return Ok(found) };
+    if dirs.is_empty() {
+        return Ok(found);
+    }
     super::require_full_history(repo)?;
+    // parent directory -> (entry name -> full dir), for the dirs still wanted.
+    let mut wanted: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for dir in dirs {
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
+        wanted.entry(parent.to_owned()).or_default().insert(name.to_owned(), dir.clone());
+    }
+    let mut remaining: usize = wanted.values().map(BTreeMap::len).sum();
+    // The entries of the tree last read for each parent directory.
+    let mut cache: BTreeMap<String, (Option<Oid>, Rc<Entries>)> = BTreeMap::new();
     let mut walk = repo.revwalk()?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL)?;
-    walk.push(head.id())?;
-    let id_at = |tree: &Tree<'_>, dir: &str| tree.get_path(Path::new(dir)).ok().map(|e| e.id());
-    for oid in walk {
-        if found.len() == dirs.len() {
+    walk.push(tip)?;
+    let mut oldest: Option<i64> = None;
+    let mut walked = 0;
+    for oid in walk.by_ref() {
+        if remaining == 0 {
+            break;
+        }
+        walked += 1;
+        if walked > MAX_COMMITS {
             break;
         }
         let commit = repo.find_commit(oid?)?;
+        oldest = Some(commit.time().seconds());
         let tree = commit.tree()?;
         let parent_tree = commit.parents().next().map(|p| p.tree()).transpose()?;
-        for dir in dirs {
-            if found.contains_key(dir) {
+        for (parent_dir, names) in wanted.iter_mut() {
+            if names.is_empty() {
                 continue;
             }
-            let now = id_at(&tree, dir);
-            let before = parent_tree.as_ref().and_then(|t| id_at(t, dir));
-            if now.is_some() && now != before {
-                found.insert(dir.clone(), commit.time().seconds());
+            let sub = |t: &Tree<'_>| -> Option<Oid> {
+                if parent_dir.is_empty() {
+                    Some(t.id())
+                } else {
+                    entry_id(t, parent_dir)
+                }
+            };
+            let now = sub(&tree);
+            let before = parent_tree.as_ref().and_then(sub);
+            if now == before {
+                continue;
+            }
+            let now_entries = cached_entries(repo, &mut cache, parent_dir, now);
+            let before_entries = cached_entries(repo, &mut cache, parent_dir, before);
+            // The entries that differ (one sorted merge), then only those
+            // that are still wanted.
+            for (name, a, b) in changed_entries(&now_entries, &before_entries) {
+                let Some(dir) = names.remove(name) else { continue };
+                let removed = match (a, b) {
+                    (None, Some(before)) => Some(before),
+                    _ => None,
+                };
+                found.insert(dir, Touch { time: commit.time().seconds(), removed });
+                remaining -= 1;
+            }
+        }
+    }
+    if remaining > 0 && walked > MAX_COMMITS {
+        // Cut off: what is still present at the tip is idle since before
+        // the oldest commit walked.
+        let tip_tree = repo.find_commit(tip)?.tree()?;
+        for dirs in wanted.values() {
+            for dir in dirs.values() {
+                if let (Some(time), Some(_)) = (oldest, entry_id(&tip_tree, dir)) {
+                    found.insert(dir.clone(), Touch { time, removed: None });
+                }
             }
         }
     }
     Ok(found)
+}
+
+/// A tree's entries (name, id), sorted by name.
+type Entries = Vec<(String, Oid)>;
+
+/// The names whose entry differs between `now` and `before` (added,
+/// removed or changed), with the entry on each side.
+fn changed_entries<'a>(now: &'a Entries, before: &'a Entries) -> Vec<(&'a str, Option<Oid>, Option<Oid>)> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < now.len() || j < before.len() {
+        let order = match (now.get(i), before.get(j)) {
+            (Some(a), Some(b)) => a.0.cmp(&b.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                out.push((now[i].0.as_str(), Some(now[i].1), None));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push((before[j].0.as_str(), None, Some(before[j].1)));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if now[i].1 != before[j].1 {
+                    out.push((now[i].0.as_str(), Some(now[i].1), Some(before[j].1)));
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The entries of the tree `id` (the parent directory `dir` in some
+/// commit), reusing the last one read for `dir` when it is the same tree.
+fn cached_entries(
+    repo: &Repository,
+    cache: &mut BTreeMap<String, (Option<Oid>, Rc<Entries>)>,
+    dir: &str,
+    id: Option<Oid>,
+) -> Rc<Entries> {
+    if let Some((cached, entries)) = cache.get(dir) {
+        if *cached == id {
+            return entries.clone();
+        }
+    }
+    let entries = Rc::new(subtree_entries(repo, id));
+    cache.insert(dir.to_owned(), (id, entries.clone()));
+    entries
+}
+
+/// The entries of the tree `id`, sorted by name; empty when it is none or
+/// not a tree.
+fn subtree_entries(repo: &Repository, id: Option<Oid>) -> Entries {
+    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return Vec::new() };
+    let mut entries: Entries = tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+
+fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
+    tree.get_path(Path::new(path)).ok().map(|e| e.id())
 }

@@ -32,7 +32,7 @@ pub fn reserved_reason(inventory: &Inventory, namespace: &str) -> Option<&'stati
 
 /// The namespace `target` must have, computed from the inventory alone.
 pub fn namespace_of(inventory: &Inventory, engine: &Engine, target: &Target) -> Result<String, Diagnostics> {
-    let req = Request { target: target.clone(), run_id: None, sets: Default::default() };
+    let req = Request { target: target.clone(), run_id: None, sets: Default::default(), source: None };
     target_context(inventory, engine, &req).map(|c| c.namespace)
 }
 

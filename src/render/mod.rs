@@ -11,6 +11,7 @@ mod overlay;
 pub mod plan;
 pub mod policy;
 mod shard;
+pub mod source;
 mod target;
 
 pub use images::{image_uses, ImageUse};
@@ -18,6 +19,7 @@ pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use plan::{Enablement, PlannedComponent, Target};
 pub use shard::Shard;
+pub use source::Source;
 pub use target::{excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request};
 
 use rayon::prelude::*;

@@ -50,6 +50,8 @@ pub struct Request {
     pub run_id: Option<String>,
     /// Overrides (`--set`, `--values`, the slot's recorded ones), checked.
     pub sets: Overrides,
+    /// The source it is rendered from (its owner), recorded in `target.json`.
+    pub source: Option<super::Source>,
 }
 
 /// A rendered target.
@@ -65,6 +67,8 @@ pub struct RenderedTarget {
     pub run_id: Option<String>,
     /// The overrides used.
     pub sets: Overrides,
+    /// The source it was rendered from.
+    pub source: Option<super::Source>,
     /// The target's `vars` (the environment's, overrides applied).
     pub vars: Mapping,
     /// The `vars` of components that have values of their own (component
@@ -523,6 +527,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
         host: ctx.host,
         run_id: req.run_id.clone(),
         sets: req.sets.clone(),
+        source: req.source.clone(),
         vars: ctx.vars,
         component_vars,
         plan,

@@ -36,6 +36,10 @@ pub struct TargetMeta {
     /// until set again.
     #[serde(default)]
     pub sets: BTreeMap<String, serde_json::Value>,
+    /// The source the target was rendered from (a slot's owner), kept by
+    /// renders that do not name the slot (`render --all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::render::Source>,
     /// sha256 over the inventory, templates and partials, and this target's request.
     pub inputs_digest: String,
     /// sha256 over this target's object files (paths and contents).
@@ -77,6 +81,7 @@ pub fn target_files(
         host: rendered.host.clone(),
         run_id: rendered.run_id.clone(),
         sets: rendered.sets.recorded(),
+        source: rendered.source.clone(),
         inputs_digest: inputs_digest.to_owned(),
         outputs_digest,
     };
@@ -160,6 +165,12 @@ pub fn target_inputs_digest(project_digest: &str, request: &crate::render::Reque
         h.update(k.as_bytes());
         h.update([b'=']);
         h.update(v.to_string().as_bytes());
+    }
+    // The owner, not the commit: a slot rendered again from another commit
+    // with the same inputs is the same render (and keeps its recorded commit).
+    if let Some(source) = &request.source {
+        h.update(b"\0source\0");
+        h.update(source.git_ref.as_bytes());
     }
     hex::encode(h.finalize())
 }

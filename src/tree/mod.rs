@@ -32,7 +32,12 @@ pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest
         .par_iter()
         .map(|t| {
             let request =
-                crate::render::Request { target: t.target.clone(), run_id: t.run_id.clone(), sets: t.sets.clone() };
+                crate::render::Request {
+                    target: t.target.clone(),
+                    run_id: t.run_id.clone(),
+                    sets: t.sets.clone(),
+                    source: t.source.clone(),
+                };
             let digest = target_inputs_digest(project_digest, &request);
             let flux = flux_file(inventory, t, out_prefix);
             (t.target.dir(), target_files(inventory, t, &digest, &flux), flux)

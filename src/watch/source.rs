@@ -7,17 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{ObjectType, Oid, Repository};
 
 use super::ttl::{GitSlot, GitState, RemovedSlot};
 use super::{Result, Timestamp};
 use crate::git;
 use crate::tree::{self, TargetMeta, TARGET_JSON};
-
-/// How far back the history walk looks for the last change of a slot.
-const MAX_COMMITS: usize = 5000;
 
 /// Where the rendered tree lives.
 #[derive(Debug, Clone)]
@@ -78,10 +74,6 @@ pub enum Fetch {
     NoRefs,
 }
 
-fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
-    tree.get_path(Path::new(path)).ok().map(|e| e.id())
-}
-
 /// The `target.json` of the slot whose tree is `slot_tree` (at `dir`), or
 /// why it cannot be read. Looked up from the slot's own tree: a lookup from
 /// the root would parse the environment's tree (one entry per slot) again
@@ -91,7 +83,7 @@ fn read_target_json(repo: &Repository, slot_tree: Oid, dir: &str) -> std::result
     let tree = repo.find_tree(slot_tree).map_err(|_| format!("{dir} is not a directory"))?;
     let entry = tree.get_path(Path::new(TARGET_JSON)).map_err(|_| format!("{path} is missing"))?;
     let blob = repo.find_blob(entry.id()).map_err(|e| format!("{path}: {}", e.message()))?;
-    serde_json::from_slice(blob.content()).map_err(|e| format!("{path}: {e}"))
+    tree::parse_meta(blob.content()).map_err(|e| format!("{path}: {e}"))
 }
 
 fn to_time(seconds: i64) -> Option<Timestamp> {
@@ -152,157 +144,21 @@ pub fn read_state_with(
     let mut dirs: Vec<String> =
         slots.iter().map(|s| src.join(&crate::layout::target_dir(&s.env, Some(&s.slot)))).collect();
     dirs.extend(absent.iter().map(|(e, s)| src.join(&format!("{e}/{s}"))));
-    let touches = last_touches(&repo, tip, &dirs)?;
+    let touches = git::last_touches(&repo, tip, &dirs)?;
     for s in &mut slots {
         s.last_commit = touches.get(&src.join(&format!("{}/{}", s.env, s.slot))).and_then(|t| to_time(t.time));
     }
     let mut removed = BTreeMap::new();
     for (env, slot) in absent {
-        if let Some(t) = touches.get(&src.join(&format!("{env}/{slot}"))) {
+        let dir = src.join(&format!("{env}/{slot}"));
+        if let Some(t) = touches.get(&dir) {
             if let Some(at) = to_time(t.time) {
-                removed.insert(
-                    (env.clone(), slot.clone()),
-                    RemovedSlot { removed_at: at, namespace: t.namespace_before.clone() },
-                );
+                let namespace = t.removed.and_then(|before| read_target_json(&repo, before, &dir).ok()).map(|m| m.namespace);
+                removed.insert((env.clone(), slot.clone()), RemovedSlot { removed_at: at, namespace });
             }
         }
     }
     Ok(GitState { slots, removed, tip: Some(tip) })
-}
-
-struct Touch {
-    time: i64,
-    /// For a removal: the namespace in the `target.json` the directory had.
-    namespace_before: Option<String>,
-}
-
-/// For each directory, the newest commit (first-parent comparison) that
-/// changed, added or removed it, walking back from `tip` once for all of
-/// them. Directories are grouped by their parent directory: a commit whose
-/// parent directory is unchanged is skipped with one id comparison, and a
-/// changed one is compared entry by entry. Each parent directory's entries
-/// are read once per distinct tree (a commit's "before" is its parent's
-/// "now"), so a walk costs O(commits × changed directories' entries), with
-/// no per-slot walk and no per-slot tree lookup from the root.
-fn last_touches(repo: &Repository, tip: Oid, dirs: &[String]) -> Result<BTreeMap<String, Touch>> {
-    let mut found = BTreeMap::new();
-    if dirs.is_empty() {
-        return Ok(found);
-    }
-    git::require_full_history(repo)?;
-    // parent directory -> (entry name -> full dir), for the dirs still wanted.
-    let mut wanted: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for dir in dirs {
-        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
-        wanted.entry(parent.to_owned()).or_default().insert(name.to_owned(), dir.clone());
-    }
-    let mut remaining: usize = wanted.values().map(BTreeMap::len).sum();
-    // The entries of the tree last read for each parent directory.
-    let mut cache: BTreeMap<String, (Option<Oid>, Rc<Entries>)> = BTreeMap::new();
-    let mut walk = repo.revwalk().map_err(git::Error::from)?;
-    walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL).map_err(git::Error::from)?;
-    walk.push(tip).map_err(git::Error::from)?;
-    for oid in walk.take(MAX_COMMITS) {
-        if remaining == 0 {
-            break;
-        }
-        let commit = repo.find_commit(oid.map_err(git::Error::from)?).map_err(git::Error::from)?;
-        let tree = commit.tree().map_err(git::Error::from)?;
-        let parent_tree = commit.parents().next().map(|p| p.tree()).transpose().map_err(git::Error::from)?;
-        for (parent_dir, names) in wanted.iter_mut() {
-            if names.is_empty() {
-                continue;
-            }
-            let sub = |t: &Tree<'_>| -> Option<Oid> {
-                if parent_dir.is_empty() {
-                    Some(t.id())
-                } else {
-                    entry_id(t, parent_dir)
-                }
-            };
-            let now = sub(&tree);
-            let before = parent_tree.as_ref().and_then(sub);
-            if now == before {
-                continue;
-            }
-            let now_entries = cached_entries(repo, &mut cache, parent_dir, now);
-            let before_entries = cached_entries(repo, &mut cache, parent_dir, before);
-            // The entries that differ (one sorted merge), then only those
-            // that are still wanted.
-            for (name, a, b) in changed_entries(&now_entries, &before_entries) {
-                let Some(dir) = names.remove(name) else { continue };
-                let namespace_before = match (a, b) {
-                    (None, Some(removed)) => read_target_json(repo, removed, &dir).ok().map(|m| m.namespace),
-                    _ => None,
-                };
-                found.insert(dir, Touch { time: commit.time().seconds(), namespace_before });
-                remaining -= 1;
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// A tree's entries (name, id), sorted by name.
-type Entries = Vec<(String, Oid)>;
-
-/// The names whose entry differs between `now` and `before` (added,
-/// removed or changed), with the entry on each side.
-fn changed_entries<'a>(now: &'a Entries, before: &'a Entries) -> Vec<(&'a str, Option<Oid>, Option<Oid>)> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < now.len() || j < before.len() {
-        let order = match (now.get(i), before.get(j)) {
-            (Some(a), Some(b)) => a.0.cmp(&b.0),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                out.push((now[i].0.as_str(), Some(now[i].1), None));
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push((before[j].0.as_str(), None, Some(before[j].1)));
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                if now[i].1 != before[j].1 {
-                    out.push((now[i].0.as_str(), Some(now[i].1), Some(before[j].1)));
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
-/// The entries of the tree `id` (the parent directory `dir` in some
-/// commit), reusing the last one read for `dir` when it is the same tree.
-fn cached_entries(
-    repo: &Repository,
-    cache: &mut BTreeMap<String, (Option<Oid>, Rc<Entries>)>,
-    dir: &str,
-    id: Option<Oid>,
-) -> Rc<Entries> {
-    if let Some((cached, entries)) = cache.get(dir) {
-        if *cached == id {
-            return entries.clone();
-        }
-    }
-    let entries = Rc::new(subtree_entries(repo, id));
-    cache.insert(dir.to_owned(), (id, entries.clone()));
-    entries
-}
-
-/// The entries of the tree `id`, sorted by name; empty when it is none or
-/// not a tree.
-fn subtree_entries(repo: &Repository, id: Option<Oid>) -> Entries {
-    let Some(tree) = id.and_then(|id| repo.find_tree(id).ok()) else { return Vec::new() };
-    let mut entries: Entries = tree.iter().filter_map(|e| Some((e.name()?.to_owned(), e.id()))).collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    entries
 }
 
 /// What [`remove_slots`] did.
@@ -340,29 +196,13 @@ pub fn remove_slots(
     let Some(base) = base else { return Ok(Removal::Unchanged) };
     let repo = src.open()?;
     let _lock = crate::publish::lock_repo(&repo)?;
-    let mut updates = git::Updates::new();
-    let mut desired = tree::Desired::default();
-    let mut paths = Vec::new();
-    for (env, slot) in slots {
-        let dir = src.join(&format!("{env}/{slot}"));
-        let flux = src.join(&tree::flux_path(env, Some(slot)));
-        updates.insert(dir.clone(), git::Update::Remove);
-        updates.insert(flux.clone(), git::Update::Remove);
-        paths.push(dir);
-        paths.push(flux);
-        desired.removed_targets.insert(format!("{env}/{slot}"));
-        desired.files.insert(tree::flux_path(env, Some(slot)), None);
-    }
-    let names: Vec<String> = slots.iter().map(|(e, s)| format!("{e}/{s}")).collect();
-    let req = git::CommitRequest {
-        updates,
-        subject: format!("watch({})", names.join(", ")),
-        message: Some(format!("watch: remove idle slot(s) {} ({why})", names.join(", "))),
-        trailers: vec![
-            ("Removed-By".into(), format!("codex-k8s watch ({identity})")),
-            ("Targets".into(), names.join(", ")),
-        ],
-    };
+    let paths: Vec<String> = slots
+        .iter()
+        .flat_map(|(env, slot)| [src.join(&format!("{env}/{slot}")), src.join(&tree::flux_path(env, Some(slot)))])
+        .collect();
+    let desired = crate::publish::slots::removal(slots);
+    let reason = crate::publish::slots::Reason { by: format!("watch ({identity})"), why: why.to_owned() };
+    let req = crate::publish::slots::removal_request(slots, &src.prefix, &reason, None);
     let branch = src.branch(&repo)?;
     let refname = format!("refs/heads/{branch}");
     let outcome = match &src.remote {

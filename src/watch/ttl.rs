@@ -219,13 +219,13 @@ pub fn decide(
                     continue;
                 }
                 let Some(last) = last_activity(ns, Some(g)) else { continue };
-                let idle = seconds_between(last, now);
-                if i128::from(now.as_millisecond() - last.as_millisecond()) > ttl.as_millis() as i128 {
+                let idle = crate::publish::slots::judge(last.as_millisecond(), now.as_millisecond(), *ttl);
+                if idle.expired {
                     out.push(Action::RemoveFromGit {
                         env: ns.env.clone(),
                         slot: ns.slot.clone(),
                         namespace: ns.name.clone(),
-                        idle_seconds: idle,
+                        idle_seconds: idle.seconds,
                         ttl_seconds: ttl.as_secs(),
                     });
                 }
