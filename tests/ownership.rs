@@ -82,8 +82,8 @@ fn a_slot_records_its_source_and_main_never_overwrites_it() {
     main.git(&["push", "-q", "origin", "main"]);
     main.ok(&["render", "--all", "--branch", "rendered", "--push", "origin"]);
     assert_eq!(on_deploy_branch(&bare, &web("pr-7")).unwrap(), pr_render, "main's render changed the PR's slot");
-    let dev = on_deploy_branch(&bare, "rendered/dev/40-frontend/web/deployment-web.yaml").unwrap();
-    assert!(dev.contains("containerPort: 8081"), "main's own environments are rendered: {dev}");
+    let staging = on_deploy_branch(&bare, "rendered/staging/40-frontend/web/deployment-web.yaml").unwrap();
+    assert!(staging.contains("containerPort: 8081"), "main's own environments are rendered: {staging}");
     // CI never wrote main.
     let main_after = git_in(&bare, &["rev-parse", "main"]);
     assert_ne!(main_before, main_after, "the test pushed main itself");

@@ -161,6 +161,15 @@ impl RenderRun<'_> {
         let mut options = self.options.clone();
         options.source = source::current(repo.as_ref(), self.source_ref.as_deref())?;
         options.read_only = !writing;
+        // A tree kept in the source's own history (the work tree, --commit)
+        // has the source commit as its parent: recording it would change
+        // every slot on every commit. Off-tree (--branch) it is the only
+        // link back to the source, so it is recorded.
+        if branch_ref.is_none() {
+            if let Some(s) = options.source.as_mut() {
+                s.commit = None;
+            }
+        }
         if writing && repo.is_some() && options.source.is_none() {
             if let Selection::Env { slots, .. } = &self.selection {
                 if !slots.is_empty() {
