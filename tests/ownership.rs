@@ -105,10 +105,7 @@ fn a_foreign_slot_is_refused_unless_adopted() {
     let main = Project::clone_of(&bare);
     let args = ["render", "--env", "ai", "--slot", "pr-3", "--branch", "rendered", "--push", "origin"];
     let refused = main.run(&args).expect_code(1);
-    assert!(
-        refused.stderr.contains("belongs to refs/pull/3/head") && refused.stderr.contains("--adopt"),
-        "{refused}"
-    );
+    assert!(refused.stderr.contains("belongs to refs/pull/3/head") && refused.stderr.contains("--adopt"), "{refused}");
     assert!(on_deploy_branch(&bare, &web("pr-3")).unwrap().contains("containerPort: 5174"));
     let mut adopt = args.to_vec();
     adopt.push("--adopt");
@@ -171,7 +168,10 @@ fn removing_a_slot_from_the_deploy_branch_is_idempotent() {
     assert!(on_deploy_branch(&bare, "rendered/flux/ai/pr-8.yaml").is_none());
     assert!(on_deploy_branch(&bare, &web("pr-9")).is_some(), "the other slot stays");
     let message = git_in(&bare, &["log", "-1", "--format=%B", "rendered"]);
-    assert!(message.contains("Removed-By: codex-k8s slots remove") && message.contains("Targets: ai/pr-8"), "{message}");
+    assert!(
+        message.contains("Removed-By: codex-k8s slots remove") && message.contains("Targets: ai/pr-8"),
+        "{message}"
+    );
     let tip = git_in(&bare, &["rev-parse", "rendered"]);
     // Closed twice, and from a fresh clone: success, nothing written.
     let second = closer.ok(&remove);

@@ -318,7 +318,7 @@ fn a_hostile_target_json_committed_on_a_branch_is_refused_naming_the_file() {
 
         let run = p.run(&["render", "--env", "ai", "--slot", "s1", "--branch", "rendered"]).expect_code(1);
         assert!(
-            run.stderr.contains("rendered/ai/s1/.codex-k8s/target.json (committed on the branch)")
+            run.stderr.contains("rendered/ai/s1/.codex-k8s/target.json (committed on branch rendered)")
                 && run.stderr.contains(message),
             "{what}: the error names the file and the problem\n{run}"
         );

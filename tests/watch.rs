@@ -292,7 +292,7 @@ async fn an_idle_slot_is_removed_from_git_and_its_namespace_deleted_after_the_gr
     assert!(!repo.tracked("rendered/flux/ai/pr-1.yaml"), "with its Flux file");
     assert!(repo.tracked("rendered/ai/pr-2/.codex-k8s/target.json"), "a running agent keeps its slot");
     let subject = repo.git(&["log", "-1", "--format=%s%n%b"]);
-    assert!(subject.starts_with("watch: remove idle slot(s) ai/pr-1"), "{subject}");
+    assert!(subject.starts_with("remove slot(s) ai/pr-1 (idle past idleTTL)"), "{subject}");
     assert!(subject.contains("Removed-By: codex-k8s watch (test-watcher)"), "{subject}");
     assert_eq!(repo.git(&["status", "--porcelain"]), "", "the work tree follows the commit");
     assert!(!repo.root.join("rendered/ai/pr-1").exists());

@@ -240,7 +240,8 @@ pub fn load_project(file: &Path, out: &mut Output) -> Result<Project> {
 /// was written) and turns it into [`Reported`]; other errors pass through.
 fn nothing_written(err: anyhow::Error, out: &mut Output) -> anyhow::Error {
     let Some(refused) = err.downcast_ref::<crate::publish::NothingWritten>() else { return err };
-    let printed = out.diagnostics(&refused.0).and_then(|()| std::io::Write::write_all(&mut out.err, b"nothing was written\n"));
+    let printed =
+        out.diagnostics(&refused.0).and_then(|()| std::io::Write::write_all(&mut out.err, b"nothing was written\n"));
     match printed {
         Ok(()) => Reported.into(),
         Err(e) => e.into(),

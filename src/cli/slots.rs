@@ -85,7 +85,8 @@ fn slot_env(inventory: &Inventory, env: &str) -> Result<()> {
         Some(e) if e.slots => Ok(()),
         Some(_) => bail!("`{env}` is not a slot environment"),
         None => {
-            let known: Vec<&str> = inventory.environments.values().filter(|e| e.slots).map(|e| e.name.as_str()).collect();
+            let known: Vec<&str> =
+                inventory.environments.values().filter(|e| e.slots).map(|e| e.name.as_str()).collect();
             bail!("unknown slot environment `{env}`; slot environments: {}", known.join(", "))
         }
     }
@@ -120,7 +121,14 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             let mut expired = Vec::new();
             for s in view.list(&inventory, None)?.into_iter().filter(|s| s.expired) {
                 // The list is the result (stdout); counts are summaries (stderr).
-                writeln!(out.out, "{}/{}: idle {} (TTL {})", s.env, s.slot, human(s.idle_seconds), human(s.ttl_seconds))?;
+                writeln!(
+                    out.out,
+                    "{}/{}: idle {} (TTL {})",
+                    s.env,
+                    s.slot,
+                    human(s.idle_seconds),
+                    human(s.ttl_seconds)
+                )?;
                 expired.push((s.env, s.slot));
             }
             if expired.is_empty() {

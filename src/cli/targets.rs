@@ -137,7 +137,12 @@ pub fn parse_values(inventory: &Inventory, args: &ValueArgs) -> Result<Vec<Overr
 
 /// The requests for a read-only command (`plan`, `images`): the targets of
 /// `sel` with what the work tree remembers of them.
-pub fn requests(inventory: &Inventory, sel: &Selection, args: &RequestArgs, state: &dyn TreeState) -> Result<Vec<Request>> {
+pub fn requests(
+    inventory: &Inventory,
+    sel: &Selection,
+    args: &RequestArgs,
+    state: &dyn TreeState,
+) -> Result<Vec<Request>> {
     let mut options = options(inventory, args, false)?;
     options.read_only = true;
     Ok(publish::requests(inventory, &selection(sel)?, &options, state)?.requests)

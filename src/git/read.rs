@@ -243,7 +243,6 @@ fn subtree_entries(repo: &Repository, id: Option<Oid>) -> Entries {
     entries
 }
 
-
 fn entry_id(tree: &Tree<'_>, path: &str) -> Option<Oid> {
     tree.get_path(Path::new(path)).ok().map(|e| e.id())
 }

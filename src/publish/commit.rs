@@ -180,8 +180,7 @@ pub fn check_capacity(
     let commit = repo.find_commit(tip)?;
     let parent = commit.parents().next().map(|p| p.tree()).transpose()?;
     for (env, max) in limits {
-        let count =
-            |tree: Option<git2::Tree<'_>>| {
+        let count = |tree: Option<git2::Tree<'_>>| {
             GitTree { repo, tree, prefix: prefix.to_owned(), place: "the remote tip".into() }.list_slots(env).len()
         };
         let now = count(Some(commit.tree()?));
@@ -317,4 +316,3 @@ pub fn trailers(mut base: Vec<(String, String)>, source: Option<&Source>) -> Vec
     }
     base
 }
-

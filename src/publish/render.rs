@@ -206,11 +206,10 @@ impl RenderRun<'_> {
         }
         let marker = build_marker(&inventory.root, out_dir);
         let (current, requests) = self.split_current(requests, &marker, &digest);
-        let ctx = Ctx { run: self, prefix: &prefix, digest: &digest, shown: &shown, state, source: options.source.as_ref() };
+        let ctx =
+            Ctx { run: self, prefix: &prefix, digest: &digest, shown: &shown, state, source: options.source.as_ref() };
         let kind = match (&repo, publish) {
-            (Some(repo), Some(p)) => {
-                ctx.commit(repo, p, branch_ref.as_deref(), &requests, &current, lock, progress)?
-            }
+            (Some(repo), Some(p)) => ctx.commit(repo, p, branch_ref.as_deref(), &requests, &current, lock, progress)?,
             _ if self.action == Action::Stdout => {
                 let mut rendered = ctx.render(&requests, progress)?;
                 match rendered.pop() {
@@ -230,12 +229,7 @@ impl RenderRun<'_> {
     /// shortcut is trusted only for a tree this very build wrote last (a
     /// marker in .git, never committed), so a fresh clone or a new
     /// codex-k8s renders everything once.
-    fn split_current(
-        &self,
-        requests: Vec<Request>,
-        marker: &Path,
-        digest: &str,
-    ) -> (Vec<Request>, Vec<Request>) {
+    fn split_current(&self, requests: Vec<Request>, marker: &Path, digest: &str) -> (Vec<Request>, Vec<Request>) {
         let trusted = std::fs::read_to_string(marker).is_ok_and(|m| m.trim() == tree::BUILD_ID);
         let committing = matches!(self.action, Action::Commit(_));
         if self.action == Action::Stdout || committing || self.force || !trusted {
@@ -460,7 +454,8 @@ impl Ctx<'_> {
                 return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")));
             }
         };
-        let clashes = self.namespace_clashes(streamed.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect());
+        let clashes =
+            self.namespace_clashes(streamed.iter().map(|t| (t.target.clone(), t.namespace.clone())).collect());
         if clashes.has_errors() {
             undo.run(staging);
             return Err(NothingWritten(clashes).into());

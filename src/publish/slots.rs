@@ -131,8 +131,10 @@ impl<'r> View<'r> {
                 slots.push((name.clone(), slot, env.idle_ttl.unwrap_or(crate::inventory::DEFAULT_IDLE_TTL)));
             }
         }
-        let dirs: Vec<String> =
-            slots.iter().map(|(e, s, _)| crate::layout::join(&self.prefix, &crate::layout::target_dir(e, Some(s)))).collect();
+        let dirs: Vec<String> = slots
+            .iter()
+            .map(|(e, s, _)| crate::layout::join(&self.prefix, &crate::layout::target_dir(e, Some(s))))
+            .collect();
         let touches = match (self.repo, self.tip) {
             (Some(repo), Some(tip)) => git::last_touches(repo, tip, &dirs)?,
             _ => Default::default(),
@@ -253,7 +255,8 @@ pub fn remove(
     let branch = view.place.branch.as_deref().map(super::render::branch_ref);
     let push = view.place.remote.as_deref();
     let committing = commit || branch.is_some() || push.is_some();
-    let repo = if committing { Some(view.repo.context("--commit, --branch and --push need a git repository")?) } else { None };
+    let repo =
+        if committing { Some(view.repo.context("--commit, --branch and --push need a git repository")?) } else { None };
     if let Some(repo) = repo {
         commit::preflight(repo, view.place.branch.as_deref().zip(branch.as_deref()), push)?;
     }
@@ -263,7 +266,10 @@ pub fn remove(
     }
     if let Some(repo) = repo {
         let source = super::source::current(Some(repo), None)?;
-        let req = removal_request(&present, &view.prefix, reason, source.as_ref());
+        let mut req = removal_request(&present, &view.prefix, reason, source.as_ref());
+        // Which source commit the deploy branch was left at, as a render says.
+        let from = git::rendered_from(Some(repo), &commit::source_paths(repo, inventory));
+        req.trailers.insert(0, ("Rendered-From".into(), from));
         let outcome = commit_or_push(repo, &req, branch.as_deref(), push, &view.prefix, &|_, _| Ok(()))?;
         done.commit = Some(outcome);
     }

@@ -84,7 +84,8 @@ mod tests {
         for good in ["refs/heads/main", "refs/pull/7/head", "refs/heads/feat/x-1.2"] {
             assert_eq!(ref_problem(good), None, "{good}");
         }
-        for bad in ["main", "refs/heads/../x", "refs/heads/a b", "refs/heads/x\n", "refs//x", "refs/heads/.x", "refs/x/"]
+        for bad in
+            ["main", "refs/heads/../x", "refs/heads/a b", "refs/heads/x\n", "refs//x", "refs/heads/.x", "refs/x/"]
         {
             assert!(ref_problem(bad).is_some(), "{bad:?} accepted");
         }

@@ -31,13 +31,12 @@ pub fn desired(inventory: &Inventory, targets: &[RenderedTarget], project_digest
     let laid_out: Vec<(String, std::collections::BTreeMap<String, String>, String)> = targets
         .par_iter()
         .map(|t| {
-            let request =
-                crate::render::Request {
-                    target: t.target.clone(),
-                    run_id: t.run_id.clone(),
-                    sets: t.sets.clone(),
-                    source: t.source.clone(),
-                };
+            let request = crate::render::Request {
+                target: t.target.clone(),
+                run_id: t.run_id.clone(),
+                sets: t.sets.clone(),
+                source: t.source.clone(),
+            };
             let digest = target_inputs_digest(project_digest, &request);
             let flux = flux_file(inventory, t, out_prefix);
             (t.target.dir(), target_files(inventory, t, &digest, &flux), flux)

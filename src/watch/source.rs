@@ -153,7 +153,8 @@ pub fn read_state_with(
         let dir = src.join(&format!("{env}/{slot}"));
         if let Some(t) = touches.get(&dir) {
             if let Some(at) = to_time(t.time) {
-                let namespace = t.removed.and_then(|before| read_target_json(&repo, before, &dir).ok()).map(|m| m.namespace);
+                let namespace =
+                    t.removed.and_then(|before| read_target_json(&repo, before, &dir).ok()).map(|m| m.namespace);
                 removed.insert((env.clone(), slot.clone()), RemovedSlot { removed_at: at, namespace });
             }
         }
