@@ -16,8 +16,6 @@ const KNOWN: &[&str] = &[
     "src/inventory/resolve.rs",
     "src/inventory/resolve.rs: fn resolve",
     "src/inventory/resolve.rs: fn resolve_environments",
-    "src/render/target.rs",
-    "src/render/target.rs: fn render_target",
     "src/watch/run.rs: fn run",
     "src/watch/run.rs: fn ttl_pass",
 ];

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::context::target_context;
 use super::plan::Target;
-use super::target::{target_context, Request};
+use super::target::Request;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::template::Engine;

@@ -2,25 +2,33 @@
 //! templates in parallel, apply overlays, namespaces, labels and waves, and
 //! check policy. Pure: inputs in, [`RenderedTarget`] out.
 
+mod checks;
+mod context;
+mod documents;
 pub mod emit;
 mod images;
 pub mod isolation;
 pub mod kinds;
 mod object;
 mod overlay;
+mod place;
 pub mod plan;
 pub mod policy;
 mod shard;
 pub mod source;
 mod target;
 
+pub use context::target_context;
+pub use documents::excerpt;
 pub use images::{image_uses, ImageUse};
 pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
+pub use place::labels;
+pub use plan::plan_target;
 pub use plan::{Enablement, PlannedComponent, Target};
 pub use shard::Shard;
 pub use source::Source;
-pub use target::{excerpt, labels, plan_target, render_target, target_context, RenderedTarget, Request};
+pub use target::{render_target, RenderedTarget, Request};
 
 use rayon::prelude::*;
 

@@ -1,8 +1,14 @@
 //! Post-render overlays for one environment: PVC mounts into every pod
 //! template, environment variables into every container, dropped kinds.
-//! Pure functions over YAML values; overlay strings are already rendered.
+//! [`render`] renders an overlay's strings with the component's context;
+//! the rest are pure functions over YAML values.
 
+use minijinja::value::Value as JValue;
 use serde_yaml::{Mapping, Value};
+
+use super::context::detail;
+use crate::inventory::Overlay;
+use crate::template::Engine;
 
 /// A PVC mount with its templates already rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +117,57 @@ pub fn add_env(object: &mut Value, name: &str, value: &str) {
             upsert_by(sequence_at(c, "env"), "name", Value::Mapping(var));
         }
     }
+}
+
+/// A component's overlay for one environment, its strings rendered.
+#[derive(Debug)]
+pub(super) struct RenderedOverlay<'a> {
+    overlay: &'a Overlay,
+    mounts: Vec<Mount>,
+    env: Vec<(String, String)>,
+}
+
+impl RenderedOverlay<'_> {
+    /// Whether the overlay drops objects of `kind`.
+    pub fn drops(&self, kind: &str) -> bool {
+        self.overlay.drop_kinds.iter().any(|k| k == kind)
+    }
+
+    /// Adds the overlay's PVC mounts, then its environment variables, to `object`.
+    pub fn apply(&self, object: &mut Value) {
+        for m in &self.mounts {
+            add_pvc_mount(object, m);
+        }
+        for (k, v) in &self.env {
+            add_env(object, k, v);
+        }
+    }
+}
+
+/// Renders the strings of overlay `o` with a component's context `ctx`;
+/// the error is minijinja's message.
+pub(super) fn render<'a>(engine: &Engine, o: &'a Overlay, ctx: &JValue) -> Result<RenderedOverlay<'a>, String> {
+    let r = |t: &str| engine.render_inline(t, ctx).map_err(|e| detail(&e));
+    let mut mounts = Vec::new();
+    for m in &o.pvc_mounts {
+        let claim_name = r(&m.claim_name)?;
+        let volume = match &m.name {
+            Some(n) => r(n)?,
+            None => crate::inventory::names::to_dns_label(&claim_name),
+        };
+        mounts.push(Mount {
+            volume,
+            claim_name,
+            mount_path: r(&m.mount_path)?,
+            sub_path: m.sub_path.as_deref().map(r).transpose()?,
+            read_only: m.read_only,
+        });
+    }
+    let mut env = Vec::new();
+    for (k, v) in &o.env {
+        env.push((k.clone(), r(v)?));
+    }
+    Ok(RenderedOverlay { overlay: o, mounts, env })
 }
 
 #[cfg(test)]

@@ -6,9 +6,14 @@
 
 use std::collections::BTreeMap;
 
+use minijinja::value::Value as JValue;
 use serde::Serialize;
 
+use super::context::{component_ctx, detail, own_vars};
+use super::target::Request;
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::inventory::{Component, ComponentKind, Inventory};
+use crate::template::{Engine, TargetContext};
 
 /// Deepest `dependsOn` chain inside one stage that still fits the wave numbering.
 pub const MAX_DEPTH_IN_STAGE: u32 = 9;
@@ -158,5 +163,65 @@ pub fn agent_enablement(inventory: &Inventory, target: &Target, run_id: Option<&
         Enablement::AgentIdle("no run id yet (pass --run-id)".into())
     } else {
         Enablement::Enabled
+    })
+}
+
+/// Decides which components a target renders (`envs`, `when`, agent rules).
+pub fn plan_target(
+    inventory: &Inventory,
+    engine: &Engine,
+    ctx: &TargetContext,
+    req: &Request,
+) -> Result<Vec<PlannedComponent>, Diagnostics> {
+    let base = JValue::from_serialize(ctx);
+    let mut diags = Diagnostics::default();
+    let mut verdicts = Vec::with_capacity(inventory.components.len());
+    for c in &inventory.components {
+        let verdict = if !in_envs(c, &req.target.env) {
+            Enablement::NotInEnvs
+        } else if let Some(expr) = &c.when {
+            let env = inventory.environment(&req.target.env).expect("target_context checked the environment");
+            let comp = match own_vars(inventory, env, c, req) {
+                Ok(Some(vars)) => {
+                    minijinja::context! { component => component_ctx(ctx, c, 0), vars => vars, ..base.clone() }
+                }
+                Ok(None) => minijinja::context! { component => component_ctx(ctx, c, 0), ..base.clone() },
+                Err(d) => {
+                    diags.push(d);
+                    verdicts.push(Enablement::WhenFalse);
+                    continue;
+                }
+            };
+            match engine.eval_bool(expr, &comp) {
+                Ok(true) => Enablement::Enabled,
+                Ok(false) => Enablement::WhenFalse,
+                Err(e) => {
+                    let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
+                    diags.push(
+                        inventory
+                            .diagnostic(
+                                &c.file,
+                                at,
+                                format!("`when` of component `{}` failed in {}: {}", c.name, req.target, detail(&e)),
+                            )
+                            .with_help(
+                                "`when` is a minijinja expression yielding true or false, e.g. \"env != 'staging'\"",
+                            ),
+                    );
+                    Enablement::WhenFalse
+                }
+            }
+        } else {
+            Enablement::Enabled
+        };
+        verdicts.push(verdict);
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let agent = agent_enablement(inventory, &req.target, req.run_id.as_deref());
+    order(inventory, &verdicts, agent).map_err(|m| {
+        Diagnostics(vec![Diagnostic::error(&inventory.file, None, m)
+            .with_help("flatten the chain, or move components to separate stages")])
     })
 }
