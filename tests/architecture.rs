@@ -15,9 +15,6 @@ const MAX_FN_LINES: usize = 100;
 const KNOWN: &[&str] = &[
     "src/cli/render.rs",
     "src/cli/render.rs: fn run",
-    "src/inventory/resolve.rs",
-    "src/inventory/resolve.rs: fn resolve",
-    "src/inventory/resolve.rs: fn resolve_environments",
     "src/render/target.rs",
     "src/render/target.rs: fn render_target",
     "src/watch/run.rs: fn run",
