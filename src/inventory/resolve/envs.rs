@@ -4,14 +4,21 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{deep_merge, Resolver, ENV_FILE_STRING_PATHS};
-use crate::diagnostic::{did_you_mean, Diagnostic};
+use serde_yaml::{Mapping, Value};
+
+use super::Resolver;
+use crate::diagnostic::{did_you_mean, Diagnostic, Location};
 use crate::inventory::imports::Parsed;
 use crate::inventory::load;
 use crate::inventory::model::*;
 use crate::inventory::names::{dns_label_problem, parse_duration};
 use crate::inventory::raw::*;
-use crate::inventory::yaml::YamlPath;
+use crate::inventory::yaml::{Segment, YamlPath};
+
+/// Where an environment expects a string (so an unquoted number or bool is
+/// refused instead of changed): in `environments/<name>.yaml`, and under
+/// `environments.<name>` in services.yaml.
+pub(super) const STRING_FIELDS: &[&str] = &["namespace", "domain", "from"];
 
 impl Resolver {
     pub(super) fn error_in_env_file(
@@ -88,7 +95,7 @@ impl Resolver {
                         .with_help("rename the environment file, e.g. environments/flux-system.yaml"),
                 );
             }
-            let typed = load::typed_strings(&source, &doc, ENV_FILE_STRING_PATHS);
+            let typed = load::typed_strings(&source, &doc, STRING_FIELDS);
             if !typed.is_empty() {
                 self.diagnostics.extend(typed);
                 continue;
@@ -171,55 +178,45 @@ impl Resolver {
         chain: &[String],
         all: &BTreeMap<String, RawEnvironment>,
     ) -> Environment {
-        let envs_path = YamlPath::default().key("environments");
-        // Merge from the root ancestor down to the environment itself.
-        let mut merged = RawEnvironment::default();
-        for ancestor in chain.iter().rev() {
-            merged = merge_env(merged, &all[ancestor]);
-        }
+        let root = YamlPath::default();
+        let merged = self.inherited(chain);
         let own = &all[name];
         let slots = merged.slots.unwrap_or(false);
-        let namespace = match merged.namespace.clone() {
-            Some(ns) => ns,
-            None => {
-                self.error_in_env_file(
-                    name,
-                    &YamlPath::default(),
-                    format!("environment `{name}` has no namespace"),
-                    "add `namespace:`, e.g. \"{{ project }}-dev\"",
-                );
-                String::new()
-            }
-        };
+        let namespace = merged.namespace.clone().unwrap_or_else(|| {
+            let message = format!("environment `{name}` has no namespace");
+            self.error_in_env(chain, &root, message, "add `namespace:`, e.g. \"{{ project }}-dev\"");
+            String::new()
+        });
         if slots && !namespace.contains("slot") {
-            self.error_in_env_file(
-                name,
-                &YamlPath::default().key("namespace"),
+            self.error_in_env(
+                chain,
+                &root.key("namespace"),
                 format!("slot environment `{name}` has a namespace that does not use `slot`"),
                 "every slot needs its own namespace: include `{{ slot }}`, e.g. \"{{ project }}-dev-{{ slot }}\"",
             );
         }
         let manage_namespace = merged.manage_namespace.unwrap_or(true);
         if slots && !manage_namespace {
+            // Said at the environment that is a slot environment: the fix is there.
             let inherited = own.manage_namespace.is_none();
-            let path = if inherited { YamlPath::default() } else { YamlPath::default().key("manageNamespace") };
+            let path = if inherited { root.clone() } else { root.key("manageNamespace") };
             self.error_in_env_file(
-                    name,
-                    &path,
-                    format!(
-                        "slot environment `{name}` has `manageNamespace: false`{}; a slot's namespace is its isolation, so codex-k8s must own it",
-                        if inherited { " (inherited)" } else { "" }
-                    ),
-                    "remove `manageNamespace: false` (or set `manageNamespace: true` here); only plain environments can render into a namespace they do not own",
-                );
+                name,
+                &path,
+                format!(
+                    "slot environment `{name}` has `manageNamespace: false`{}; a slot's namespace is its isolation, so codex-k8s must own it",
+                    if inherited { " (inherited)" } else { "" }
+                ),
+                "remove `manageNamespace: false` (or set `manageNamespace: true` here); only plain environments can render into a namespace they do not own",
+            );
         }
         let mut idle_ttl = None;
         if let Some(text) = &merged.idle_ttl {
             match parse_duration(text) {
                 Ok(d) => idle_ttl = Some(d),
-                Err(e) => self.error_in_env_file(
-                    name,
-                    &YamlPath::default().key("idleTTL"),
+                Err(e) => self.error_in_env(
+                    chain,
+                    &root.key("idleTTL"),
                     format!("bad idleTTL: {e}"),
                     "write a duration such as `8h`, `90m` or `2d`",
                 ),
@@ -229,59 +226,119 @@ impl Resolver {
             let key = if own.idle_ttl.is_some() { "idleTTL" } else { "maxSlots" };
             self.error_in_env_file(
                 name,
-                &YamlPath::default().key(key),
+                &root.key(key),
                 format!("`{key}` is set on `{name}`, which is not a slot environment"),
                 "add `slots: true`, or remove the key",
             );
         }
         if merged.max_slots == Some(0) {
-            self.error_in_env_file(
-                name,
-                &YamlPath::default().key("maxSlots"),
-                "maxSlots is 0",
-                "allow at least one slot",
-            );
+            self.error_in_env(chain, &root.key("maxSlots"), "maxSlots is 0", "allow at least one slot");
         }
         if slots && idle_ttl.is_none() {
             idle_ttl = Some(DEFAULT_IDLE_TTL);
         }
-        let file = self
-            .env_files
-            .get(name)
-            .map(|p| p.source.path.clone())
-            .unwrap_or_else(|| self.file_of(&envs_path.key(name)).path.clone());
         let mut positions = BTreeMap::new();
         for key in ["namespace", "domain"] {
-            let has = |e: &RawEnvironment| if key == "namespace" { e.namespace.is_some() } else { e.domain.is_some() };
-            if let Some(definer) = chain.iter().find(|c| has(&all[c.as_str()])) {
-                positions.insert(key.to_owned(), self.env_field_location(definer, key));
+            if let Some(at) = self.env_value_location(chain, &root.key(key)) {
+                positions.insert(key.to_owned(), at);
             }
         }
         Environment {
             name: name.to_owned(),
-            file,
+            file: self.env_file_path(name),
             inherits: chain[1..].to_vec(),
             slots,
             namespace,
             manage_namespace,
-            domain: merged.domain.clone(),
-            tls: merged.tls.clone(),
+            domain: merged.domain,
+            tls: merged.tls,
             idle_ttl,
             max_slots: merged.max_slots,
-            vars: merged.vars.clone().unwrap_or_default(),
+            vars: merged.vars.unwrap_or_default(),
             positions,
         }
     }
 
-    /// Where `key` of environment `env` is written.
-    pub(super) fn env_field_location(&self, env: &str, key: &str) -> (PathBuf, crate::diagnostic::Location) {
-        match self.env_files.get(env) {
-            Some(p) => (p.source.path.clone(), p.doc.value_location(&YamlPath::default().key(key))),
-            None => {
-                let path = YamlPath::default().key("environments").key(env).key(key);
-                (self.file_of(&path).path.clone(), self.main.doc.value_location(&path))
+    /// The environment `chain[0]` with its ancestors merged under it, on the
+    /// YAML values (see [`inherit`]), then read as a [`RawEnvironment`].
+    fn inherited(&mut self, chain: &[String]) -> RawEnvironment {
+        let values: Vec<&Value> = chain.iter().filter_map(|e| self.env_value(e)).collect();
+        match serde_yaml::from_value(Value::Mapping(inherit(&values))) {
+            Ok(raw) => raw,
+            Err(e) => {
+                // Each environment alone was read without error, so this is
+                // a merge of two shapes that do not fit together.
+                let message = format!("environment `{}` after `from` inheritance: {e}", chain[0]);
+                self.error_in_env_file(&chain[0], &YamlPath::default(), message, "see docs/inventory.md");
+                RawEnvironment::default()
             }
         }
+    }
+
+    /// The YAML value environment `name` is written as (its file, or its
+    /// entry under `environments:`).
+    fn env_value(&self, name: &str) -> Option<&Value> {
+        match self.env_files.get(name) {
+            Some(p) => Some(&p.doc.value),
+            None => self.main.doc.value.get("environments").and_then(|e| e.get(name)),
+        }
+    }
+
+    /// The file that defines environment `name`.
+    fn env_file_path(&self, name: &str) -> PathBuf {
+        match self.env_files.get(name) {
+            Some(p) => p.source.path.clone(),
+            None => self.file_of(&YamlPath::default().key("environments").key(name)).path.clone(),
+        }
+    }
+
+    /// Which environment of `chain` (nearest first) wrote the value found at
+    /// `path` after inheritance, and the path it wrote: the nearest one that
+    /// sets `path`, else the nearest that sets a parent of it, else `chain[0]`.
+    fn definer<'c>(&self, chain: &'c [String], path: &YamlPath) -> (&'c str, YamlPath) {
+        let mut p = path.clone();
+        loop {
+            let sets = |env: &&String| self.env_value(env).and_then(|v| value_at(v, &p)).is_some_and(|v| !v.is_null());
+            if let Some(env) = chain.iter().find(sets) {
+                return (env, p);
+            }
+            if p.0.pop().is_none() {
+                return (&chain[0], YamlPath::default());
+            }
+        }
+    }
+
+    /// An error at the value at `path` of environment `chain[0]`, placed
+    /// where that value is written (an ancestor's file when inherited). Two
+    /// environments that inherit the same bad value get one error.
+    fn error_in_env(&mut self, chain: &[String], path: &YamlPath, message: impl Into<String>, help: &str) {
+        let (env, at) = self.definer(chain, path);
+        self.error_in_env_file(env, &at, message, help);
+        let last = self.diagnostics.pop().expect("just pushed");
+        if !self
+            .diagnostics
+            .iter()
+            .any(|d| d.file == last.file && d.location == last.location && d.message == last.message)
+        {
+            self.diagnostics.push(last);
+        }
+    }
+
+    /// Where the value at `path` of environment `chain[0]` is written, when
+    /// it or an ancestor sets it.
+    fn env_value_location(&self, chain: &[String], path: &YamlPath) -> Option<(PathBuf, Location)> {
+        let (env, at) = self.definer(chain, path);
+        if at != *path {
+            return None;
+        }
+        Some(match self.env_files.get(env) {
+            Some(p) => (p.source.path.clone(), p.doc.value_location(&at)),
+            None => {
+                let full = YamlPath::default().key("environments").key(env);
+                let full = YamlPath(full.0.into_iter().chain(at.0).collect());
+                (self.file_of(&full).path.clone(), self.main.doc.value_location(&full))
+            }
+        })
     }
 
     /// `[name, parent, grandparent, …]`, or `None` after reporting an unknown parent or a cycle.
@@ -328,33 +385,40 @@ impl Resolver {
     }
 }
 
-/// Deep merge of environments: child fields win; `vars` and `tls` merge as
-/// maps; lists replace; `from` is not inherited.
-fn merge_env(parent: RawEnvironment, child: &RawEnvironment) -> RawEnvironment {
-    let tls = match (parent.tls, &child.tls) {
-        (Some(p), Some(c)) => Some(RawTls {
-            cluster_issuer: c.cluster_issuer.clone().or(p.cluster_issuer),
-            issuer: c.issuer.clone().or(p.issuer),
-            secret_name: c.secret_name.clone().or(p.secret_name),
-        }),
-        (p, c) => c.clone().or(p),
-    };
-    let vars = match (parent.vars, &child.vars) {
-        (Some(mut p), Some(c)) => {
-            deep_merge(&mut p, c);
-            Some(p)
+/// `values` (an environment, its parent, its grandparent, …) merged into
+/// one mapping, the root ancestor first and each descendant over it: maps
+/// merge key by key, recursively; any other value (a scalar, a list)
+/// replaces; a `null` (a key written without a value) leaves the inherited
+/// value. `from` itself is not inherited. Nothing here names a field, so a
+/// new field of [`RawEnvironment`] inherits with no code.
+pub(super) fn inherit(values: &[&Value]) -> Mapping {
+    let mut merged = Mapping::new();
+    for value in values.iter().rev() {
+        if let Some(m) = value.as_mapping() {
+            merge_over(&mut merged, m);
         }
-        (p, c) => c.clone().or(p),
-    };
-    RawEnvironment {
-        from: child.from.clone(),
-        slots: child.slots.or(parent.slots),
-        namespace: child.namespace.clone().or(parent.namespace),
-        manage_namespace: child.manage_namespace.or(parent.manage_namespace),
-        domain: child.domain.clone().or(parent.domain),
-        tls,
-        idle_ttl: child.idle_ttl.clone().or(parent.idle_ttl),
-        max_slots: child.max_slots.or(parent.max_slots),
-        vars,
     }
+    merged.remove("from");
+    merged
+}
+
+/// `over` merged over `base` by the rules of [`inherit`].
+fn merge_over(base: &mut Mapping, over: &Mapping) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(Value::Mapping(b)), Value::Mapping(o)) => merge_over(b, o),
+            (Some(_), Value::Null) => {}
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The value at `path` inside `value`.
+fn value_at<'v>(value: &'v Value, path: &YamlPath) -> Option<&'v Value> {
+    path.0.iter().try_fold(value, |v, segment| match segment {
+        Segment::Key(k) => v.get(k.as_str()),
+        Segment::Index(i) => v.get(*i),
+    })
 }

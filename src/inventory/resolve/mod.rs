@@ -47,8 +47,10 @@ pub fn load(file: &Path) -> Result<Loaded, Diagnostics> {
     let walk = || walk::walk_project(&root);
     let merged = imports::load_all(&root, Parsed { source, doc }, &walk).map_err(Diagnostics)?;
     let mut typed = Vec::new();
+    let env_paths: Vec<String> = envs::STRING_FIELDS.iter().map(|p| format!("environments.*.{p}")).collect();
+    let patterns: Vec<&str> = STRING_PATHS.iter().copied().chain(env_paths.iter().map(String::as_str)).collect();
     for f in &merged.files {
-        typed.extend(load::typed_strings(&f.source, &f.doc, STRING_PATHS));
+        typed.extend(load::typed_strings(&f.source, &f.doc, &patterns));
     }
     if !typed.is_empty() {
         return Err(Diagnostics(typed));
@@ -91,9 +93,6 @@ const STRING_PATHS: &[&str] = &[
     "versions.*",
     "images.*.repository",
     "images.*.tag",
-    "environments.*.namespace",
-    "environments.*.domain",
-    "environments.*.from",
     "infrastructure[].name",
     "infrastructure[].image",
     "infrastructure[].stage",
@@ -107,9 +106,6 @@ const STRING_PATHS: &[&str] = &[
     "services[].use[]",
     "gitops.revision",
 ];
-
-/// The same, in an `environments/<name>.yaml` file.
-const ENV_FILE_STRING_PATHS: &[&str] = &["namespace", "domain", "from"];
 
 struct Resolver {
     root: PathBuf,
