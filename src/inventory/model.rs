@@ -102,8 +102,6 @@ pub struct Environment {
     pub idle_ttl: Option<Duration>,
     /// Slot capacity.
     pub max_slots: Option<u32>,
-    /// Owning team.
-    pub owner: Option<String>,
     /// Template variables.
     pub vars: serde_yaml::Mapping,
     /// Where templated fields (`namespace`, `domain`) are written, for messages.

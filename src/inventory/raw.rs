@@ -231,9 +231,6 @@ pub struct RawEnvironment {
     /// Most slots this environment may hold at once.
     #[serde(default)]
     pub max_slots: Option<u32>,
-    /// Team that owns the environment (throwaway field to count files).
-    #[serde(default)]
-    pub owner: Option<String>,
     /// Free-form values for templates (`vars`).
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]

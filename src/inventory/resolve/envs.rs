@@ -18,7 +18,7 @@ use crate::inventory::yaml::{Segment, YamlPath};
 /// Where an environment expects a string (so an unquoted number or bool is
 /// refused instead of changed): in `environments/<name>.yaml`, and under
 /// `environments.<name>` in services.yaml.
-pub(super) const STRING_FIELDS: &[&str] = &["namespace", "domain", "from", "owner"];
+pub(super) const STRING_FIELDS: &[&str] = &["namespace", "domain", "from"];
 
 impl Resolver {
     pub(super) fn error_in_env_file(
@@ -254,7 +254,6 @@ impl Resolver {
             tls: merged.tls,
             idle_ttl,
             max_slots: merged.max_slots,
-            owner: merged.owner,
             vars: merged.vars.unwrap_or_default(),
             positions,
         }
