@@ -1,0 +1,341 @@
+//! Components and the agent: presets applied, stage, image, environment
+//! references, manifests and overlays checked, positions kept for messages.
+
+use std::collections::BTreeMap;
+
+use super::{deep_merge, Resolver};
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::inventory::model::*;
+use crate::inventory::raw::*;
+use crate::inventory::yaml::YamlPath;
+
+impl Resolver {
+    /// `infrastructure` then `services`, each with its presets applied.
+    pub(super) fn resolve_components(
+        &mut self,
+        raw: &RawInventory,
+        stages: &[String],
+        images: &BTreeMap<String, Image>,
+        environments: &BTreeMap<String, Environment>,
+    ) -> Vec<Component> {
+        let env_names: Vec<String> = environments.keys().cloned().collect();
+        let sections = [
+            ("infrastructure", &raw.infrastructure, ComponentKind::Infrastructure),
+            ("services", &raw.services, ComponentKind::Service),
+        ];
+        let mut components = Vec::new();
+        for (section, list, kind) in sections {
+            for (i, c) in list.iter().enumerate() {
+                let path = YamlPath::default().key(section).index(i);
+                let (c, fields) = self.with_presets(&path, c, &raw.presets);
+                components.push(self.resolve_component(&path, &c, &fields, kind, stages, images, &env_names));
+            }
+        }
+        components
+    }
+
+    /// `c` with the fields it leaves unset taken from its presets (a later
+    /// preset over an earlier one; maps merge deeply), and where each field
+    /// taken from a preset is written.
+    pub(super) fn with_presets(
+        &mut self,
+        path: &YamlPath,
+        c: &RawComponent,
+        presets: &BTreeMap<String, RawPreset>,
+    ) -> (RawComponent, Fields) {
+        let mut acc = RawPreset::default();
+        let mut fields = Fields::new();
+        for (j, name) in c.uses.iter().enumerate() {
+            let Some(p) = presets.get(name) else {
+                let help = match did_you_mean(name, presets.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if presets.is_empty() => "define it under `presets:`".to_owned(),
+                    None => format!("presets: {}", presets.keys().cloned().collect::<Vec<_>>().join(", ")),
+                };
+                self.error_at_value(
+                    &path.key("use").index(j),
+                    format!("component `{}` uses unknown preset `{name}`", c.name),
+                    help,
+                );
+                continue;
+            };
+            let at = YamlPath::default().key("presets").key(name);
+            macro_rules! take {
+                ($field:ident, $key:literal) => {
+                    if p.$field.is_some() {
+                        acc.$field = p.$field.clone();
+                        fields.insert($key, at.key($key));
+                    }
+                };
+            }
+            take!(stage, "stage");
+            take!(depends_on, "dependsOn");
+            take!(when, "when");
+            take!(envs, "envs");
+            take!(image, "image");
+            take!(manifests, "manifests");
+            acc.overlays = merge_overlays(std::mem::take(&mut acc.overlays), &p.overlays);
+            acc.vars = merge_vars(acc.vars.take(), p.vars.as_ref());
+        }
+        for (key, set) in [
+            ("stage", c.stage.is_some()),
+            ("dependsOn", c.depends_on.is_some()),
+            ("when", c.when.is_some()),
+            ("envs", c.envs.is_some()),
+            ("image", c.image.is_some()),
+            ("manifests", c.manifests.is_some()),
+        ] {
+            if set {
+                fields.remove(key);
+            }
+        }
+        let merged = RawComponent {
+            name: c.name.clone(),
+            uses: c.uses.clone(),
+            stage: c.stage.clone().or(acc.stage),
+            depends_on: c.depends_on.clone().or(acc.depends_on),
+            when: c.when.clone().or(acc.when),
+            envs: c.envs.clone().or(acc.envs),
+            image: c.image.clone().or(acc.image),
+            manifests: c.manifests.clone().or(acc.manifests),
+            overlays: merge_overlays(acc.overlays, &c.overlays),
+            vars: merge_vars(acc.vars, c.vars.as_ref()),
+        };
+        (merged, fields)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn resolve_component(
+        &mut self,
+        path: &YamlPath,
+        raw: &RawComponent,
+        fields: &Fields,
+        kind: ComponentKind,
+        stages: &[String],
+        images: &BTreeMap<String, Image>,
+        envs: &[String],
+    ) -> Component {
+        self.check_name(&path.key("name"), "component name", &raw.name);
+        let field = |key: &'static str| fields.get(key).cloned().unwrap_or_else(|| path.key(key));
+        let default_stage = match kind {
+            ComponentKind::Infrastructure => stages.first().cloned().unwrap_or_default(),
+            _ => "internal".to_owned(),
+        };
+        let stage = raw.stage.clone().unwrap_or(default_stage);
+        let stage_index = match stages.iter().position(|s| *s == stage) {
+            Some(i) => i,
+            None => {
+                let help = match did_you_mean(&stage, stages.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("stages are: {}", stages.join(", ")),
+                };
+                let (at, msg) = if raw.stage.is_some() {
+                    (field("stage"), format!("component `{}` has unknown stage `{stage}`", raw.name))
+                } else {
+                    (
+                        path.key("name"),
+                        format!("component `{}` defaults to stage `{stage}`, which is not in `stages`", raw.name),
+                    )
+                };
+                self.error_at_value(&at, msg, help);
+                0
+            }
+        };
+        self.check_image(&field("image"), raw.image.as_deref(), images);
+        if let Some(list) = &raw.envs {
+            for (i, e) in list.iter().enumerate() {
+                self.check_env_ref(&field("envs").index(i), e, envs);
+            }
+        }
+        if let Some(when) = &raw.when {
+            if when.trim().is_empty() {
+                self.error_at_value(
+                    &field("when"),
+                    "`when` is empty",
+                    "write an expression such as `env != 'staging'`, or remove `when`",
+                );
+            }
+        }
+        let manifests = match &raw.manifests {
+            Some(list) => self.resolve_manifests(&field("manifests").parent(), &raw.name, list),
+            None => {
+                let message = if raw.uses.is_empty() {
+                    format!("missing required key `manifests` in `{path}`")
+                } else {
+                    format!("component `{}` has no `manifests`, and its presets give none", raw.name)
+                };
+                let file = self.file_of(path);
+                let d = Diagnostic::error(&file.path, Some(self.main.doc.key_location(path)), message)
+                    .with_source(&file.text)
+                    .with_help("add `manifests:` (or `use` a preset that has them); see docs/inventory.md");
+                self.diagnostics.push(d);
+                Vec::new()
+            }
+        };
+        let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, envs);
+        let mut positions = self.component_positions(path, raw.overlays.keys());
+        if let Some(at) = fields.get("when") {
+            positions.insert("when".to_owned(), self.main.doc.value_location(at));
+        }
+        Component {
+            name: raw.name.clone(),
+            kind,
+            stage,
+            stage_index,
+            depends_on: raw.depends_on.clone().unwrap_or_default(),
+            when: raw.when.clone(),
+            envs: raw.envs.clone(),
+            image: raw.image.clone(),
+            manifests,
+            overlays,
+            vars: raw.vars.clone().unwrap_or_default(),
+            presets: raw.uses.clone(),
+            file: self.file_of(path).path.clone(),
+            line: self.main.doc.key_location(path).line,
+            positions,
+        }
+    }
+
+    pub(super) fn component_positions<'k>(
+        &self,
+        path: &YamlPath,
+        overlays: impl Iterator<Item = &'k String>,
+    ) -> BTreeMap<String, crate::diagnostic::Location> {
+        let mut positions = BTreeMap::new();
+        positions.insert("when".to_owned(), self.main.doc.value_location(&path.key("when")));
+        for env in overlays {
+            positions.insert(format!("overlays.{env}"), self.main.doc.value_location(&path.key("overlays").key(env)));
+        }
+        positions
+    }
+
+    pub(super) fn resolve_agent(
+        &mut self,
+        raw: &RawAgent,
+        stages: &[String],
+        images: &BTreeMap<String, Image>,
+        envs: &BTreeMap<String, Environment>,
+    ) -> Component {
+        let path = YamlPath::default().key("agent");
+        self.check_image(&path.key("image"), raw.image.as_deref(), images);
+        let env_names: Vec<String> = envs.keys().cloned().collect();
+        if let Some(list) = &raw.envs {
+            for (i, e) in list.iter().enumerate() {
+                let p = path.key("envs").index(i);
+                if self.check_env_ref(&p, e, &env_names) && !envs[e].slots {
+                    self.error_at_value(
+                        &p,
+                        format!("the agent runs only in slot environments; `{e}` is not one"),
+                        "add `slots: true` to it, or remove it from agent.envs",
+                    );
+                }
+            }
+        }
+        let manifests = self.resolve_manifests(&path, "agent", &raw.manifests);
+        let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, &env_names);
+        let positions = self.component_positions(&path, raw.overlays.keys());
+        Component {
+            name: "agent".into(),
+            kind: ComponentKind::Agent,
+            stage: AGENT_STAGE.into(),
+            stage_index: stages.len(),
+            depends_on: Vec::new(),
+            when: None,
+            envs: raw.envs.clone(),
+            image: raw.image.clone(),
+            manifests,
+            overlays,
+            vars: serde_yaml::Mapping::new(),
+            presets: Vec::new(),
+            file: self.file_of(&path).path.clone(),
+            line: self.main.doc.key_location(&path).line,
+            positions,
+        }
+    }
+
+    pub(super) fn resolve_overlays(
+        &mut self,
+        path: &YamlPath,
+        raw: &BTreeMap<String, RawOverlay>,
+        envs: &[String],
+    ) -> BTreeMap<String, Overlay> {
+        let mut out = BTreeMap::new();
+        for (env, o) in raw {
+            let p = path.key(env);
+            self.check_env_ref(&p, env, envs);
+            for (i, m) in o.pvc_mounts.iter().enumerate() {
+                if !m.mount_path.starts_with('/') {
+                    self.error_at_value(
+                        &p.key("pvcMounts").index(i).key("mountPath"),
+                        format!("mountPath `{}` is not absolute", m.mount_path),
+                        "start it with `/`",
+                    );
+                }
+            }
+            for (i, k) in o.drop_kinds.iter().enumerate() {
+                if k.trim().is_empty() {
+                    self.error_at_value(
+                        &p.key("dropKinds").index(i),
+                        "empty kind in dropKinds",
+                        "write a kind such as `Ingress`",
+                    );
+                }
+            }
+            out.insert(
+                env.clone(),
+                Overlay {
+                    pvc_mounts: o
+                        .pvc_mounts
+                        .iter()
+                        .map(|m| PvcMount {
+                            name: m.name.clone(),
+                            claim_name: m.claim_name.clone(),
+                            mount_path: m.mount_path.clone(),
+                            sub_path: m.sub_path.clone(),
+                            read_only: m.read_only,
+                        })
+                        .collect(),
+                    drop_kinds: o.drop_kinds.clone(),
+                    env: o.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
+                    vars: o.vars.clone().unwrap_or_default(),
+                },
+            );
+        }
+        out
+    }
+}
+
+/// Where fields a component takes from a preset are written (`stage` →
+/// `presets.web.stage`).
+type Fields = BTreeMap<&'static str, YamlPath>;
+
+/// `over`'s overlays over `base`'s: per environment, lists given replace,
+/// `env` and `vars` merge.
+fn merge_overlays(
+    mut base: BTreeMap<String, RawOverlay>,
+    over: &BTreeMap<String, RawOverlay>,
+) -> BTreeMap<String, RawOverlay> {
+    for (env, o) in over {
+        let b = base.entry(env.clone()).or_default();
+        if !o.pvc_mounts.is_empty() {
+            b.pvc_mounts = o.pvc_mounts.clone();
+        }
+        if !o.drop_kinds.is_empty() {
+            b.drop_kinds = o.drop_kinds.clone();
+        }
+        b.env.extend(o.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        b.vars = merge_vars(b.vars.take(), o.vars.as_ref());
+    }
+    base
+}
+
+/// `over` merged deeply over `base`.
+fn merge_vars(base: Option<serde_yaml::Mapping>, over: Option<&serde_yaml::Mapping>) -> Option<serde_yaml::Mapping> {
+    match (base, over) {
+        (Some(mut b), Some(o)) => {
+            deep_merge(&mut b, o);
+            Some(b)
+        }
+        (b, o) => o.cloned().or(b),
+    }
+}

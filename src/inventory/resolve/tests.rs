@@ -1,0 +1,91 @@
+use super::envs::inherit;
+use super::walk::escape_problem;
+use super::*;
+use crate::inventory::raw::RawEnvironment;
+#[test]
+fn escaping_paths_are_refused() {
+    assert!(escape_problem("../x.yaml").is_some());
+    assert!(escape_problem("/etc/passwd").is_some());
+    assert!(escape_problem("a/../../b").is_some());
+    assert!(escape_problem("manifests/a.yaml.j2").is_none());
+}
+
+#[test]
+fn deep_merge_merges_maps_and_replaces_lists() {
+    let mut base: serde_yaml::Mapping = serde_yaml::from_str("a: {x: 1, y: 2}\nl: [1, 2]\n").unwrap();
+    let over: serde_yaml::Mapping = serde_yaml::from_str("a: {y: 3}\nl: [9]\n").unwrap();
+    deep_merge(&mut base, &over);
+    let expected: serde_yaml::Mapping = serde_yaml::from_str("a: {x: 1, y: 3}\nl: [9]\n").unwrap();
+    assert_eq!(base, expected);
+}
+
+/// A value of the type a JSON Schema node describes (the first non-null
+/// alternative), for the fields of a generated schema.
+fn sample(node: &serde_json::Value, schema: &serde_json::Value, field: &str) -> serde_json::Value {
+    use serde_json::json;
+    if let Some(r) = node.get("$ref").and_then(|r| r.as_str()) {
+        let name = r.rsplit('/').next().unwrap();
+        return sample(&schema["definitions"][name], schema, field);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(alts) = node.get(key).and_then(|a| a.as_array()) {
+            let alt = alts.iter().find(|a| a.get("type") != Some(&json!("null"))).unwrap();
+            return sample(alt, schema, field);
+        }
+    }
+    let ty = match &node["type"] {
+        serde_json::Value::Array(types) => types.iter().find(|t| *t != "null").cloned().unwrap(),
+        t => t.clone(),
+    };
+    match ty.as_str().unwrap_or("object") {
+        "string" => json!(format!("{field}-from-parent")),
+        "boolean" => json!(true),
+        "integer" => json!(7),
+        "number" => json!(1.5),
+        "array" => json!([sample(&node["items"], schema, field)]),
+        _ => match node.get("properties").and_then(|p| p.as_object()) {
+            Some(props) => props.iter().map(|(k, v)| (k.clone(), sample(v, schema, k))).collect(),
+            None => json!({"key": format!("{field}-from-parent")}),
+        },
+    }
+}
+
+#[test]
+fn every_environment_field_inherits_through_from() {
+    // The parent sets every field the schema of an environment has (read from
+    // the serde types, so a field added later is covered with no change here).
+    let schema = crate::inventory::environment_json_schema();
+    let fields = schema["properties"].as_object().unwrap();
+    assert!(fields.len() > 5, "{fields:?}");
+    let parent: serde_json::Map<String, serde_json::Value> =
+        fields.iter().filter(|(k, _)| *k != "from").map(|(k, v)| (k.clone(), sample(v, &schema, k))).collect();
+    let parent = serde_yaml::to_value(&parent).unwrap();
+    let child: serde_yaml::Value = serde_yaml::from_str("from: parent").unwrap();
+
+    let merged = inherit(&[&child, &parent]);
+    let raw: RawEnvironment = serde_yaml::from_value(serde_yaml::Value::Mapping(merged)).unwrap();
+    let got = serde_json::to_value(&raw).unwrap();
+    let want = serde_json::to_value(serde_yaml::from_value::<RawEnvironment>(parent.clone()).unwrap()).unwrap();
+    for field in fields.keys().filter(|k| *k != "from") {
+        assert!(!want[field].is_null(), "the sample parent sets `{field}`");
+        assert_eq!(got[field], want[field], "`{field}` is not inherited through `from`");
+    }
+    assert!(got["from"].is_null(), "`from` itself is not inherited");
+}
+
+#[test]
+fn inheritance_merges_maps_and_replaces_lists_and_scalars() {
+    let grandparent: serde_yaml::Value =
+        serde_yaml::from_str("namespace: gp\nvars: {a: 1, deep: {x: 1, y: 1}, list: [1, 2]}\ntls: {issuer: i}\n")
+            .unwrap();
+    let parent: serde_yaml::Value =
+        serde_yaml::from_str("from: gp\nvars: {deep: {y: 2}, list: [3]}\ntls: {secretName: s}\n").unwrap();
+    let child: serde_yaml::Value =
+        serde_yaml::from_str("from: parent\nnamespace: child\nvars: {a: null, deep: {z: 3}}\ntls:\n").unwrap();
+    let merged = inherit(&[&child, &parent, &grandparent]);
+    let want: serde_yaml::Mapping = serde_yaml::from_str(
+        "namespace: child\nvars: {a: 1, deep: {x: 1, y: 2, z: 3}, list: [3]}\ntls: {issuer: i, secretName: s}\n",
+    )
+    .unwrap();
+    assert_eq!(merged, want);
+}
