@@ -8,6 +8,11 @@ pub const ERROR: u8 = 1;
 pub const USAGE: u8 = 2;
 /// `render --check` found drift, or `diff --exit-code` found changes.
 pub const DRIFT: u8 = 3;
+/// `status --wait` timed out before every stage was ready.
+pub const NOT_READY: u8 = 4;
+/// `status --wait` saw a stage fail (a failed Job, a failed agent Job, a
+/// Deployment past its progress deadline).
+pub const STAGE_FAILED: u8 = 5;
 
 /// A failure that maps to an exit code other than [`ERROR`].
 #[derive(Debug)]

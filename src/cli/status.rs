@@ -1,4 +1,5 @@
-//! `codex-k8s status`: slots as the cluster sees them, joined with git.
+//! `codex-k8s status`: slots as the cluster sees them, joined with git;
+//! with `--wait`, one slot polled until every stage is ready.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::watch::slot_envs;
 use super::{exit, load_project, targets, Output, Project};
-use crate::watch::{run, source::Source, status, Clock};
+use crate::watch::{run, source::Source, status, wait, Clock};
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
@@ -15,6 +16,19 @@ pub struct Args {
     /// Only this slot environment.
     #[arg(long)]
     env: Option<String>,
+    /// Only this slot (with --env).
+    #[arg(long, requires = "env")]
+    slot: Option<String>,
+    /// Wait until every stage of --slot is ready and its agent Job started, then print the slot's URL
+    /// (exit 4 on timeout, 5 when a stage failed).
+    #[arg(long, requires = "slot")]
+    wait: bool,
+    /// Give up waiting after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration, requires = "wait")]
+    timeout: Duration,
+    /// The branch (or any revision, e.g. origin/rendered) holding the rendered tree; default: the checked-out branch.
+    #[arg(long, value_name = "REV")]
+    branch: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -56,22 +70,32 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         envs.retain(|k, _| k == e);
     }
     let out_dir = targets::out_dir(&inventory, &args.out)?;
-    // Read-only: the checked-out branch, no fetch.
+    // Read-only: the checked-out branch (or --branch), no fetch.
     let src = Source {
         repo: inventory.root.clone(),
         prefix: targets::out_prefix(&inventory, &out_dir),
         remote: None,
-        branch: None,
+        branch: if args.wait { None } else { args.branch.clone() },
     };
+    let cluster = run::Cluster { kubeconfig: args.kubeconfig.clone(), context: args.context.clone() };
+    if args.wait {
+        let env = args.env.clone().unwrap_or_default();
+        let tls = inventory.environments.get(&env).is_some_and(|e| e.tls.is_some());
+        let slot = args.slot.clone().unwrap_or_default();
+        let w = wait::Wait { env, slot, rev: args.branch.clone(), timeout: args.timeout, poll: POLL, tls };
+        return wait_for(&cluster, &src, &w, args.format, out);
+    }
     let has_repo = git2::Repository::discover(&inventory.root).is_ok();
-    let cluster = run::Cluster { kubeconfig: args.kubeconfig, context: args.context };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let rows = rt
+    let mut rows = rt
         .block_on(async {
             let client = run::client(&cluster).await?;
             status::collect(&client, has_repo.then_some(&src), &envs, Clock::system().now()).await
         })
         .context("status failed")?;
+    if let Some(slot) = &args.slot {
+        rows.retain(|r| &r.slot == slot);
+    }
     match args.format {
         Format::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&rows)?)?,
         Format::Text => {
@@ -106,4 +130,46 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// Time between two looks of `status --wait`.
+const POLL: Duration = Duration::from_secs(2);
+
+/// `status --wait`: progress on stderr; the URL (or the JSON report) on stdout.
+fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format, out: &mut Output) -> Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let err = &mut out.err;
+    let report = rt
+        .block_on(async {
+            let client = run::client(cluster).await?;
+            wait::wait(&client, src, w, |line| {
+                let _ = writeln!(err, "{}/{}: {line}", w.env, w.slot);
+            })
+            .await
+        })
+        .context("status --wait failed")?;
+    if format == Format::Json {
+        writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
+    }
+    let name = format!("{}/{}", report.env, report.slot);
+    match &report.outcome {
+        wait::Outcome::Ready => {
+            writeln!(out.err, "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
+            match (&report.url, format) {
+                (Some(url), Format::Text) => writeln!(out.out, "{url}")?,
+                (None, _) => writeln!(out.err, "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?,
+                _ => {}
+            }
+            Ok(exit::OK)
+        }
+        wait::Outcome::Failed { stage, object, why } => {
+            writeln!(out.err, "error: {name}: stage {stage} failed: {object}: {why}")?;
+            Ok(exit::STAGE_FAILED)
+        }
+        wait::Outcome::TimedOut { stage, object, why } => {
+            let after = humantime::format_duration(w.timeout);
+            writeln!(out.err, "error: {name}: not ready after {after}: stage {stage} waits for {object}: {why}")?;
+            Ok(exit::NOT_READY)
+        }
+    }
 }

@@ -10,15 +10,24 @@
 //! rebuilds its view from the cluster and git, so a crash at any point leaves
 //! nothing the next pass does not finish.
 //!
-//! Entry points: [`run::client`] then [`run::run`] (or [`run::once`]), and
-//! [`status::collect`] for `codex-k8s status`.
+//! It also records when each stage of a slot became ready ([`ready`],
+//! [`ready_pass`]), and [`wait`] polls one slot for `status --wait`.
+//!
+//! Entry points: [`run::client`] then [`run::run`] (or [`run::once`]),
+//! [`status::collect`] for `codex-k8s status` and [`wait::wait`] for
+//! `codex-k8s status --wait`.
 
 pub mod agent;
 pub mod lease;
+pub mod ready;
+pub mod ready_pass;
+mod record;
 pub mod run;
 pub mod source;
+pub mod stages;
 pub mod status;
 pub mod ttl;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -72,6 +81,10 @@ pub enum Error {
     /// someone else (uncommitted changes under a slot it would remove).
     #[error("{0}")]
     LocalWork(String),
+    /// A slot `status --wait` cannot judge: absent from the rendered tree
+    /// at the revision read, or its tree unreadable.
+    #[error("{0}")]
+    Slot(String),
     /// An API call, a git fetch or push did not answer in time.
     #[error("{what} did not answer within {after:?}")]
     Timeout {

@@ -13,10 +13,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
-use k8s_openapi::api::events::v1::Event as KubeEvent;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
@@ -25,6 +23,8 @@ use tokio::sync::watch as channel;
 
 use super::agent::{self, Input, Record, Tracker};
 use super::lease::{self, error_chain, Elector};
+use super::ready_pass::{self, StageReady};
+use super::record::{apply_records, record};
 use super::source::{self, Source};
 use super::ttl::{self, Action, AgentJob, SlotNamespace};
 use super::{agent_selector, namespace_selector, Clock, Error, Result, SlotEnvs};
@@ -104,6 +104,8 @@ pub struct Report {
     /// Slots kept for a reason worth reporting (unreadable metadata, a view
     /// that could not be refreshed).
     pub kept: Vec<Kept>,
+    /// Stages recorded ready.
+    pub ready: Vec<StageReady>,
 }
 
 /// Deadline of one API request (list, get, patch, delete, Lease write).
@@ -163,6 +165,7 @@ pub async fn once(client: &Client, config: &Config) -> Result<Report> {
         report.recorded.push(r);
     }
     ttl_pass(client, config, &mut report, &Gate::Alone).await?;
+    report.ready = guarded_ready_pass(client, config, &Gate::Alone).await;
     Ok(report)
 }
 
@@ -181,13 +184,21 @@ async fn list_cluster(client: &Client, config: &Config) -> Result<(Vec<Namespace
 /// Whether this process may write now: alone (`--once`, no election) it
 /// always may; in an election only while the lease is held. Checked right
 /// before every write, so a leader that lost its lease mid-pass stops there.
-enum Gate<'a> {
+pub(crate) enum Gate<'a> {
     Alone,
     Leader(&'a channel::Receiver<bool>),
 }
 
 impl Gate<'_> {
-    fn open(&self, what: &str) -> bool {
+    /// Whether this process may write now, without a log line.
+    fn open_quietly(&self) -> bool {
+        match self {
+            Gate::Alone => true,
+            Gate::Leader(rx) => *rx.borrow(),
+        }
+    }
+
+    pub(crate) fn open(&self, what: &str) -> bool {
         let open = match self {
             Gate::Alone => true,
             Gate::Leader(rx) => *rx.borrow(),
@@ -217,37 +228,10 @@ fn relist<K>(items: Vec<K>) -> Vec<watcher::Event<K>> {
 /// it [`SHUTDOWN_GRACE`]); a removal is a compare-and-swap, so an
 /// abandoned one either landed whole or not at all.
 pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let (leader_tx, mut leader_rx) = channel::channel(config.lease.is_none());
-    let (stop_tx, stop_rx) = channel::channel(false);
-    // Without election this process leads alone; the sender is kept so the
-    // leadership branch below never fires.
-    let mut _alone = None;
-    let election = match config.lease.clone() {
-        Some(l) => {
-            tracing::info!(lease = %l.name, namespace = %l.namespace, identity = %l.identity, "joining leader election");
-            Some(tokio::spawn(lease::run(Elector::new(client.clone(), l, config.clock.clone()), leader_tx, stop_rx)))
-        }
-        None => {
-            _alone = Some(leader_tx);
-            None
-        }
-    };
-
-    let nss: Api<Namespace> = Api::all(client.clone());
-    let jobs: Api<Job> = Api::all(client.clone());
-    let ns_stream =
-        watcher(nss, watcher::Config::default().labels(&namespace_selector(&config.envs)).timeout(WATCH_TIMEOUT_SECS))
-            .default_backoff()
-            .map_ok(|e| Input::Namespace(Box::new(e)));
-    let job_stream = watcher(jobs, watcher::Config::default().labels(&agent_selector()).timeout(WATCH_TIMEOUT_SECS))
-        .default_backoff()
-        .map_ok(|e| Input::Job(Box::new(e)));
-    let mut inputs = futures::stream::select(ns_stream.boxed(), job_stream.boxed());
-
-    let mut tracker = Tracker::new(config.envs.clone());
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut first_pass_done = false;
+    let election = Election::start(&client, &config);
+    let mut leader_rx = election.leader.clone();
+    let mut inputs = streams(&client, &config);
+    let mut state = LoopState::new(&config);
     tokio::pin!(shutdown);
     tracing::info!(identity = %config.identity, envs = ?config.envs.keys().collect::<Vec<_>>(), dry_run = config.dry_run, "watching");
     loop {
@@ -262,7 +246,8 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                 }
                 None => break,
             },
-            _ = ticker.tick() => Wake::Tick,
+            _ = state.ticker.tick() => Wake::Tick,
+            _ = state.ready_ticker.tick() => Wake::Ready,
             changed = leader_rx.changed() => {
                 if changed.is_err() {
                     // The election task ended: nobody leads here any more.
@@ -272,89 +257,151 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
             }
         };
         let gate = if config.lease.is_some() { Gate::Leader(&leader_rx) } else { Gate::Alone };
-        let work = async {
-            match step {
-                Wake::Input(input) => {
-                    let was_ready = tracker.ready();
-                    let records = tracker.apply(input);
-                    if leading {
-                        apply_records(&client, &config, &mut tracker, records, &gate).await;
-                    }
-                    if !was_ready && tracker.ready() {
-                        tracing::info!(
-                            namespaces = tracker.namespaces().count(),
-                            jobs = tracker.jobs().count(),
-                            "initial lists done"
-                        );
-                        if leading && !first_pass_done {
-                            first_pass_done = true;
-                            guarded_ttl_pass(&client, &config, &gate).await;
-                        }
-                    }
-                }
-                Wake::Tick => {
-                    if leading && tracker.ready() {
-                        first_pass_done = true;
-                        guarded_ttl_pass(&client, &config, &gate).await;
-                    }
-                }
-                Wake::Leadership => {
-                    let now_leading = *leader_rx.borrow();
-                    tracing::info!(identity = %config.identity, leader = now_leading, "leadership changed");
-                    if now_leading && tracker.ready() {
-                        let pending = tracker.pending();
-                        apply_records(&client, &config, &mut tracker, pending, &gate).await;
-                        guarded_ttl_pass(&client, &config, &gate).await;
-                    }
-                }
-            }
-        };
+        let work = state.handle(&client, &config, step, leading, &gate);
         // Work done as leader is abandoned as soon as leadership is lost;
         // any work is abandoned on shutdown.
-        let mut leadership = leader_rx.clone();
-        let elected = config.lease.is_some();
-        let lost = async move {
-            if leading && elected {
-                let _ = leadership.wait_for(|l| !*l).await;
-            } else {
-                futures::future::pending::<()>().await;
-            }
-        };
+        let lost = leadership_lost(leader_rx.clone(), leading && config.lease.is_some());
         tokio::select! {
             _ = &mut shutdown => break,
             _ = lost => tracing::warn!(identity = %config.identity, "leadership lost: abandoning the work in flight"),
             _ = work => {}
         }
     }
-    stop_tx.send_replace(true);
-    if let Some(task) = election {
-        let _ = task.await;
-    }
+    election.stop().await;
     tracing::info!(identity = %config.identity, "stopped");
     Ok(())
+}
+
+/// The leader election task (none without a lease: this process leads
+/// alone) and the channel saying whether this process leads.
+struct Election {
+    leader: channel::Receiver<bool>,
+    stop: channel::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Without election the sender is kept, so leadership never changes.
+    _alone: Option<channel::Sender<bool>>,
+}
+
+impl Election {
+    fn start(client: &Client, config: &Config) -> Election {
+        let (leader_tx, leader) = channel::channel(config.lease.is_none());
+        let (stop, stop_rx) = channel::channel(false);
+        match config.lease.clone() {
+            Some(l) => {
+                tracing::info!(lease = %l.name, namespace = %l.namespace, identity = %l.identity, "joining leader election");
+                let elector = Elector::new(client.clone(), l, config.clock.clone());
+                let task = Some(tokio::spawn(lease::run(elector, leader_tx, stop_rx)));
+                Election { leader, stop, task, _alone: None }
+            }
+            None => Election { leader, stop, task: None, _alone: Some(leader_tx) },
+        }
+    }
+
+    /// Asks the election task to stop (releasing the lease) and waits for it.
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The two watch streams (managed slot namespaces, agent Jobs), merged.
+fn streams(client: &Client, config: &Config) -> futures::stream::BoxStream<'static, Result<Input, watcher::Error>> {
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::all(client.clone());
+    let ns_stream =
+        watcher(nss, watcher::Config::default().labels(&namespace_selector(&config.envs)).timeout(WATCH_TIMEOUT_SECS))
+            .default_backoff()
+            .map_ok(|e| Input::Namespace(Box::new(e)));
+    let job_stream = watcher(jobs, watcher::Config::default().labels(&agent_selector()).timeout(WATCH_TIMEOUT_SECS))
+        .default_backoff()
+        .map_ok(|e| Input::Job(Box::new(e)));
+    futures::stream::select(ns_stream.boxed(), job_stream.boxed()).boxed()
+}
+
+/// Resolves when leadership goes, if `watch` is set; else never.
+async fn leadership_lost(mut leadership: channel::Receiver<bool>, watch: bool) {
+    if watch {
+        let _ = leadership.wait_for(|l| !*l).await;
+    } else {
+        futures::future::pending::<()>().await;
+    }
+}
+
+/// Period of the readiness pass (or `--interval`, if shorter).
+pub const READY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the loop keeps between wake-ups: the mirror of the watch streams
+/// and the two tickers.
+struct LoopState {
+    tracker: Tracker,
+    ticker: tokio::time::Interval,
+    ready_ticker: tokio::time::Interval,
+    first_pass_done: bool,
+}
+
+impl LoopState {
+    fn new(config: &Config) -> LoopState {
+        let mut ticker = tokio::time::interval(config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ready_ticker = tokio::time::interval(READY_INTERVAL.min(config.interval));
+        ready_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        LoopState { tracker: Tracker::new(config.envs.clone()), ticker, ready_ticker, first_pass_done: false }
+    }
+
+    /// Handles one wake-up.
+    async fn handle(&mut self, client: &Client, config: &Config, step: Wake, leading: bool, gate: &Gate<'_>) {
+        let tracker = &mut self.tracker;
+        match step {
+            Wake::Input(input) => {
+                let was_ready = tracker.ready();
+                let records = tracker.apply(input);
+                if leading {
+                    apply_records(client, config, tracker, records, gate).await;
+                }
+                if !was_ready && tracker.ready() {
+                    tracing::info!(
+                        namespaces = tracker.namespaces().count(),
+                        jobs = tracker.jobs().count(),
+                        "initial lists done"
+                    );
+                    if leading && !self.first_pass_done {
+                        self.first_pass_done = true;
+                        guarded_ttl_pass(client, config, gate).await;
+                    }
+                }
+            }
+            Wake::Tick => {
+                if leading && tracker.ready() {
+                    self.first_pass_done = true;
+                    guarded_ttl_pass(client, config, gate).await;
+                }
+            }
+            Wake::Ready => {
+                if leading && tracker.ready() {
+                    guarded_ready_pass(client, config, gate).await;
+                }
+            }
+            Wake::Leadership => {
+                let now_leading = gate.open_quietly();
+                tracing::info!(identity = %config.identity, leader = now_leading, "leadership changed");
+                if now_leading && tracker.ready() {
+                    let pending = tracker.pending();
+                    apply_records(client, config, tracker, pending, gate).await;
+                    guarded_ttl_pass(client, config, gate).await;
+                }
+            }
+        }
+    }
 }
 
 /// What woke the loop.
 enum Wake {
     Input(Input),
     Tick,
+    Ready,
     Leadership,
-}
-
-/// How long the CLI lets git work on blocking threads finish after
-/// [`run`] returned, before the process exits anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-async fn apply_records(client: &Client, config: &Config, tracker: &mut Tracker, records: Vec<Record>, gate: &Gate<'_>) {
-    for r in records {
-        match record(client, config, &r, gate).await {
-            Ok(true) => tracker.mark_recorded(&r),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(namespace = %r.namespace, error = %error_chain(&e), "recording the agent phase failed")
-            }
-        }
-    }
 }
 
 async fn guarded_ttl_pass(client: &Client, config: &Config, gate: &Gate<'_>) {
@@ -367,63 +414,20 @@ async fn guarded_ttl_pass(client: &Client, config: &Config, gate: &Gate<'_>) {
     }
 }
 
-/// Records one agent phase: a merge patch of the namespace annotations, then
-/// an Event on the namespace. Returns false on a dry run.
-async fn record(client: &Client, config: &Config, r: &Record, gate: &Gate<'_>) -> Result<bool> {
-    tracing::info!(
-        namespace = %r.namespace, env = %r.env, slot = %r.slot, job = %r.job, run = %r.run,
-        phase = %r.phase, previous = ?r.previous.map(|p| p.as_str()), dry_run = config.dry_run,
-        "agent phase"
-    );
-    if config.dry_run || !gate.open("recording the agent phase") {
-        return Ok(false);
+/// The readiness pass; failures are logged, never passed on.
+async fn guarded_ready_pass(client: &Client, config: &Config, gate: &Gate<'_>) -> Vec<StageReady> {
+    match ready_pass::pass(client, config, gate).await {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "readiness pass failed; the next pass retries");
+            Vec::new()
+        }
     }
-    let nss: Api<Namespace> = Api::all(client.clone());
-    let patch = Patch::Merge(r.patch());
-    within("recording the agent phase", REQUEST_TIMEOUT, async {
-        Ok(nss.patch(&r.namespace, &PatchParams::default(), &patch).await?)
-    })
-    .await?;
-    let event = KubeEvent {
-        metadata: ObjectMeta {
-            name: Some(format!("{}.{}.{:x}", r.job, r.phase, config.clock.now().as_microsecond())),
-            namespace: Some(r.namespace.clone()),
-            ..Default::default()
-        },
-        event_time: Some(MicroTime(config.clock.now())),
-        action: Some("RecordAgentPhase".into()),
-        reason: Some(r.reason().into()),
-        note: Some(r.note()),
-        type_: Some(if r.phase == agent::Phase::Failed { "Warning" } else { "Normal" }.into()),
-        reporting_controller: Some(CONTROLLER.into()),
-        reporting_instance: Some(config.identity.clone()),
-        regarding: Some(ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Namespace".into()),
-            name: Some(r.namespace.clone()),
-            uid: r.namespace_uid.clone(),
-            ..Default::default()
-        }),
-        related: Some(ObjectReference {
-            api_version: Some("batch/v1".into()),
-            kind: Some("Job".into()),
-            name: Some(r.job.clone()),
-            namespace: Some(r.namespace.clone()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let events: Api<KubeEvent> = Api::namespaced(client.clone(), &r.namespace);
-    // The annotations are what matters; a lost Event is only logged.
-    if let Err(e) = within("emitting the Event", REQUEST_TIMEOUT, async {
-        Ok(events.create(&PostParams::default(), &event).await?)
-    })
-    .await
-    {
-        tracing::warn!(namespace = %r.namespace, error = %error_chain(&e), "emitting the Event failed");
-    }
-    Ok(true)
 }
+
+/// How long the CLI lets git work on blocking threads finish after
+/// [`run`] returned, before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A fresh view of the cluster for the TTL pass: both lists read now (each
 /// within [`REQUEST_TIMEOUT`]), never the watch mirror, which may be stale
@@ -593,6 +597,6 @@ fn expected_namespaces(src: &Source, state: &mut ttl::GitState) {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
 }

@@ -145,6 +145,62 @@ pub static RESOURCES: &[ResourceDef] = &[
         field_selectors: &["metadata.name", "metadata.namespace", "status.successful"],
     },
     ResourceDef {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        bucket: "deployments",
+        status_subresource: true,
+        has_generation: true,
+        create_on_update: false,
+        short_names: &["deploy"],
+        field_selectors: NAME_NS,
+    },
+    ResourceDef {
+        group: "apps",
+        version: "v1",
+        plural: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        bucket: "statefulsets",
+        status_subresource: true,
+        has_generation: true,
+        create_on_update: false,
+        short_names: &["sts"],
+        field_selectors: NAME_NS,
+    },
+    ResourceDef {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        bucket: "daemonsets",
+        status_subresource: true,
+        has_generation: true,
+        create_on_update: false,
+        short_names: &["ds"],
+        field_selectors: NAME_NS,
+    },
+    ResourceDef {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        bucket: "ingresses",
+        status_subresource: true,
+        has_generation: true,
+        create_on_update: false,
+        short_names: &["ing"],
+        field_selectors: NAME_NS,
+    },
+    ResourceDef {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -424,6 +480,9 @@ mod tests {
         assert_eq!(resolve("leases").unwrap().group, "coordination.k8s.io");
         assert_eq!(resolve("events.events.k8s.io").unwrap().group, "events.k8s.io");
         assert_eq!(resolve("event").unwrap().group, "");
+        assert_eq!(resolve("deploy").unwrap().group, "apps");
+        assert_eq!(resolve("StatefulSet").unwrap().plural, "statefulsets");
+        assert_eq!(resolve("ingresses").unwrap().group, "networking.k8s.io");
         assert!(resolve("widgets").is_none());
     }
 }

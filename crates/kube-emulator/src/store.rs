@@ -754,6 +754,16 @@ fn apply_defaults(def: &ResourceDef, obj: &mut Value, uid: &str, name: &str) {
                 obj["status"] = json!({});
             }
         }
+        "deployments" | "statefulsets" => {
+            if !obj.get("spec").is_some_and(Value::is_object) {
+                obj["spec"] = json!({});
+            }
+            let spec = obj["spec"].as_object_mut().expect("spec object");
+            spec.entry("replicas").or_insert(json!(1));
+            if obj.get("status").is_none() {
+                obj["status"] = json!({});
+            }
+        }
         "pods" if obj.get("status").is_none() => {
             obj["status"] = json!({"phase": "Pending"});
         }

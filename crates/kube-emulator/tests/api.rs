@@ -930,3 +930,43 @@ async fn malformed_bodies_never_crash_the_server() {
     assert_eq!(code, 200);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn workloads_and_ingresses_are_served_with_generation_and_status() {
+    let (emu, api) = setup().await;
+    let (_, v) = api.get("/apis").await;
+    let groups: Vec<&str> = v["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert!(groups.contains(&"apps") && groups.contains(&"networking.k8s.io"), "{groups:?}");
+    let (_, v) = api.get("/apis/apps/v1").await;
+    let names: Vec<&str> = v["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for n in ["deployments", "deployments/status", "statefulsets", "daemonsets"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    const DEPLOYS: &str = "/apis/apps/v1/namespaces/work/deployments";
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
+        "status": {"availableReplicas": 3}});
+    let (code, created) = api.post(DEPLOYS, &d).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["replicas"], 1, "defaulted as the apiserver does");
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert_eq!(created["status"], json!({}), "status is reset on create");
+    // A new image bumps the generation; the controller's status comes through /status.
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
+    let (_, v) = api.patch(&format!("{DEPLOYS}/web"), &image, MERGE).await;
+    assert_eq!(v["metadata"]["generation"], 2);
+    let v = emu.update_status("deploy", Some("work"), "web", json!({"observedGeneration": 2, "availableReplicas": 1})).unwrap();
+    assert_eq!(v["status"]["observedGeneration"], 2);
+    let (code, list) = api.get("/apis/apps/v1/namespaces/work/deployments").await;
+    assert_eq!(code, 200);
+    assert_eq!(list["kind"], "DeploymentList");
+    assert_eq!(list["items"][0]["status"]["availableReplicas"], 1);
+    let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+        "spec": {"rules": [{"host": "web.example.com"}], "tls": [{"hosts": ["web.example.com"]}]}});
+    let (code, _) = api.post("/apis/networking.k8s.io/v1/namespaces/work/ingresses", &ing).await;
+    assert_eq!(code, 201);
+    let (_, list) = api.get("/apis/networking.k8s.io/v1/ingresses").await;
+    assert_eq!(list["items"][0]["spec"]["rules"][0]["host"], "web.example.com");
+    emu.shutdown().await;
+}
