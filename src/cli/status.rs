@@ -157,7 +157,9 @@ fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format
             writeln!(out.err, "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
             match (&report.url, format) {
                 (Some(url), Format::Text) => writeln!(out.out, "{url}")?,
-                (None, _) => writeln!(out.err, "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?,
+                (None, _) => {
+                    writeln!(out.err, "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?
+                }
                 _ => {}
             }
             Ok(exit::OK)

@@ -5,9 +5,11 @@
 //! change when only their spec hash moved.
 //!
 //! Entry points: [`Snapshot::from_files`] (any source of files) and [`diff`];
-//! [`format`] prints a [`Report`] as text, markdown or JSON.
+//! [`format`] prints a [`Report`] as text, markdown or JSON; [`source`]
+//! renders two source revisions in memory and diffs them the same way.
 
 pub mod format;
+pub mod source;
 
 use std::collections::BTreeMap;
 
@@ -163,13 +165,18 @@ fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
     similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(old_name, new_name).to_string()
 }
 
-/// `name` without a Job's `-<8 hex>` spec-hash suffix.
-fn job_base(id: &ObjectId) -> Option<&str> {
-    if id.kind != "Job" {
+/// A Job's name split into its base and `-<8 hex>` spec-hash suffix.
+fn job_hash<'a>(kind: &str, name: &'a str) -> Option<(&'a str, &'a str)> {
+    if kind != "Job" {
         return None;
     }
-    let (base, hash) = id.name.rsplit_once('-')?;
-    (hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(base)
+    let (base, hash) = name.rsplit_once('-')?;
+    (hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some((base, hash))
+}
+
+/// `name` without a Job's `-<8 hex>` spec-hash suffix.
+fn job_base(id: &ObjectId) -> Option<&str> {
+    job_hash(&id.kind, &id.name).map(|(base, _)| base)
 }
 
 /// Compares two snapshots.

@@ -18,6 +18,7 @@
 //! `codex-k8s status --wait`.
 
 pub mod agent;
+mod bounded;
 pub mod lease;
 pub mod ready;
 pub mod ready_pass;

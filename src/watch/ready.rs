@@ -252,9 +252,10 @@ fn replicas(obj: &Value) -> i64 {
 
 fn deployment(w: &Workload, d: &Value) -> State {
     let st = &d["status"];
-    let stuck = st["conditions"].as_array().into_iter().flatten().find(|c| {
-        c["type"] == "Progressing" && c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded"
-    });
+    let stuck =
+        st["conditions"].as_array().into_iter().flatten().find(|c| {
+            c["type"] == "Progressing" && c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded"
+        });
     if let Some(c) = stuck {
         return failed(w, format!("progress deadline exceeded: {}", c["message"].as_str().unwrap_or("")));
     }

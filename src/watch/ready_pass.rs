@@ -92,8 +92,9 @@ pub(crate) async fn pass(client: &Client, config: &Config, gate: &Gate<'_>) -> R
         .collect();
     let keys: Vec<(String, String)> = slots.iter().map(|(_, s)| s.clone()).collect();
     let src = config.source.clone();
-    let trees = within("reading the slots' stages from git", GIT_TIMEOUT, blocking(move || stages::read(&src, None, &keys)))
-        .await?;
+    let trees =
+        within("reading the slots' stages from git", GIT_TIMEOUT, blocking(move || stages::read(&src, None, &keys)))
+            .await?;
     let mut out = Vec::new();
     for (ns, key) in &slots {
         let Some(tree) = trees.get(key) else { continue };
@@ -107,14 +108,22 @@ pub(crate) async fn pass(client: &Client, config: &Config, gate: &Gate<'_>) -> R
         };
         match slot(client, config, gate, ns, tree).await {
             Ok(recorded) => out.extend(recorded),
-            Err(e) => tracing::warn!(namespace = %ns.name_any(), error = %error_chain(&e), "readiness not recorded; the next pass retries"),
+            Err(e) => {
+                tracing::warn!(namespace = %ns.name_any(), error = %error_chain(&e), "readiness not recorded; the next pass retries")
+            }
         }
     }
     Ok(out)
 }
 
 /// Judges and records one slot.
-async fn slot(client: &Client, config: &Config, gate: &Gate<'_>, ns: &Namespace, tree: &SlotTree) -> Result<Vec<StageReady>> {
+async fn slot(
+    client: &Client,
+    config: &Config,
+    gate: &Gate<'_>,
+    ns: &Namespace,
+    tree: &SlotTree,
+) -> Result<Vec<StageReady>> {
     let annotations: BTreeMap<String, String> = ns.annotations().clone();
     if all_recorded(&annotations, tree) {
         return Ok(Vec::new());
@@ -166,11 +175,7 @@ fn stage_note(ns: &Namespace, tree: &SlotTree, states: &[StageState], stage: &st
         name: format!("stage-{stage}"),
         action: "RecordStageReady",
         reason: "StageReady",
-        note: format!(
-            "stage {stage} ready ({position} of {}; rendering {}): {what}",
-            states.len(),
-            tree.rendering
-        ),
+        note: format!("stage {stage} ready ({position} of {}; rendering {}): {what}", states.len(), tree.rendering),
         warning: false,
         related: agent.map(|w| ObjectReference {
             api_version: Some("batch/v1".into()),

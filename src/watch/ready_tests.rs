@@ -42,18 +42,50 @@ fn why(s: &State) -> String {
 fn a_deployment_is_ready_once_its_rollout_completed_with_the_trees_image() {
     let wl = w(Kind::Deployment, "api", "api:2");
     let cases = [
-        (deploy("api", "api:1", 1, json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2, "replicas": 2})),
-         "Deployment/api: container main runs api:1, the tree has api:2: not applied yet"),
-        (deploy("api", "api:2", 2, json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2})),
-         "Deployment/api: generation 2 not observed yet (observed 1)"),
-        (deploy("api", "api:2", 2, json!({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 2})),
-         "Deployment/api: 1 of 2 replicas updated"),
-        (deploy("api", "api:2", 2, json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 3, "availableReplicas": 2})),
-         "Deployment/api: 1 old replicas pending termination"),
-        (deploy("api", "api:2", 2, json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1})),
-         "Deployment/api: 1 of 2 replicas available"),
-        (deploy("api", "api:2", 2, json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2})),
-         "ready"),
+        (
+            deploy(
+                "api",
+                "api:1",
+                1,
+                json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2, "replicas": 2}),
+            ),
+            "Deployment/api: container main runs api:1, the tree has api:2: not applied yet",
+        ),
+        (
+            deploy("api", "api:2", 2, json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2})),
+            "Deployment/api: generation 2 not observed yet (observed 1)",
+        ),
+        (
+            deploy("api", "api:2", 2, json!({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 2})),
+            "Deployment/api: 1 of 2 replicas updated",
+        ),
+        (
+            deploy(
+                "api",
+                "api:2",
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 3, "availableReplicas": 2}),
+            ),
+            "Deployment/api: 1 old replicas pending termination",
+        ),
+        (
+            deploy(
+                "api",
+                "api:2",
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1}),
+            ),
+            "Deployment/api: 1 of 2 replicas available",
+        ),
+        (
+            deploy(
+                "api",
+                "api:2",
+                2,
+                json!({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2}),
+            ),
+            "ready",
+        ),
     ];
     for (d, want) in cases {
         let observed = Observed { deployments: [("api".to_string(), d)].into(), ..Default::default() };
@@ -104,13 +136,22 @@ fn jobs_must_complete_and_the_agent_job_must_start() {
     let mut agent = w(Kind::Job, "agent-r1", "");
     agent.agent = true;
     let migrate = w(Kind::Job, "migrate-1a2b3c4d", "");
-    let obs = |name: &str, status: Value| Observed { jobs: [(name.to_string(), job(name, status))].into(), ..Default::default() };
-    assert_eq!(why(&check(&migrate, &obs("migrate-1a2b3c4d", json!({"active": 1})))), "Job/migrate-1a2b3c4d: not complete yet (1 active)");
+    let obs = |name: &str, status: Value| Observed {
+        jobs: [(name.to_string(), job(name, status))].into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        why(&check(&migrate, &obs("migrate-1a2b3c4d", json!({"active": 1})))),
+        "Job/migrate-1a2b3c4d: not complete yet (1 active)"
+    );
     assert_eq!(check(&migrate, &obs("migrate-1a2b3c4d", json!({"succeeded": 1}))), State::Ready);
     let failed = check(
         &migrate,
-        &obs("migrate-1a2b3c4d", json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
-            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})),
+        &obs(
+            "migrate-1a2b3c4d",
+            json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+        ),
     );
     assert_eq!(
         failed,
@@ -126,11 +167,8 @@ fn jobs_must_complete_and_the_agent_job_must_start() {
 
 #[test]
 fn a_stage_without_workloads_is_ready_and_stages_count_in_order() {
-    let t = tree(vec![
-        ("00-stateful", vec![]),
-        ("10-migrations", vec![w(Kind::Job, "m", "")]),
-        ("20-internal", vec![]),
-    ]);
+    let t =
+        tree(vec![("00-stateful", vec![]), ("10-migrations", vec![w(Kind::Job, "m", "")]), ("20-internal", vec![])]);
     let states = evaluate(&t, &Observed::default());
     assert_eq!(states[0].state, State::Ready);
     assert!(matches!(states[1].state, State::Waiting { .. }));
@@ -167,7 +205,10 @@ fn each_stage_is_recorded_once_per_rendering() {
     let done = Observed { jobs: [("m".to_string(), job("m", json!({"succeeded": 1})))].into(), ..Default::default() };
     let r = decide(&ann, &t, &evaluate(&t, &done), t1).unwrap();
     assert!(!r.reset);
-    assert_eq!(r.patch, json!({"metadata": {"annotations": {"codex-k8s.io/ready.10-migrations": "2030-01-01T00:05:00Z"}}}));
+    assert_eq!(
+        r.patch,
+        json!({"metadata": {"annotations": {"codex-k8s.io/ready.10-migrations": "2030-01-01T00:05:00Z"}}})
+    );
 
     // A new rendering (another run id) clears what the old one recorded.
     ann.insert("codex-k8s.io/ready.10-migrations".into(), t1.to_string());

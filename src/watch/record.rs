@@ -71,9 +71,10 @@ pub(crate) async fn emit(client: &Client, config: &Config, note: Note) {
         ..Default::default()
     };
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &note.namespace);
-    if let Err(e) =
-        within("emitting the Event", REQUEST_TIMEOUT, async { Ok(events.create(&PostParams::default(), &event).await?) })
-            .await
+    if let Err(e) = within("emitting the Event", REQUEST_TIMEOUT, async {
+        Ok(events.create(&PostParams::default(), &event).await?)
+    })
+    .await
     {
         tracing::warn!(namespace = %note.namespace, error = %error_chain(&e), "emitting the Event failed");
     }

@@ -22,6 +22,8 @@ use serde::Serialize;
 use tokio::sync::watch as channel;
 
 use super::agent::{self, Input, Record, Tracker};
+pub(crate) use super::bounded::blocking;
+pub use super::bounded::{within, GIT_TIMEOUT, REQUEST_TIMEOUT};
 use super::lease::{self, error_chain, Elector};
 use super::ready_pass::{self, StageReady};
 use super::record::{apply_records, record};
@@ -108,28 +110,14 @@ pub struct Report {
     pub ready: Vec<StageReady>,
 }
 
-/// Deadline of one API request (list, get, patch, delete, Lease write).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Server-side timeout of a watch request; the watch is then re-opened (and
 /// re-listed on 410). A read silent for longer than this plus
 /// [`REQUEST_TIMEOUT`] fails the stream, which then re-lists.
 pub const WATCH_TIMEOUT_SECS: u32 = 60;
 
-/// Deadline of a git fetch or push.
-pub const GIT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// How often a removal is decided again after the branch moved under it
 /// (a rejected push) before the pass gives up until the next one.
 const REMOVAL_ATTEMPTS: usize = 5;
-
-/// Bounds `fut` by `after`, as [`Error::Timeout`].
-pub async fn within<T>(what: &str, after: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    match tokio::time::timeout(after, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::Timeout { what: what.to_owned(), after }),
-    }
-}
 
 /// A slot the TTL pass kept although it might have acted, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -595,8 +583,4 @@ fn expected_namespaces(src: &Source, state: &mut ttl::GitState) {
     for ((env, slot), removed) in &mut state.removed {
         removed.namespace = Some(namespace(env, slot));
     }
-}
-
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
 }

@@ -138,7 +138,8 @@ async fn read_tree(src: &Source, w: &Wait) -> Result<SlotTree> {
     let key = (w.env.clone(), w.slot.clone());
     let k = key.clone();
     let mut trees =
-        within("reading the slot from git", GIT_TIMEOUT, blocking(move || stages::read(&s, rev.as_deref(), &[k]))).await?;
+        within("reading the slot from git", GIT_TIMEOUT, blocking(move || stages::read(&s, rev.as_deref(), &[k])))
+            .await?;
     let at = w.rev.as_deref().map_or_else(|| "the checked-out branch".to_owned(), |r| format!("`{r}`"));
     match trees.remove(&key) {
         Some(Ok(tree)) => Ok(tree),
@@ -153,7 +154,8 @@ async fn read_tree(src: &Source, w: &Wait) -> Result<SlotTree> {
 /// Each stage's state now; all waiting on the Namespace while it is absent.
 async fn look(client: &Client, tree: &SlotTree) -> Result<Vec<StageState>> {
     let nss: Api<Namespace> = Api::all(client.clone());
-    let ns = within("reading the namespace", REQUEST_TIMEOUT, async { Ok(nss.get_opt(&tree.namespace).await?) }).await?;
+    let ns =
+        within("reading the namespace", REQUEST_TIMEOUT, async { Ok(nss.get_opt(&tree.namespace).await?) }).await?;
     if ns.is_none() {
         let why = "not in the cluster yet".to_owned();
         let object = format!("Namespace/{}", tree.namespace);
@@ -185,14 +187,15 @@ async fn url(client: &Client, tree: &SlotTree, tls: bool) -> Option<String> {
     let ing: Api<Ingress> = Api::namespaced(client.clone(), &tree.namespace);
     let listed = within("listing ingresses", REQUEST_TIMEOUT, async { Ok(ing.list(&ListParams::default()).await?) });
     let ingresses = listed.await.map(|l| l.items).unwrap_or_default();
-    let rule_host = ingresses
-        .iter()
-        .find_map(|i| i.spec.as_ref()?.rules.as_ref()?.iter().find_map(|r| r.host.clone()));
+    let rule_host = ingresses.iter().find_map(|i| i.spec.as_ref()?.rules.as_ref()?.iter().find_map(|r| r.host.clone()));
     let host = tree.host.clone().or(rule_host)?;
     let ingress_tls = ingresses.iter().any(|i| {
-        i.spec.as_ref().and_then(|s| s.tls.as_ref()).into_iter().flatten().any(|t| {
-            t.hosts.iter().flatten().any(|h| *h == host)
-        })
+        i.spec
+            .as_ref()
+            .and_then(|s| s.tls.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|t| t.hosts.iter().flatten().any(|h| *h == host))
     });
     let scheme = if tls || ingress_tls { "https" } else { "http" };
     Some(format!("{scheme}://{host}/"))

@@ -94,6 +94,19 @@ impl Project {
         Project { _tmp: tmp, root }
     }
 
+    /// A clone of `url` made with extra `git clone` arguments (`--depth 1`,
+    /// `--branch B`, …) in a fresh temporary directory. Shallow clones of a
+    /// local repository need a `file://` URL.
+    pub fn clone_with(url: &str, args: &[&str]) -> Self {
+        let tmp = tempfile::Builder::new().prefix("codex-k8s-clone-").tempdir().expect("tempdir");
+        let root = tmp.path().join("clone");
+        let mut all = vec!["clone", "-q"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[url, "clone"]);
+        git_in(tmp.path(), &all);
+        Project { _tmp: tmp, root }
+    }
+
     /// The repository `name` inside `tmp` (kept alive with the project).
     pub fn at(tmp: TempDir, name: &str) -> Self {
         let root = tmp.path().join(name);

@@ -956,7 +956,9 @@ async fn workloads_and_ingresses_are_served_with_generation_and_status() {
     let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}});
     let (_, v) = api.patch(&format!("{DEPLOYS}/web"), &image, MERGE).await;
     assert_eq!(v["metadata"]["generation"], 2);
-    let v = emu.update_status("deploy", Some("work"), "web", json!({"observedGeneration": 2, "availableReplicas": 1})).unwrap();
+    let v = emu
+        .update_status("deploy", Some("work"), "web", json!({"observedGeneration": 2, "availableReplicas": 1}))
+        .unwrap();
     assert_eq!(v["status"]["observedGeneration"], 2);
     let (code, list) = api.get("/apis/apps/v1/namespaces/work/deployments").await;
     assert_eq!(code, 200);
