@@ -568,19 +568,11 @@ async fn read_git(config: &Config, candidates: &[(String, String)]) -> Result<tt
 /// empty name, which no namespace has: a namespace is only ever acted on
 /// when its name is exactly the one its slot must have.
 fn expected_namespaces(src: &Source, state: &mut ttl::GitState) {
-    let loaded = crate::inventory::load(&src.repo.join("services.yaml")).ok();
-    let engine = loaded.as_ref().and_then(|l| crate::template::Engine::new(&l.inventory).ok());
-    let namespace = |env: &str, slot: &str| match (&loaded, &engine) {
-        (Some(l), Some(e)) => {
-            let target = crate::render::Target { env: env.to_owned(), slot: Some(slot.to_owned()) };
-            crate::render::isolation::namespace_of(&l.inventory, e, &target).unwrap_or_default()
-        }
-        _ => String::new(),
-    };
+    let namespaces = source::SlotNamespaces::load(src);
     for s in &mut state.slots {
-        s.namespace = Some(namespace(&s.env, &s.slot));
+        s.namespace = Some(namespaces.of(&s.env, &s.slot));
     }
     for ((env, slot), removed) in &mut state.removed {
-        removed.namespace = Some(namespace(env, slot));
+        removed.namespace = Some(namespaces.of(env, slot));
     }
 }

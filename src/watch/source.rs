@@ -78,6 +78,32 @@ pub enum Fetch {
 /// why it cannot be read. Looked up from the slot's own tree: a lookup from
 /// the root would parse the environment's tree (one entry per slot) again
 /// for every slot.
+/// The namespace each slot must have, computed from the inventory at the
+/// source's work tree, never from a committed `target.json` (which a pull
+/// request writes). Where the inventory cannot say (unreadable, the
+/// template fails) a slot gets the empty name, which no namespace has.
+pub(crate) struct SlotNamespaces {
+    loaded: Option<(crate::inventory::Inventory, crate::template::Engine)>,
+}
+
+impl SlotNamespaces {
+    /// Loads the inventory of `src.repo`.
+    pub(crate) fn load(src: &Source) -> SlotNamespaces {
+        let loaded = crate::inventory::load(&src.repo.join("services.yaml")).ok().and_then(|l| {
+            let engine = crate::template::Engine::new(&l.inventory).ok()?;
+            Some((l.inventory, engine))
+        });
+        SlotNamespaces { loaded }
+    }
+
+    /// The namespace of slot `slot` of `env`; empty when unknown.
+    pub(crate) fn of(&self, env: &str, slot: &str) -> String {
+        let Some((inventory, engine)) = &self.loaded else { return String::new() };
+        let target = crate::render::Target { env: env.to_owned(), slot: Some(slot.to_owned()) };
+        crate::render::isolation::namespace_of(inventory, engine, &target).unwrap_or_default()
+    }
+}
+
 fn read_target_json(repo: &Repository, slot_tree: Oid, dir: &str) -> std::result::Result<TargetMeta, String> {
     let path = format!("{dir}/{TARGET_JSON}");
     let tree = repo.find_tree(slot_tree).map_err(|_| format!("{dir} is not a directory"))?;

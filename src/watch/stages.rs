@@ -63,6 +63,7 @@ pub fn read(src: &Source, rev: Option<&str>, slots: &[(String, String)]) -> Resu
     let mut out = BTreeMap::new();
     let Some(tip) = tip(&repo, src, rev)? else { return Ok(out) };
     let root = repo.find_commit(tip).and_then(|c| c.tree()).map_err(git::Error::from)?;
+    let namespaces = super::source::SlotNamespaces::load(src);
     for (env, slot) in slots {
         let dir = crate::layout::join(&src.prefix, &crate::layout::target_dir(env, Some(slot)));
         let Ok(entry) = root.get_path(Path::new(&dir)) else { continue };
@@ -70,7 +71,18 @@ pub fn read(src: &Source, rev: Option<&str>, slots: &[(String, String)]) -> Resu
             continue;
         }
         let slot_tree = repo.find_tree(entry.id()).map_err(git::Error::from)?;
-        out.insert((env.clone(), slot.clone()), slot_of(&repo, &slot_tree, &dir, env, slot));
+        let read = slot_of(&repo, &slot_tree, &dir, env, slot).and_then(|t| {
+            let expected = namespaces.of(env, slot);
+            if t.namespace == expected {
+                return Ok(t);
+            }
+            Err(format!(
+                "{dir}/{TARGET_JSON} names namespace `{}`, but the inventory gives slot {env}/{slot} `{expected}`: \
+                 re-render the slot",
+                t.namespace
+            ))
+        });
+        out.insert((env.clone(), slot.clone()), read);
     }
     Ok(out)
 }
