@@ -98,6 +98,12 @@ fn argocd_and_flux_glue_passes_the_upstream_crd_schemas() {
         }
         for object in yaml_documents(&project.read(&format!("rendered/{rel}"))) {
             let (api_version, kind, _, name) = identity(&object);
+            if kind == "AppProject" {
+                // No upstream AppProject CRD in ../shared/schemas: checked
+                // field by field in `slot_app_project_walls_in_the_slot_namespaces`.
+                validated.entry(rel.clone()).or_default().push(kind);
+                continue;
+            }
             let schema = schemas
                 .get(&(api_version.clone(), kind.clone()))
                 .unwrap_or_else(|| panic!("rendered/{rel}: no CRD schema for {api_version} {kind}"));
@@ -114,11 +120,12 @@ fn argocd_and_flux_glue_passes_the_upstream_crd_schemas() {
     let expect = |rel: &str, kind: &str, count: usize| {
         let kinds = validated.get(rel).unwrap_or_else(|| panic!("rendered/{rel} is missing"));
         assert_eq!(kinds.len(), count, "rendered/{rel}: {kinds:?}");
-        assert!(kinds.iter().all(|k| k == kind), "rendered/{rel}: {kinds:?}");
+        assert!(kinds.iter().all(|k| k == kind || k == "AppProject"), "rendered/{rel}: {kinds:?}");
     };
     expect("argocd/staging.yaml", "Application", 1);
     expect("argocd/dev.yaml", "Application", 1);
-    expect("argocd/ai.yaml", "ApplicationSet", 1);
+    expect("argocd/ai.yaml", "ApplicationSet", 2); // and its AppProject
+    assert_eq!(validated["argocd/ai.yaml"], ["AppProject", "ApplicationSet"]);
     expect("flux/staging.yaml", "Kustomization", 5); // one per stage
     expect("flux/dev.yaml", "Kustomization", 5);
     expect("flux/ai/pr-1.yaml", "Kustomization", 6); // plus the agent stage
@@ -933,7 +940,7 @@ fn argo_cd_glue_follows_the_deploy_branch_with_finalizer_retry_and_generate_path
     let retry = &app["spec"]["syncPolicy"]["retry"];
     assert!(retry["limit"].as_i64().unwrap_or(0) > 0 && retry["backoff"]["factor"].as_i64() == Some(2), "{retry:?}");
 
-    let set = read_single_yaml(&project.path("rendered/argocd/ai.yaml"));
+    let set = yaml_documents(&project.read("rendered/argocd/ai.yaml")).pop().unwrap();
     assert_eq!(set["spec"]["generators"][0]["git"]["revision"].as_str(), Some("rendered"));
     let template = &set["spec"]["template"];
     assert_eq!(str_at(template, &["spec", "source", "targetRevision"]), Some("rendered"));
@@ -945,6 +952,77 @@ fn argo_cd_glue_follows_the_deploy_branch_with_finalizer_retry_and_generate_path
     project.ok(&["render", "--all"]);
     let app = read_single_yaml(&project.path("rendered/argocd/staging.yaml"));
     assert_eq!(str_at(&app, &["spec", "source", "targetRevision"]), Some("deploy"));
+}
+
+/// Argo CD's glob over a whole string: `*` is any run of characters.
+fn glob_matches(glob: &str, text: &str) -> bool {
+    match glob.split_once('*') {
+        None => glob == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len()).any(|i| text.is_char_boundary(i) && glob_matches(rest, &text[i..]))
+        }
+    }
+}
+
+/// The slot environment's AppProject: its Applications may deploy only
+/// into the slots' namespaces (never a plain environment's or the
+/// cluster's), from this repository, and no cluster-scoped kind but the
+/// slot's Namespace — which is every cluster-scoped kind a slot renders.
+#[test]
+fn slot_app_project_walls_in_the_slot_namespaces() {
+    let project = rendered_example();
+    let docs = yaml_documents(&project.read("rendered/argocd/ai.yaml"));
+    let (appproject, set) = (yaml_to_json(&docs[0]), yaml_to_json(&docs[1]));
+    assert_eq!((appproject["kind"].as_str(), set["kind"].as_str()), (Some("AppProject"), Some("ApplicationSet")));
+    let name = appproject["metadata"]["name"].as_str().unwrap();
+    assert_eq!(set["spec"]["template"]["spec"]["project"].as_str(), Some(name), "slot Applications use the AppProject");
+    assert_eq!(appproject["metadata"]["namespace"], set["metadata"]["namespace"]);
+    // The fields of Argo CD's AppProjectSpec this emits, and nothing else.
+    let mut fields: Vec<&str> = appproject["spec"].as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["clusterResourceWhitelist", "description", "destinations", "sourceRepos"]);
+    assert_eq!(
+        appproject["spec"]["sourceRepos"],
+        serde_json::json!([set["spec"]["template"]["spec"]["source"]["repoURL"]])
+    );
+    let destinations = appproject["spec"]["destinations"].as_array().unwrap();
+    assert_eq!(destinations.len(), 1, "{destinations:?}");
+    let glob = destinations[0]["namespace"].as_str().unwrap();
+    assert_eq!(destinations[0]["server"].as_str(), Some("https://kubernetes.default.svc"));
+    assert_eq!(appproject["spec"]["clusterResourceWhitelist"], serde_json::json!([{"group": "", "kind": "Namespace"}]));
+
+    // Every slot's namespace is inside the wall; no plain environment's,
+    // none of the cluster's.
+    for slot in ["pr-1", "pr-2"] {
+        let meta: Json =
+            serde_json::from_str(&project.read(&format!("rendered/ai/{slot}/.codex-k8s/target.json"))).unwrap();
+        let ns = meta["namespace"].as_str().unwrap();
+        assert!(glob_matches(glob, ns), "{ns} outside {glob}");
+        // The only cluster-scoped object of a slot is its Namespace.
+        for (rel, _) in project.snapshot(&format!("rendered/ai/{slot}")) {
+            if !rel.ends_with(".yaml") || rel.ends_with("kustomization.yaml") {
+                continue;
+            }
+            let object = yaml_to_json(&read_single_yaml(&project.path(&format!("rendered/ai/{slot}/{rel}"))));
+            if object["metadata"]["namespace"].is_null() {
+                assert_eq!(object["kind"].as_str(), Some("Namespace"), "rendered/ai/{slot}/{rel}");
+            }
+        }
+    }
+    for other in ["shop-dev", "shop-staging", "shop-platform", "kube-system", "argocd", "default"] {
+        assert!(!glob_matches(glob, other), "{other} inside {glob}");
+    }
+
+    // The wall follows the `namespace` template.
+    project.edit(
+        "environments/ai.yaml",
+        "namespace: \"{{ project }}-dev-{{ slot }}\"",
+        "namespace: \"preview-{{ slot }}-{{ env }}\"",
+    );
+    project.ok(&["render", "--all"]);
+    let docs = yaml_documents(&project.read("rendered/argocd/ai.yaml"));
+    assert_eq!(yaml_to_json(&docs[0])["spec"]["destinations"][0]["namespace"].as_str(), Some("preview-*-ai"));
 }
 
 /// Flux duration (`1h2m3.5s`) in seconds.

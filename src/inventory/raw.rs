@@ -81,7 +81,8 @@ pub struct RawGitops {
     /// Namespace of Argo CD's Application objects; default `argocd`.
     #[serde(default)]
     pub argocd_namespace: Option<String>,
-    /// Argo CD project; default `default`.
+    /// Argo CD project of the plain environments' Applications; default
+    /// `default` (slot Applications use their environment's AppProject).
     #[serde(default)]
     pub argocd_project: Option<String>,
     /// Namespace of Flux Kustomizations; default `flux-system`.

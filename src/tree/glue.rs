@@ -1,7 +1,13 @@
 //! The objects that point GitOps controllers at the tree: an Argo CD
-//! Application per plain environment, an ApplicationSet (git files generator
-//! over the slots' target.json) per slot environment, and per target one Flux
-//! Kustomization per stage, each `dependsOn` the previous one.
+//! Application per plain environment, an AppProject and an ApplicationSet
+//! (git files generator over the slots' target.json) per slot environment,
+//! and per target one Flux Kustomization per stage, each `dependsOn` the
+//! previous one.
+//!
+//! A slot environment's AppProject is a second wall behind the renderer's
+//! policy: its Applications may deploy only into namespaces shaped like the
+//! environment's `namespace` template ([`namespace_glob`]), from this
+//! repository, and no cluster-scoped kind but their own Namespace.
 //!
 //! Every generated name fits a DNS label (63 characters): a longer one is
 //! shortened deterministically by [`fit_name`].
@@ -69,6 +75,73 @@ fn sync_policy(manage_namespace: bool) -> serde_json::Value {
 /// (a removed environment or slot is pruned, not orphaned).
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
+/// The Argo CD glob (`*` for any run of characters) that every namespace
+/// `template` can render matches: `{{ project }}` and `{{ env }}` are the
+/// values given, every other expression or tag may be anything. Pure
+/// template syntax, so the glob never depends on which slot was rendered.
+pub fn namespace_glob(template: &str, project: &str, env: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let (open, close) = match rest.as_bytes().get(start + 1) {
+            Some(b'{') => ("{{", "}}"),
+            Some(b'%') => ("{%", "%}"),
+            Some(b'#') => ("{#", "#}"),
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = &rest[start + 1..];
+                continue;
+            }
+        };
+        out.push_str(&rest[..start]);
+        let body_at = start + open.len();
+        let Some(len) = rest[body_at..].find(close) else {
+            // Unterminated: the engine refuses it; stay permissive here.
+            out.push('*');
+            rest = "";
+            break;
+        };
+        let expr = rest[body_at..body_at + len].trim_matches(['-', '+', '~']).trim();
+        match (open, expr) {
+            ("{#", _) => {}
+            ("{{", "project") => out.push_str(project),
+            ("{{", "env") => out.push_str(env),
+            _ => out.push('*'),
+        }
+        rest = &rest[body_at + len + close.len()..];
+    }
+    out.push_str(rest);
+    let mut glob = String::with_capacity(out.len());
+    for c in out.chars() {
+        if !(c == '*' && glob.ends_with('*')) {
+            glob.push(c);
+        }
+    }
+    glob
+}
+
+/// The AppProject of slot environment `env`: destinations limited to the
+/// slot namespaces, sources to the repository, cluster-scoped kinds to the
+/// slot's own Namespace (none when the environment does not manage it).
+fn slot_project(inventory: &Inventory, env: &str, name: &str, labels: &serde_json::Value) -> serde_json::Value {
+    let g = &inventory.gitops;
+    let environment = &inventory.environments[env];
+    let namespaces = namespace_glob(&environment.namespace, &inventory.project, env);
+    let cluster: Vec<serde_json::Value> =
+        if environment.manage_namespace { vec![json!({"group": "", "kind": "Namespace"})] } else { Vec::new() };
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": name, "namespace": g.argocd_namespace, "labels": labels},
+        "spec": {
+            "description": format!("Slots of {}/{env}, rendered by codex-k8s", inventory.project),
+            "sourceRepos": [g.repo_url],
+            "destinations": [{"server": "https://kubernetes.default.svc", "namespace": namespaces}],
+            "clusterResourceWhitelist": cluster,
+        },
+    })
+}
+
 /// `argocd/<env>.yaml` for environment `env`.
 pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String {
     let g = &inventory.gitops;
@@ -98,6 +171,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
         });
         return yaml(&app);
     }
+    let project = slot_project(inventory, env, &name, &labels);
     let set = json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
@@ -118,7 +192,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
                     "labels": {"app.kubernetes.io/managed-by": "codex-k8s", "codex-k8s.io/env": env, "codex-k8s.io/slot": "{{.slot}}"},
                 },
                 "spec": {
-                    "project": g.argocd_project,
+                    "project": name,
                     "source": {"repoURL": g.repo_url, "targetRevision": g.revision, "path": repo_path(out_prefix, &format!("{env}/{{{{.slot}}}}"))},
                     "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{.namespace}}"},
                     "syncPolicy": sync_policy(environment.manage_namespace),
@@ -126,7 +200,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
             },
         },
     });
-    yaml(&set)
+    format!("{}---\n{}", yaml(&project), yaml(&set))
 }
 
 /// Path of a target's Flux file, relative to the tree root.
@@ -204,4 +278,28 @@ pub fn flux_file(inventory: &Inventory, rendered: &RenderedTarget, out_prefix: &
         previous = Some(name);
     }
     docs.join("---\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace_glob;
+
+    #[test]
+    fn a_namespace_template_becomes_the_glob_of_every_namespace_it_renders() {
+        let cases = [
+            ("{{ project }}-dev-{{ slot }}", "shop-dev-*"),
+            ("{{project}}-{{env}}-{{ slot | dns_label }}", "shop-ai-*"),
+            ("{{- project -}}-{{ slot }}-x", "shop-*-x"),
+            ("{{ vars.prefix }}-{{ slot }}", "*-*"),
+            ("{{ a }}{{ b }}", "*"),
+            ("pr-{% if x %}{{ slot }}{% endif %}", "pr-*"),
+            ("{# note #}{{ project }}-{{ slot }}", "shop-*"),
+            ("ns-{slot}", "ns-{slot}"),
+            ("{{ project | upper }}-{{ slot }}", "*-*"),
+            ("broken-{{ slot", "broken-*"),
+        ];
+        for (template, glob) in cases {
+            assert_eq!(namespace_glob(template, "shop", "ai"), glob, "{template}");
+        }
+    }
 }
