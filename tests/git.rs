@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
-use crate::support::{assert_fsck_clean, assert_same_tree, git_in, trailers, Project, Run, GIT_IDENTITY};
+use crate::support::{assert_fsck_clean, assert_same_tree, git_in, trailers, wait_child, Project, Run, GIT_IDENTITY};
 
 const TARGETS: [&str; 4] = ["ai/pr-1", "dev", "platform", "staging"];
 /// The targets that render the shop's services (`platform` holds only the watcher).
@@ -416,8 +416,11 @@ fn eight_concurrent_pushes_of_different_slots_all_land_on_a_linear_main() {
                 .expect("start codex-k8s")
         })
         .collect();
-    let runs: Vec<Run> =
-        children.into_iter().enumerate().map(|(i, child)| wait(child, &format!("push of slot s-{}", i + 1))).collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .enumerate()
+        .map(|(i, child)| wait_child(child, &format!("push of slot s-{}", i + 1)))
+        .collect();
     for run in &runs {
         assert_eq!(run.code, Some(0), "a concurrent push failed\n{run}");
     }
@@ -487,19 +490,6 @@ fn render_push_leaves_the_clone_clean_and_in_step_with_the_remote() {
     clone.assert_status_clean();
     assert_eq!(git_in(&bare, &["rev-list", "--count", "main"]).trim(), "4");
     assert_fsck_clean(&bare);
-}
-
-/// Waits for a child with a deadline, killing it when it hangs.
-fn wait(mut child: Child, what: &str) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish in 300s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Run::from_output(what.to_owned(), child.wait_with_output().expect("output"))
 }
 
 // ------------------------------------------------------------------ slots

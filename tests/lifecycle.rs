@@ -17,13 +17,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use tempfile::TempDir;
 
-use crate::support::{assert_fsck_clean, bin, git_in, trailers, yaml_documents, Project, Run, GIT_IDENTITY};
+use crate::support::{
+    assert_fsck_clean, bin, git_in, trailers, wait_child, yaml_documents, Project, Run, GIT_IDENTITY,
+};
 
 /// The deploy branch CI writes.
 const DEPLOY: &str = "rendered";
@@ -323,19 +325,6 @@ fn spawn_pr_job(runner: &Project, n: u32, sha: &str) -> Child {
         .expect("start codex-k8s")
 }
 
-/// Waits for a child with a deadline, killing it when it hangs.
-fn wait(mut child: Child, what: String) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish in 300s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Run::from_output(what, child.wait_with_output().expect("output"))
-}
-
 /// `slots remove` as the `closed` job runs it.
 fn close_job(runner: &Project, n: u32) -> Run {
     ci(
@@ -500,7 +489,7 @@ fn eight_pull_requests_at_once(forge: &mut Forge) -> BTreeMap<u32, (String, Stri
     let children: Vec<(u32, Child)> =
         runners.iter().map(|(n, runner)| (*n, spawn_pr_job(runner, *n, &heads[n].0))).collect();
     for (n, child) in children {
-        wait(child, format!("pull request job pr-{n}")).expect_code(0);
+        wait_child(child, &format!("pull request job pr-{n}")).expect_code(0);
     }
     forge.assert_invariants();
     let all: Vec<String> = (1..=PRS).map(|n| format!("pr-{n}")).collect();

@@ -541,3 +541,16 @@ fn close_object_schemas(schema: &mut Json) {
         map.insert("additionalProperties".into(), Json::Bool(false));
     }
 }
+
+/// Waits for a child with a deadline (300 s), killing it when it hangs.
+pub fn wait_child(mut child: std::process::Child, what: &str) -> Run {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish in 300s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Run::from_output(what.to_owned(), child.wait_with_output().expect("output"))
+}
