@@ -49,6 +49,12 @@ fn tag_text(tag: &serde_yaml::value::Tag) -> String {
         return "!".into();
     }
     let mut out = String::from("!");
+    // serde_yaml drops one leading `!` of the tag libyaml reads and compares
+    // tags with one more stripped, so a name that itself starts with `!` needs
+    // that `!` written twice to read back the same.
+    if name.starts_with('!') {
+        out.push_str("%21");
+    }
     for b in name.bytes() {
         // The URI characters libyaml reads in a tag (`#`, `,`, `[`, `]` are not safe).
         if b.is_ascii_alphanumeric() || b"-;/?:@&=+$_.~*'()".contains(&b) {
@@ -402,6 +408,8 @@ mod tests {
             "? [a, b]\n: c\n? {d: [e]}\n: [f, g]\n",
             "- ? {a: 1}\n  : {b: 2}\n",
             "! a: ! b\n!a%21b k: !c%2C%20d x\n? !x%2Cy%E2%98%83 x\n: y\n",
+            "!%21!%2Ann\n",
+            "a: !%21x y\nb: !%21%21 z\n",
         ] {
             let v: Value = serde_yaml::from_str(text).unwrap();
             round_trip(&v);
