@@ -9,9 +9,9 @@ use anyhow::{bail, Context, Result};
 
 use super::{exit, Exit, Output};
 use crate::diagnostic::Diagnostics;
+use crate::diff;
 use crate::diff::format::{self, Extra, Format};
 use crate::diff::source::{self, EnvPlan, Review, Side, SlotSpec, PROBE_SLOT};
-use crate::diff::{self, Snapshot};
 use crate::inventory::{self, values, Inventory};
 use crate::template::Engine;
 use crate::{git, tree};
@@ -53,20 +53,12 @@ fn project_root(file: &Path) -> PathBuf {
     file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
 }
 
-/// The repository of the project, its work tree, and the project's path in it.
-fn open_repo(file: &Path) -> Result<(git2::Repository, PathBuf, String)> {
+/// The repository of the project, the project directory, and its path in the repository.
+fn open_repo(file: &Path) -> Result<(git::Checkout, PathBuf, String)> {
     let root = project_root(file).canonicalize().context("cannot open the project directory")?;
-    let repo = git2::Repository::discover(&root).context("diff needs a git repository")?;
-    let workdir = repo.workdir().context("the repository is bare")?.canonicalize()?;
-    let project = repo_path(&workdir, &root)?;
-    Ok((repo, root, project))
-}
-
-/// `path` relative to the work tree, with `/` separators.
-fn repo_path(workdir: &Path, path: &Path) -> Result<String> {
-    path.strip_prefix(workdir)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .with_context(|| format!("{} is not inside the repository", path.display()))
+    let checkout = git::Checkout::discover(&root).context("diff needs a git repository")?;
+    let project = checkout.rel(&root)?;
+    Ok((checkout, root, project))
 }
 
 /// Prints the diff.
@@ -74,38 +66,12 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     if args.source_base.is_some() {
         return run_source(file, args, out);
     }
-    let (repo, root, _) = open_repo(file)?;
-    let workdir = repo.workdir().context("the repository is bare")?.canonicalize()?;
-    let out_dir = root.join(&args.out);
-    let prefix = repo_path(&workdir, &out_dir)?;
-    // Only the targets (and glue files) git sees as changed are read and
-    // parsed: the cost follows the change, not the size of the tree.
-    let head_rev = (args.head != "worktree").then_some(args.head.as_str());
-    let changed = git::changed_paths(&repo, &args.base, head_rev, &prefix)
-        .with_context(|| format!("cannot compare {prefix} between {} and {}", args.base, args.head))?;
-    let mut units: Vec<String> = changed.iter().map(|p| diff::unit_of(p)).collect();
-    units.dedup();
-    let read = |rev: &str| -> Result<Snapshot> {
-        let files = if rev == "worktree" {
-            let mut files = std::collections::BTreeMap::new();
-            for unit in &units {
-                let path = out_dir.join(unit);
-                if path.is_dir() {
-                    for (rel, content) in tree::read_dir_files(&path)? {
-                        files.insert(format!("{unit}/{rel}"), content);
-                    }
-                } else if path.is_file() {
-                    files.insert(unit.clone(), std::fs::read(&path)?);
-                }
-            }
-            files
-        } else {
-            git::read_tree_parts(&repo, rev, &prefix, &units)
-                .with_context(|| format!("cannot read {prefix} at {rev}"))?
-        };
-        Ok(Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.as_slice()))))
+    let (checkout, root, _) = open_repo(file)?;
+    let head = match rev_arg(Some(&args.head)) {
+        Some(rev) => diff::Rev::Commit(rev),
+        None => diff::Rev::WorkTree,
     };
-    let report = diff::diff(&read(&args.base)?, &read(&args.head)?);
+    let report = diff::between(&checkout, &root.join(&args.out), &args.base, head)?;
     let full_command =
         format!("codex-k8s diff --base {} --head {} --format text", quote(&args.base), quote(&args.head));
     let extra = Extra { full_command, ..Extra::default() };
@@ -147,7 +113,7 @@ struct Loaded {
 /// Loads the project at `rev` (`None`: the work tree), printing errors
 /// (named `REV:path`) and, for the head, warnings.
 fn load_side(
-    repo: &git2::Repository,
+    checkout: &git::Checkout,
     file: &Path,
     project: &str,
     rev: Option<&str>,
@@ -160,7 +126,7 @@ fn load_side(
         let project = load(file, "", None, warn, out)?;
         return Ok(Loaded { label: "work tree".into(), prefix: String::new(), commit: None, project, _files: None });
     };
-    let snap = git::export_project(repo, rev, project, &[skip.to_owned()])?;
+    let snap = checkout.export_project(rev, project, &[skip.to_owned()])?;
     let prefix = format!("{rev}:{}", crate::layout::join(project, ""));
     let main = snap.root.join(&file_name);
     let project = match main.symlink_metadata() {
@@ -207,18 +173,17 @@ fn rev_arg(rev: Option<&str>) -> Option<&str> {
 
 /// `diff --source-base`: renders both source revisions and diffs them.
 fn run_source(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
-    let (repo, root, project) = open_repo(file)?;
-    let workdir = repo.workdir().context("the repository is bare")?.canonicalize()?;
+    let (checkout, root, project) = open_repo(file)?;
     if args.out.is_absolute() || args.out.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         bail!("--out {} must be a relative path inside the project directory", args.out.display());
     }
     let out_dir = root.join(&args.out);
-    let out_prefix = repo_path(&workdir, &out_dir)?;
+    let out_prefix = checkout.rel(&out_dir)?;
     let out_rel = args.out.to_string_lossy().replace('\\', "/");
     let base_rev = args.source_base.as_deref().unwrap_or_default();
-    let base = load_side(&repo, file, &project, Some(base_rev), &out_rel, false, out)?;
+    let base = load_side(&checkout, file, &project, Some(base_rev), &out_rel, false, out)?;
     let head_rev = rev_arg(args.source_head.as_deref());
-    let head = load_side(&repo, file, &project, head_rev, &out_rel, true, out)?;
+    let head = load_side(&checkout, file, &project, head_rev, &out_rel, true, out)?;
     let plans = plans(&base, &head, &args, &out_dir)?;
     fn side(l: &Loaded) -> Side<'_> {
         Side { label: l.label.clone(), path_prefix: l.prefix.clone(), project: l.project.as_ref().map(|(i, e)| (i, e)) }

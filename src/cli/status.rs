@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::watch::slot_envs;
 use super::{exit, load_project, targets, Output, Project};
-use crate::watch::{run, source::Source, status, wait, Clock};
+use crate::watch::{run, slot_envs, source::Source, status, wait, Clock};
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
@@ -85,7 +84,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let w = wait::Wait { env, slot, rev: args.branch.clone(), timeout: args.timeout, poll: POLL, tls };
         return wait_for(&cluster, &src, &w, args.format, out);
     }
-    let has_repo = git2::Repository::discover(&inventory.root).is_ok();
+    let has_repo = crate::git::is_repository(&inventory.root);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut rows = rt
         .block_on(async {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{exit, load_project, targets, Output, Project};
-use crate::inventory::{Inventory, DEFAULT_IDLE_TTL};
-use crate::watch::{self, lease, run, source::Source, Clock, SlotEnvs};
+use crate::git;
+use crate::watch::{self, lease, run, slot_envs, source::Source, Clock};
 
 /// Arguments of `watch`.
 #[derive(Debug, clap::Args)]
@@ -80,16 +80,6 @@ pub fn init_logs(format: LogFormat) {
     };
 }
 
-/// Slot environments and their idle TTL.
-pub fn slot_envs(inventory: &Inventory) -> SlotEnvs {
-    inventory
-        .environments
-        .iter()
-        .filter(|(_, e)| e.slots)
-        .map(|(n, e)| (n.clone(), e.idle_ttl.unwrap_or(DEFAULT_IDLE_TTL)))
-        .collect()
-}
-
 fn default_identity() -> String {
     if let Ok(pod) = std::env::var("POD_NAME") {
         if !pod.is_empty() {
@@ -100,39 +90,12 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Clones `url` into the current directory when it holds no repository.
-fn clone_if_missing(url: &str) -> Result<()> {
-    let here = std::env::current_dir()?;
-    if git2::Repository::discover(&here).is_ok() {
-        return Ok(());
-    }
-    let mut cb = git2::RemoteCallbacks::new();
-    cb.credentials(|_, username, allowed| {
-        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-            if let Ok(token) = std::env::var("CODEX_K8S_GIT_TOKEN").or_else(|_| std::env::var("GIT_TOKEN")) {
-                let user = std::env::var("CODEX_K8S_GIT_USER").unwrap_or_else(|_| "x-access-token".into());
-                return git2::Cred::userpass_plaintext(&user, &token);
-            }
-        }
-        if allowed.contains(git2::CredentialType::SSH_KEY) {
-            return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
-        }
-        git2::Cred::default()
-    });
-    let mut fetch = git2::FetchOptions::new();
-    fetch.remote_callbacks(cb);
-    git2::build::RepoBuilder::new()
-        .fetch_options(fetch)
-        .clone(url, &here)
-        .with_context(|| format!("cannot clone {url}"))?;
-    Ok(())
-}
-
 /// Runs `watch`.
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     init_logs(args.log_format);
     if let Some(url) = &args.clone {
-        clone_if_missing(url)?;
+        let here = std::env::current_dir()?;
+        git::clone_if_missing(url, &here).with_context(|| format!("cannot clone {url}"))?;
     }
     let Project { inventory, .. } = load_project(file, out)?;
     let envs = slot_envs(&inventory);

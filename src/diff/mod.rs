@@ -6,10 +6,14 @@
 //!
 //! Entry points: [`Snapshot::from_files`] (any source of files) and [`diff`];
 //! [`format`] prints a [`Report`] as text, markdown or JSON; [`source`]
-//! renders two source revisions in memory and diffs them the same way.
+//! renders two source revisions in memory and diffs them the same way;
+//! [`between`] reads a rendered tree at two git revisions.
 
 pub mod format;
+mod revisions;
 pub mod source;
+
+pub use revisions::{between, Rev};
 
 use std::collections::BTreeMap;
 

@@ -6,6 +6,7 @@
 mod commit;
 mod push;
 mod read;
+mod repo;
 mod snapshot;
 mod tree;
 
@@ -14,6 +15,7 @@ pub use commit::{
 };
 pub use push::{check_remote, fetch, fetch_tip, push_ref_once, push_with_retry, Retry};
 pub use read::{changed_paths, last_touches, read_tree_parts, Touch, MAX_COMMITS};
+pub use repo::{clone_if_missing, is_repository, Checkout};
 pub use snapshot::{export_project, resolve_commit, SourceSnapshot};
 pub use tree::{apply_updates, Update, Updates};
 

@@ -114,7 +114,7 @@ fn lock_remote(path: &Path, until: Instant) -> std::result::Result<Option<Remote
 
 /// Credentials: ssh-agent for ssh URLs; for https, a token from
 /// `CODEX_K8S_GIT_TOKEN` (or `GIT_TOKEN`), else git's credential helpers.
-fn callbacks<'a>() -> RemoteCallbacks<'a> {
+pub(super) fn callbacks<'a>() -> RemoteCallbacks<'a> {
     let mut cb = RemoteCallbacks::new();
     let mut tried = 0u32;
     cb.credentials(move |url, username, allowed| {

@@ -143,6 +143,17 @@ impl std::fmt::Debug for Clock {
 /// namespaces the watcher touches.
 pub type SlotEnvs = BTreeMap<String, Duration>;
 
+/// The inventory's slot environments with their idle TTL
+/// (`idleTTL`, else [`crate::inventory::DEFAULT_IDLE_TTL`]).
+pub fn slot_envs(inventory: &crate::inventory::Inventory) -> SlotEnvs {
+    inventory
+        .environments
+        .iter()
+        .filter(|(_, e)| e.slots)
+        .map(|(n, e)| (n.clone(), e.idle_ttl.unwrap_or(crate::inventory::DEFAULT_IDLE_TTL)))
+        .collect()
+}
+
 /// The slot a namespace belongs to, if it carries all three labels of a slot
 /// environment: `app.kubernetes.io/managed-by: codex-k8s`,
 /// `codex-k8s.io/env: <a slot environment>` and a non-empty
