@@ -28,6 +28,7 @@ pub mod source;
 pub mod stages;
 pub mod status;
 pub mod ttl;
+mod ttl_pass;
 pub mod wait;
 
 use std::collections::BTreeMap;

@@ -14,21 +14,22 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, Preconditions};
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Client, ResourceExt};
+use kube::Client;
 use serde::Serialize;
 use tokio::sync::watch as channel;
 
-use super::agent::{self, Input, Record, Tracker};
+use super::agent::{Input, Record, Tracker};
 pub(crate) use super::bounded::blocking;
 pub use super::bounded::{within, GIT_TIMEOUT, REQUEST_TIMEOUT};
 use super::lease::{self, error_chain, Elector};
 use super::ready_pass::{self, StageReady};
 use super::record::{apply_records, record};
-use super::source::{self, Source};
-use super::ttl::{self, Action, AgentJob, SlotNamespace};
+use super::source::Source;
+use super::ttl::{self, Action};
+use super::ttl_pass;
 use super::{agent_selector, namespace_selector, Clock, Error, Result, SlotEnvs};
 
 /// How to reach the cluster.
@@ -88,7 +89,7 @@ pub struct Config {
 }
 
 impl Config {
-    fn ttl(&self) -> ttl::Config {
+    pub(super) fn ttl(&self) -> ttl::Config {
         ttl::Config { envs: self.envs.clone(), prune_grace: self.prune_grace }
     }
 }
@@ -114,10 +115,6 @@ pub struct Report {
 /// re-listed on 410). A read silent for longer than this plus
 /// [`REQUEST_TIMEOUT`] fails the stream, which then re-lists.
 pub const WATCH_TIMEOUT_SECS: u32 = 60;
-
-/// How often a removal is decided again after the branch moved under it
-/// (a rejected push) before the pass gives up until the next one.
-const REMOVAL_ATTEMPTS: usize = 5;
 
 /// A slot the TTL pass kept although it might have acted, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -152,14 +149,14 @@ pub async fn once(client: &Client, config: &Config) -> Result<Report> {
         }
         report.recorded.push(r);
     }
-    ttl_pass(client, config, &mut report, &Gate::Alone).await?;
+    ttl_pass::pass(client, config, &mut report, &Gate::Alone).await?;
     report.ready = guarded_ready_pass(client, config, &Gate::Alone).await;
     Ok(report)
 }
 
 /// The managed slot namespaces and the agent Jobs, listed now (each list
 /// within [`REQUEST_TIMEOUT`]).
-async fn list_cluster(client: &Client, config: &Config) -> Result<(Vec<Namespace>, Vec<Job>)> {
+pub(super) async fn list_cluster(client: &Client, config: &Config) -> Result<(Vec<Namespace>, Vec<Job>)> {
     let nss: Api<Namespace> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());
     let ns_lp = ListParams::default().labels(&namespace_selector(&config.envs));
@@ -397,7 +394,7 @@ async fn guarded_ttl_pass(client: &Client, config: &Config, gate: &Gate<'_>) {
         return;
     }
     let mut report = Report::default();
-    if let Err(e) = ttl_pass(client, config, &mut report, gate).await {
+    if let Err(e) = ttl_pass::pass(client, config, &mut report, gate).await {
         tracing::warn!(error = %error_chain(&e), "TTL pass failed; the next pass retries");
     }
 }
@@ -416,163 +413,3 @@ async fn guarded_ready_pass(client: &Client, config: &Config, gate: &Gate<'_>) -
 /// How long the CLI lets git work on blocking threads finish after
 /// [`run`] returned, before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// A fresh view of the cluster for the TTL pass: both lists read now (each
-/// within [`REQUEST_TIMEOUT`]), never the watch mirror, which may be stale
-/// when a watch keeps failing.
-async fn fresh_view(client: &Client, config: &Config) -> Result<(Vec<SlotNamespace>, Vec<AgentJob>)> {
-    let (ns_list, job_list) = list_cluster(client, config).await?;
-    let namespaces = ns_list.iter().filter_map(|n| SlotNamespace::from_namespace(n, &config.envs)).collect();
-    let jobs = job_list
-        .iter()
-        .map(|j| AgentJob { namespace: j.namespace().unwrap_or_default(), name: j.name_any(), phase: agent::phase(j) })
-        .collect();
-    Ok((namespaces, jobs))
-}
-
-/// The TTL pass: a fresh view of the cluster and of git, the pure decision,
-/// then its effects. A removal whose push is rejected (the branch moved) is
-/// decided again from scratch on the new tip and a new cluster view.
-async fn ttl_pass(client: &Client, config: &Config, report: &mut Report, gate: &Gate<'_>) -> Result<()> {
-    let mut attempt = 0;
-    let actions = loop {
-        attempt += 1;
-        let (namespaces, jobs) = match fresh_view(client, config).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "the cluster view could not be refreshed: keeping every slot this pass");
-                report.kept.push(Kept {
-                    env: "*".into(),
-                    slot: "*".into(),
-                    reason: format!("stale view: {}", error_chain(&e)),
-                });
-                return Err(e);
-            }
-        };
-        let candidates: Vec<(String, String)> = namespaces.iter().map(|n| (n.env.clone(), n.slot.clone())).collect();
-        let git = read_git(config, &candidates).await?;
-        let actions = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
-        if attempt == 1 {
-            for g in git.slots.iter().filter(|g| g.unreadable.is_some()) {
-                let why = g.unreadable.clone().unwrap_or_default();
-                tracing::warn!(env = %g.env, slot = %g.slot, reason = %why, "slot metadata unreadable: the slot is in git, so it is live and kept");
-                report.kept.push(Kept {
-                    env: g.env.clone(),
-                    slot: g.slot.clone(),
-                    reason: format!("unreadable target.json: {why}"),
-                });
-            }
-        }
-        let slots: Vec<(String, String)> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::RemoveFromGit { env, slot, idle_seconds, ttl_seconds, namespace } => {
-                    tracing::info!(env = %env, slot = %slot, namespace = %namespace, idle_seconds, ttl_seconds, dry_run = config.dry_run, "slot idle past its TTL: removing it from git");
-                    Some((env.clone(), slot.clone()))
-                }
-                Action::DeleteNamespace { .. } => None,
-            })
-            .collect();
-        if slots.is_empty() || config.dry_run {
-            break actions;
-        }
-        if !gate.open("removing slots from git") {
-            return Ok(());
-        }
-        let src = config.source.clone();
-        let identity = config.identity.clone();
-        let base = git.tip;
-        let removal = within(
-            "removing slots from git (commit and push)",
-            GIT_TIMEOUT,
-            blocking(move || source::remove_slots(&src, &slots, "idle past idleTTL", &identity, base)),
-        )
-        .await?;
-        match removal {
-            source::Removal::Committed(oid) => {
-                tracing::info!(commit = %oid, remote = ?config.source.remote, "removal committed");
-                report.commit = Some(oid.to_string());
-            }
-            source::Removal::Unchanged => {}
-            source::Removal::Moved if attempt < REMOVAL_ATTEMPTS => {
-                tracing::info!(attempt, "the branch moved under the removal: deciding again on the new tip");
-                continue;
-            }
-            source::Removal::Moved => {
-                tracing::warn!(attempts = attempt, "the branch kept moving under the removal; the next pass retries");
-                break Vec::new();
-            }
-        }
-        // Git changed: decide again, which may already delete namespaces
-        // (prune grace 0) — the same rule a restarted watcher applies.
-        let candidates: Vec<(String, String)> = namespaces.iter().map(|n| (n.env.clone(), n.slot.clone())).collect();
-        let git = read_git(config, &candidates).await?;
-        let again = ttl::decide(config.clock.now(), &git, &namespaces, &jobs, &config.ttl());
-        let mut actions = actions;
-        actions.retain(|a| matches!(a, Action::RemoveFromGit { .. }));
-        actions.extend(again.into_iter().filter(|a| matches!(a, Action::DeleteNamespace { .. })));
-        break actions;
-    };
-    for a in &actions {
-        let Action::DeleteNamespace { env, slot, namespace, uid, removed_seconds } = a else { continue };
-        tracing::info!(env = %env, slot = %slot, namespace = %namespace, removed_seconds, dry_run = config.dry_run, "slot gone from git for longer than the prune grace: deleting its namespace");
-        if config.dry_run {
-            continue;
-        }
-        if !gate.open("deleting a namespace") {
-            break;
-        }
-        let nss: Api<Namespace> = Api::all(client.clone());
-        let dp = DeleteParams {
-            // Never delete a namespace that was recreated since we looked.
-            preconditions: uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
-            ..Default::default()
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, nss.delete(namespace, &dp)).await {
-            Err(_) => {
-                return Err(Error::Timeout { what: format!("deleting namespace {namespace}"), after: REQUEST_TIMEOUT })
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {
-                tracing::info!(namespace = %namespace, code = s.code, "namespace already gone or replaced")
-            }
-            Ok(Err(e)) => return Err(e.into()),
-        }
-    }
-    report.actions.extend(actions);
-    Ok(())
-}
-
-async fn read_git(config: &Config, candidates: &[(String, String)]) -> Result<ttl::GitState> {
-    let src = config.source.clone();
-    let envs: Vec<String> = config.envs.keys().cloned().collect();
-    let candidates = candidates.to_vec();
-    // A dry run writes no ref, not even the watcher's own.
-    let fetch = if config.dry_run { source::Fetch::NoRefs } else { source::Fetch::OwnRef };
-    within(
-        "reading git (fetch)",
-        GIT_TIMEOUT,
-        blocking(move || {
-            let mut state = source::read_state_with(&src, &envs, &candidates, fetch)?;
-            expected_namespaces(&src, &mut state);
-            Ok(state)
-        }),
-    )
-    .await
-}
-
-/// Replaces the namespace git reports for each slot (from its `target.json`,
-/// which a pull request can write) with the one the inventory
-/// (`services.yaml` of the source) computes for that slot. When the
-/// inventory cannot say (unreadable, the template fails), the slot gets the
-/// empty name, which no namespace has: a namespace is only ever acted on
-/// when its name is exactly the one its slot must have.
-fn expected_namespaces(src: &Source, state: &mut ttl::GitState) {
-    let namespaces = source::SlotNamespaces::load(src);
-    for s in &mut state.slots {
-        s.namespace = Some(namespaces.of(&s.env, &s.slot));
-    }
-    for ((env, slot), removed) in &mut state.removed {
-        removed.namespace = Some(namespaces.of(env, slot));
-    }
-}
