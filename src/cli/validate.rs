@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use super::{exit, load_project, Output, Project};
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::inventory::yaml::YamlPath;
 use crate::render::{render_targets, Enablement, Request, Target};
 
 /// Slot and run id used to probe slot environments.
@@ -27,7 +28,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     for c in inventory.components.iter() {
         if let Some(when) = &c.when {
             if let Err(e) = engine.check_expression(when) {
-                let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
+                let at = c.location(&YamlPath::default().key("when"));
                 diags.push(
                     inventory
                         .diagnostic(

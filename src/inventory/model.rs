@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::raw::RawTls;
+pub use super::raw::{RawOverlay as Overlay, RawPvcMount as PvcMount};
+use super::yaml::YamlPath;
 use crate::diagnostic::Location;
 
 /// The default stage order when `stages` is absent.
@@ -166,39 +168,26 @@ pub struct Component {
     /// Line of the component in services.yaml, for messages.
     #[serde(skip)]
     pub line: usize,
-    /// Where `when` and each overlay are written in services.yaml.
+    /// Where `when`, each overlay and each overlay string are written, by
+    /// their path inside the component (`when`, `overlays.dev.env.LOG`).
     #[serde(skip)]
-    pub positions: BTreeMap<String, Location>,
+    pub positions: BTreeMap<YamlPath, Location>,
 }
 
-/// Post-render changes for one environment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Overlay {
-    /// PVC mounts added to every pod template.
-    pub pvc_mounts: Vec<PvcMount>,
-    /// Kinds dropped from the output.
-    pub drop_kinds: Vec<String>,
-    /// Env vars added to every container (values are templates).
-    pub env: BTreeMap<String, String>,
-    /// Values over the component's and the environment's `vars` in this environment.
-    pub vars: serde_yaml::Mapping,
-}
-
-/// One PVC mount; string fields are templates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PvcMount {
-    /// Volume name (template).
-    pub name: Option<String>,
-    /// Claim name (template).
-    pub claim_name: String,
-    /// Mount path (template).
-    pub mount_path: String,
-    /// Sub-path (template).
-    pub sub_path: Option<String>,
-    /// Read-only.
-    pub read_only: bool,
+impl Component {
+    /// Where the value at `path` (inside the component) is written: its own
+    /// position, else its nearest parent's, else the component's line.
+    pub fn location(&self, path: &YamlPath) -> Location {
+        let mut at = path.clone();
+        loop {
+            if let Some(l) = self.positions.get(&at) {
+                return *l;
+            }
+            if at.0.pop().is_none() {
+                return Location { line: self.line, col: 1 };
+            }
+        }
+    }
 }
 
 /// Policy switches.

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::yaml::YamlPath;
+
 /// The only `apiVersion` this build understands.
 pub const API_VERSION: &str = "codex-k8s.io/v1alpha1";
 /// The only `kind`.
@@ -341,8 +343,12 @@ pub struct RawAgent {
     pub overlays: BTreeMap<String, RawOverlay>,
 }
 
+// Read as is: the same type is the validated model's `Overlay`. A new kind
+// of change is a field here (with its strings in `templates`) and its effect
+// in `render/overlay.rs`; presets merge it with no code (lists given
+// replace, mappings merge).
 /// `overlays.<env>:`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawOverlay {
     /// Volumes added to every pod template of the component.
@@ -360,8 +366,27 @@ pub struct RawOverlay {
     pub vars: Option<serde_yaml::Mapping>,
 }
 
+impl RawOverlay {
+    /// Every template string of the overlay with its path inside the
+    /// overlay: what the engine compiles, and where a failure is shown.
+    pub fn templates(&self) -> Vec<(YamlPath, &str)> {
+        let mut out = Vec::new();
+        for (i, m) in self.pvc_mounts.iter().enumerate() {
+            let at = YamlPath::default().key("pvcMounts").index(i);
+            out.push((at.key("claimName"), m.claim_name.as_str()));
+            out.push((at.key("mountPath"), m.mount_path.as_str()));
+            out.extend(m.sub_path.as_deref().map(|t| (at.key("subPath"), t)));
+            out.extend(m.name.as_deref().map(|t| (at.key("name"), t)));
+        }
+        for (k, v) in &self.env {
+            out.push((YamlPath::default().key("env").key(k), v.0.as_str()));
+        }
+        out
+    }
+}
+
 /// One `pvcMounts` entry.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawPvcMount {
     /// PersistentVolumeClaim name, a template.

@@ -385,7 +385,9 @@ pub fn component_vars(
         _ => env.vars.clone(),
     };
     if let Some(o) = component.and_then(|c| c.overlays.get(&env.name)) {
-        deep_merge(&mut vars, &o.vars);
+        if let Some(over) = &o.vars {
+            deep_merge(&mut vars, over);
+        }
     }
     overrides.lay_over(&mut vars)?;
     Ok(vars)
@@ -393,5 +395,6 @@ pub fn component_vars(
 
 /// Whether a component has values of its own in environment `env`.
 pub fn has_own_vars(env: &Environment, component: &Component) -> bool {
-    !component.vars.is_empty() || component.overlays.get(&env.name).is_some_and(|o| !o.vars.is_empty())
+    !component.vars.is_empty()
+        || component.overlays.get(&env.name).is_some_and(|o| o.vars.as_ref().is_some_and(|v| !v.is_empty()))
 }

@@ -42,6 +42,11 @@ impl YamlPath {
         p
     }
 
+    /// The path extended by `rest`.
+    pub fn join(&self, rest: &YamlPath) -> YamlPath {
+        YamlPath(self.0.iter().chain(&rest.0).cloned().collect())
+    }
+
     /// The path extended by an index.
     pub fn index(&self, index: usize) -> YamlPath {
         let mut p = self.clone();

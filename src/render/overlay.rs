@@ -3,10 +3,13 @@
 //! [`render`] renders an overlay's strings with the component's context;
 //! the rest are pure functions over YAML values.
 
+use std::collections::BTreeMap;
+
 use minijinja::value::Value as JValue;
 use serde_yaml::{Mapping, Value};
 
 use super::context::detail;
+use crate::inventory::yaml::YamlPath;
 use crate::inventory::Overlay;
 use crate::template::Engine;
 
@@ -145,28 +148,37 @@ impl RenderedOverlay<'_> {
 }
 
 /// Renders the strings of overlay `o` with a component's context `ctx`;
-/// the error is minijinja's message.
-pub(super) fn render<'a>(engine: &Engine, o: &'a Overlay, ctx: &JValue) -> Result<RenderedOverlay<'a>, String> {
-    let r = |t: &str| engine.render_inline(t, ctx).map_err(|e| detail(&e));
+/// the error is the failing string's path inside the overlay and
+/// minijinja's message.
+pub(super) fn render<'a>(
+    engine: &Engine,
+    o: &'a Overlay,
+    ctx: &JValue,
+) -> Result<RenderedOverlay<'a>, (YamlPath, String)> {
+    let mut texts = BTreeMap::new();
+    for (at, t) in o.templates() {
+        let text = engine.render_inline(t, ctx).map_err(|e| (at.clone(), detail(&e)))?;
+        texts.insert(at, text);
+    }
+    let mut take = |at: YamlPath| texts.remove(&at).unwrap_or_default();
     let mut mounts = Vec::new();
-    for m in &o.pvc_mounts {
-        let claim_name = r(&m.claim_name)?;
+    for (i, m) in o.pvc_mounts.iter().enumerate() {
+        let at = YamlPath::default().key("pvcMounts").index(i);
+        let claim_name = take(at.key("claimName"));
         let volume = match &m.name {
-            Some(n) => r(n)?,
+            Some(_) => take(at.key("name")),
             None => crate::inventory::names::to_dns_label(&claim_name),
         };
+        let sub_path = m.sub_path.as_ref().map(|_| take(at.key("subPath")));
         mounts.push(Mount {
             volume,
             claim_name,
-            mount_path: r(&m.mount_path)?,
-            sub_path: m.sub_path.as_deref().map(r).transpose()?,
+            mount_path: take(at.key("mountPath")),
+            sub_path,
             read_only: m.read_only,
         });
     }
-    let mut env = Vec::new();
-    for (k, v) in &o.env {
-        env.push((k.clone(), r(v)?));
-    }
+    let env = o.env.keys().map(|k| (k.clone(), take(YamlPath::default().key("env").key(k)))).collect();
     Ok(RenderedOverlay { overlay: o, mounts, env })
 }
 

@@ -15,7 +15,8 @@ use super::overlay::{self, RenderedOverlay};
 use super::plan::Target;
 use super::policy;
 use super::target::Part;
-use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::inventory::yaml::YamlPath;
 use crate::inventory::{Component, ComponentKind, Environment, Inventory};
 use crate::template::Engine;
 
@@ -89,12 +90,16 @@ impl Placement<'_> {
         Ok(objects)
     }
 
-    /// An overlay string of component `c` that does not render.
-    fn overlay_error(&self, c: &Component, message: &str) -> Diagnostic {
+    /// An overlay string of component `c` (at `rel` inside the overlay) that does not render.
+    fn overlay_error(&self, c: &Component, (rel, message): &(YamlPath, String)) -> Diagnostic {
         let env = &self.env.name;
-        let at = c.positions.get(&format!("overlays.{env}")).copied().unwrap_or(Location { line: c.line, col: 1 });
+        let at = c.location(&YamlPath::default().key("overlays").key(env).join(rel));
         self.inventory
-            .diagnostic(&c.file, at, format!("cannot render overlay `{env}` of component `{}`: {message}", c.name))
+            .diagnostic(
+                &c.file,
+                at,
+                format!("cannot render overlay `{env}` of component `{}` at `{rel}`: {message}", c.name),
+            )
             .with_help("overlay strings are templates with the target's context")
     }
 

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::context::{component_ctx, detail, own_vars};
 use super::target::Request;
-use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::inventory::yaml::YamlPath;
 use crate::inventory::{Component, ComponentKind, Inventory};
 use crate::template::{Engine, TargetContext};
 
@@ -196,7 +197,7 @@ pub fn plan_target(
                 Ok(true) => Enablement::Enabled,
                 Ok(false) => Enablement::WhenFalse,
                 Err(e) => {
-                    let at = c.positions.get("when").copied().unwrap_or(Location { line: c.line, col: 1 });
+                    let at = c.location(&YamlPath::default().key("when"));
                     diags.push(
                         inventory
                             .diagnostic(

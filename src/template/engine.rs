@@ -212,12 +212,7 @@ fn inline_templates(inventory: &Inventory) -> Vec<String> {
     }
     for c in inventory.components.iter().chain(inventory.agent.as_ref()) {
         for o in c.overlays.values() {
-            for m in &o.pvc_mounts {
-                out.extend([m.claim_name.clone(), m.mount_path.clone()]);
-                out.extend(m.sub_path.clone());
-                out.extend(m.name.clone());
-            }
-            out.extend(o.env.values().cloned());
+            out.extend(o.templates().into_iter().map(|(_, t)| t.to_owned()));
         }
     }
     out

@@ -173,9 +173,9 @@ impl Resolver {
             }
         };
         let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, envs);
-        let mut positions = self.component_positions(path, raw.overlays.keys());
+        let mut positions = self.component_positions(path, raw.overlays.iter());
         if let Some(at) = fields.get("when") {
-            positions.insert("when".to_owned(), self.main.doc.value_location(at));
+            positions.insert(YamlPath::default().key("when"), self.main.doc.value_location(at));
         }
         Component {
             name: raw.name.clone(),
@@ -199,12 +199,19 @@ impl Resolver {
     pub(super) fn component_positions<'k>(
         &self,
         path: &YamlPath,
-        overlays: impl Iterator<Item = &'k String>,
-    ) -> BTreeMap<String, crate::diagnostic::Location> {
+        overlays: impl Iterator<Item = (&'k String, &'k RawOverlay)>,
+    ) -> BTreeMap<YamlPath, crate::diagnostic::Location> {
         let mut positions = BTreeMap::new();
-        positions.insert("when".to_owned(), self.main.doc.value_location(&path.key("when")));
-        for env in overlays {
-            positions.insert(format!("overlays.{env}"), self.main.doc.value_location(&path.key("overlays").key(env)));
+        let at = |rel: &YamlPath| self.main.doc.value_location(&path.join(rel));
+        let when = YamlPath::default().key("when");
+        positions.insert(when.clone(), at(&when));
+        for (env, o) in overlays {
+            let overlay = YamlPath::default().key("overlays").key(env);
+            positions.insert(overlay.clone(), at(&overlay));
+            for (rel, _) in o.templates() {
+                let full = overlay.join(&rel);
+                positions.insert(full.clone(), at(&full));
+            }
         }
         positions
     }
@@ -233,7 +240,7 @@ impl Resolver {
         }
         let manifests = self.resolve_manifests(&path, "agent", &raw.manifests);
         let overlays = self.resolve_overlays(&path.key("overlays"), &raw.overlays, &env_names);
-        let positions = self.component_positions(&path, raw.overlays.keys());
+        let positions = self.component_positions(&path, raw.overlays.iter());
         Component {
             name: "agent".into(),
             kind: ComponentKind::Agent,
@@ -281,25 +288,7 @@ impl Resolver {
                     );
                 }
             }
-            out.insert(
-                env.clone(),
-                Overlay {
-                    pvc_mounts: o
-                        .pvc_mounts
-                        .iter()
-                        .map(|m| PvcMount {
-                            name: m.name.clone(),
-                            claim_name: m.claim_name.clone(),
-                            mount_path: m.mount_path.clone(),
-                            sub_path: m.sub_path.clone(),
-                            read_only: m.read_only,
-                        })
-                        .collect(),
-                    drop_kinds: o.drop_kinds.clone(),
-                    env: o.env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
-                    vars: o.vars.clone().unwrap_or_default(),
-                },
-            );
+            out.insert(env.clone(), o.clone());
         }
         out
     }
@@ -309,22 +298,34 @@ impl Resolver {
 /// `presets.web.stage`).
 type Fields = BTreeMap<&'static str, YamlPath>;
 
-/// `over`'s overlays over `base`'s: per environment, lists given replace,
-/// `env` and `vars` merge.
-fn merge_overlays(
+/// `over`'s overlays over `base`'s, per environment and field, on the YAML
+/// values (so a new overlay field merges with no code here): a mapping
+/// given merges deeply, any other value given replaces, and an empty list
+/// or mapping counts as not given.
+pub(super) fn merge_overlays(
     mut base: BTreeMap<String, RawOverlay>,
     over: &BTreeMap<String, RawOverlay>,
 ) -> BTreeMap<String, RawOverlay> {
+    use serde_yaml::Value;
+    let mapping = |o: &RawOverlay| match serde_yaml::to_value(o) {
+        Ok(Value::Mapping(m)) => m,
+        _ => unreachable!("an overlay serializes to a mapping"),
+    };
     for (env, o) in over {
         let b = base.entry(env.clone()).or_default();
-        if !o.pvc_mounts.is_empty() {
-            b.pvc_mounts = o.pvc_mounts.clone();
+        let mut merged = mapping(b);
+        for (field, v) in mapping(o) {
+            match (merged.get_mut(&field), v) {
+                (_, Value::Null) => {}
+                (_, Value::Sequence(l)) if l.is_empty() => {}
+                (_, Value::Mapping(m)) if m.is_empty() => {}
+                (Some(Value::Mapping(into)), Value::Mapping(m)) => deep_merge(into, &m),
+                (_, v) => {
+                    merged.insert(field, v);
+                }
+            }
         }
-        if !o.drop_kinds.is_empty() {
-            b.drop_kinds = o.drop_kinds.clone();
-        }
-        b.env.extend(o.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        b.vars = merge_vars(b.vars.take(), o.vars.as_ref());
+        *b = serde_yaml::from_value(Value::Mapping(merged)).expect("merged overlay fields keep their types");
     }
     base
 }

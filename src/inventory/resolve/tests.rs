@@ -89,3 +89,24 @@ fn inheritance_merges_maps_and_replaces_lists_and_scalars() {
     .unwrap();
     assert_eq!(merged, want);
 }
+
+#[test]
+fn overlays_merge_over_presets_field_by_field() {
+    use super::components::merge_overlays;
+    use crate::inventory::raw::RawOverlay;
+    let overlays = |text: &str| -> BTreeMap<String, RawOverlay> { serde_yaml::from_str(text).unwrap() };
+    let preset = overlays(
+        "dev:\n  pvcMounts: [{claimName: data, mountPath: /data}]\n  dropKinds: [Ingress]\n  env: {A: '1', B: '2'}\n  vars: {x: {y: 1, z: 2}, l: [1]}\n",
+    );
+    // Empty lists count as not given; mappings merge; a list given replaces.
+    let component =
+        overlays("dev:\n  pvcMounts: []\n  env: {B: '3'}\n  vars: {x: {z: 9}, l: []}\nprod:\n  dropKinds: [Job]\n");
+    let merged = merge_overlays(preset, &component);
+    let expected = overlays(
+        "dev:\n  pvcMounts: [{claimName: data, mountPath: /data}]\n  dropKinds: [Ingress]\n  env: {A: '1', B: '3'}\n  vars: {x: {y: 1, z: 9}, l: []}\nprod:\n  dropKinds: [Job]\n",
+    );
+    assert_eq!(merged, expected);
+    let replaced = merge_overlays(merged, &overlays("dev:\n  dropKinds: [Secret]\n"));
+    assert_eq!(replaced["dev"].drop_kinds, ["Secret"]);
+    assert_eq!(replaced["dev"].pvc_mounts.len(), 1);
+}
