@@ -23,6 +23,28 @@ pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(8 * 3600);
 /// Stage name used for the agent's directory and labels.
 pub const AGENT_STAGE: &str = "agent";
 
+/// `templates.env`: the globs of environment variables templates may read
+/// with `env_or`, compiled once when the inventory loads (a glob that does
+/// not compile is an error there, never an empty list later).
+#[derive(Debug, Clone, Default)]
+pub struct EnvAllow(globset::GlobSet);
+
+impl EnvAllow {
+    /// Compiles `patterns`; the first that is not a glob is the error.
+    pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, (usize, globset::Error)> {
+        let mut set = globset::GlobSetBuilder::new();
+        for (i, p) in patterns.into_iter().enumerate() {
+            set.add(globset::Glob::new(p).map_err(|e| (i, e))?);
+        }
+        set.build().map(EnvAllow).map_err(|e| (0, e))
+    }
+
+    /// Whether templates may read variable `name`.
+    pub fn allows(&self, name: &str) -> bool {
+        self.0.is_match(name)
+    }
+}
+
 /// A loaded, validated project.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -46,8 +68,8 @@ pub struct Inventory {
     pub agent: Option<Component>,
     /// Partial files (relative to `root`), sorted.
     pub partials: Vec<PathBuf>,
-    /// Globs of environment variables `env_or` may read.
-    pub env_allow: Vec<String>,
+    /// The environment variables `env_or` may read (`templates.env`).
+    pub env_allow: EnvAllow,
     /// Policy switches.
     pub policy: Policy,
     /// Sandbox limits.

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use minijinja::value::{Kwargs, Rest, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
@@ -133,7 +132,7 @@ impl Engine {
             }
         }
         let macros = Arc::new(macros);
-        register_helpers(&mut env, inventory, &mut diags);
+        register_helpers(&mut env, inventory);
         register_partials(&mut env, &macros, inventory.limits);
 
         let engine = Engine { env, inline, sources, macros, limits: inventory.limits };
@@ -223,17 +222,8 @@ fn reset_partial_counters() {
     PARTIAL_CALLS.with(|c| c.set(0));
 }
 
-fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory, diags: &mut Diagnostics) {
-    let mut allow = GlobSetBuilder::new();
-    for pattern in &inventory.env_allow {
-        match Glob::new(pattern) {
-            Ok(g) => {
-                allow.add(g);
-            }
-            Err(e) => diags.push(Diagnostic::error(&inventory.file, None, format!("invalid templates.env glob: {e}"))),
-        }
-    }
-    let allowed: GlobSet = allow.build().unwrap_or_else(|_| GlobSet::empty());
+fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory) {
+    let allowed = inventory.env_allow.clone();
     env.add_function("env_or", move |name: String, default: Option<Value>| {
         helpers::env_or(&allowed, &name, default.unwrap_or(Value::from("")))
     });

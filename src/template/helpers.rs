@@ -3,8 +3,8 @@
 //! `nindent`, `to_yaml`, `b64encode`, `sha256`, `dns_label`. (`include` and
 //! bare-name partial calls live in `engine`, they need the partial index.)
 
+use crate::inventory::EnvAllow;
 use base64::Engine as _;
-use globset::GlobSet;
 use std::fmt::Write as _;
 
 use minijinja::value::{Value, ValueKind};
@@ -74,8 +74,8 @@ pub fn fail(message: String) -> Result<Value, Error> {
 /// allow-list are an error, so CI secrets never leak into a public tree by accident.
 /// A value that is not UTF-8, or holds a line break or another control
 /// character, is an error too: values are data, never YAML syntax.
-pub fn env_or(allowed: &GlobSet, name: &str, default: Value) -> Result<Value, Error> {
-    if !allowed.is_match(name) {
+pub fn env_or(allowed: &EnvAllow, name: &str, default: Value) -> Result<Value, Error> {
+    if !allowed.allows(name) {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
             format!("env_or(\"{name}\") is not allowed: add `{name}` (or a glob matching it) to templates.env in services.yaml"),
@@ -274,9 +274,7 @@ mod tests {
 
     #[test]
     fn env_or_refuses_names_outside_the_allow_list() {
-        let mut b = globset::GlobSetBuilder::new();
-        b.add(globset::Glob::new("SHOP_*").unwrap());
-        let allowed = b.build().unwrap();
+        let allowed = EnvAllow::new(["SHOP_*"]).unwrap();
         let err = env_or(&allowed, "AWS_SECRET_ACCESS_KEY", Value::from("x")).unwrap_err();
         assert!(err.to_string().contains("templates.env"));
         assert_eq!(env_or(&allowed, "SHOP_SURELY_UNSET_VAR", Value::from("d")).unwrap(), Value::from("d"));

@@ -129,19 +129,12 @@ pub fn inputs_digest(inventory: &Inventory) -> std::io::Result<String> {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
-    let mut allowed = globset::GlobSetBuilder::new();
-    for pattern in &inventory.env_allow {
-        if let Ok(g) = globset::Glob::new(pattern) {
-            allowed.add(g);
-        }
-    }
-    let allowed = allowed.build().unwrap_or_else(|_| globset::GlobSet::empty());
     // `vars_os`: a variable whose name or value is not UTF-8 must not panic
     // (`std::env::vars` does). A name that is not UTF-8 cannot be allowed;
     // a value is hashed as its bytes (`env_or` refuses to read such a value).
     let mut vars: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
         .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
-        .filter(|(k, _)| allowed.is_match(k))
+        .filter(|(k, _)| inventory.env_allow.allows(k))
         .collect();
     vars.sort();
     for (k, v) in vars {

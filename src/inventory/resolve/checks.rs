@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use globset::Glob;
-
 use super::{component_path, Resolver};
 use crate::diagnostic::did_you_mean;
 use crate::inventory::model::*;
@@ -131,18 +129,19 @@ impl Resolver {
         }
         stages.clone()
     }
-    pub(super) fn resolve_env_allow(&mut self, templates: &RawTemplates) -> Vec<String> {
-        let path = YamlPath::default().key("templates").key("env");
-        for (i, p) in templates.env.iter().enumerate() {
-            if let Err(e) = Glob::new(p) {
+    pub(super) fn resolve_env_allow(&mut self, templates: &RawTemplates) -> EnvAllow {
+        match EnvAllow::new(templates.env.iter().map(String::as_str)) {
+            Ok(allow) => allow,
+            Err((i, e)) => {
+                let p = templates.env.get(i).map(String::as_str).unwrap_or_default();
                 self.error_at_value(
-                    &path.index(i),
+                    &YamlPath::default().key("templates").key("env").index(i),
                     format!("invalid glob `{p}`: {}", e.kind()),
                     "use a name or a glob like `SHOP_*`",
                 );
+                EnvAllow::default()
             }
         }
-        templates.env.clone()
     }
 
     pub(super) fn resolve_images(&mut self, raw: &RawInventory) -> BTreeMap<String, Image> {
