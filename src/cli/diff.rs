@@ -12,6 +12,7 @@ use crate::diagnostic::Diagnostics;
 use crate::diff;
 use crate::diff::format::{self, Extra, Format};
 use crate::diff::source::{self, EnvPlan, Review, Side, SlotSpec, PROBE_SLOT};
+use crate::inventory::names::SlotName;
 use crate::inventory::{self, values, Inventory};
 use crate::template::Engine;
 use crate::{git, tree};
@@ -36,7 +37,7 @@ pub struct Args {
     env: Option<String>,
     /// The slot to diff a slot environment with (default: a probe slot, `probe`).
     #[arg(long, value_name = "SLOT", requires = "env")]
-    slot: Option<String>,
+    slot: Option<SlotName>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -236,9 +237,8 @@ fn plans(base: &Loaded, head: &Loaded, args: &Args, out_dir: &Path) -> Result<Ve
         }
         let (representative, probe) = match &args.slot {
             Some(s) => {
-                crate::publish::check_slot(s).map_err(anyhow::Error::msg)?;
-                let own = recorded.iter().find(|r| &r.slot == s).cloned();
-                let fresh = SlotSpec { slot: s.clone(), ..SlotSpec::probe() };
+                let own = recorded.iter().find(|r| r.slot == s.as_str()).cloned();
+                let fresh = SlotSpec { slot: s.to_string(), ..SlotSpec::probe() };
                 (own.unwrap_or(fresh), false)
             }
             None => (SlotSpec::probe(), true),
@@ -299,7 +299,7 @@ fn source_extra(file: &Path, args: &Args, base: &Loaded, head: &Loaded, review: 
     if let Some(h) = rev_arg(args.source_head.as_deref()) {
         cmd.push_str(&format!(" --source-head {}", quote(h)));
     }
-    for (flag, v) in [("--env", &args.env), ("--slot", &args.slot)] {
+    for (flag, v) in [("--env", &args.env), ("--slot", &args.slot.as_ref().map(SlotName::to_string))] {
         if let Some(v) = v {
             cmd.push_str(&format!(" {flag} {}", quote(v)));
         }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::targets::{self, RequestArgs};
 use super::{exit, load_project, Output, Project};
+use crate::inventory::names::SlotName;
 use crate::render::{image_uses, render_target, target_context, ImageUse};
 
 /// Arguments of `images`.
@@ -20,7 +21,7 @@ pub struct Args {
     env: String,
     /// Slot (slot environments).
     #[arg(long, value_name = "SLOT")]
-    slot: Option<String>,
+    slot: Option<SlotName>,
     #[command(flatten)]
     request: RequestArgs,
     /// Output format.

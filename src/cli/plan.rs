@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::targets::{self, RequestArgs};
 use super::{exit, load_project, Output, Project};
+use crate::inventory::names::SlotName;
 use crate::render::{render_target, Enablement, PlannedComponent};
 use crate::tree;
 
@@ -19,7 +20,7 @@ pub struct Args {
     env: String,
     /// Slot (slot environments).
     #[arg(long, value_name = "SLOT")]
-    slot: Option<String>,
+    slot: Option<SlotName>,
     #[command(flatten)]
     request: RequestArgs,
     /// Output format.

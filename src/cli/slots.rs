@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 
 use super::{exit, load_project, targets, Output, Project};
 use crate::git;
+use crate::inventory::names::SlotName;
 use crate::inventory::Inventory;
 use crate::publish::slots::{self, Place, Reason, View};
 
@@ -48,7 +49,7 @@ pub enum Action {
         env: String,
         /// Slot.
         #[arg(long)]
-        slot: String,
+        slot: SlotName,
         /// Commit the removal (implied by --branch and --push).
         #[arg(long)]
         commit: bool,
@@ -113,9 +114,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         }
         Action::Remove { env, slot, commit, reason } => {
             slot_env(&inventory, &env)?;
-            crate::publish::check_slot(&slot).map_err(anyhow::Error::msg)?;
             let reason = Reason { by: "slots remove".into(), why: reason };
-            remove(&inventory, &view, &[(env, slot)], commit, &reason, out)
+            remove(&inventory, &view, &[(env, slot.into_string())], commit, &reason, out)
         }
         Action::Gc { dry_run, commit } => {
             let mut expired = Vec::new();

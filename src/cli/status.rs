@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{exit, load_project, targets, Output, Project};
+use crate::inventory::names::SlotName;
 use crate::watch::{run, slot_envs, source::Source, status, wait, Clock};
 
 /// Arguments of `status`.
@@ -17,7 +18,7 @@ pub struct Args {
     env: Option<String>,
     /// Only this slot (with --env).
     #[arg(long, requires = "env")]
-    slot: Option<String>,
+    slot: Option<SlotName>,
     /// Wait until every stage of --slot is ready and its agent Job started, then print the slot's URL
     /// (exit 4 on timeout, 5 when a stage failed).
     #[arg(long, requires = "slot")]
@@ -80,7 +81,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     if args.wait {
         let env = args.env.clone().unwrap_or_default();
         let tls = inventory.environments.get(&env).is_some_and(|e| e.tls.is_some());
-        let slot = args.slot.clone().unwrap_or_default();
+        let slot = args.slot.as_ref().map(SlotName::to_string).unwrap_or_default();
         let w = wait::Wait { env, slot, rev: args.branch.clone(), timeout: args.timeout, poll: POLL, tls };
         return wait_for(&cluster, &src, &w, args.format, out);
     }
@@ -93,7 +94,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         })
         .context("status failed")?;
     if let Some(slot) = &args.slot {
-        rows.retain(|r| &r.slot == slot);
+        rows.retain(|r| r.slot == slot.as_str());
     }
     match args.format {
         Format::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&rows)?)?,

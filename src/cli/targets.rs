@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::diagnostic::Diagnostics;
+use crate::inventory::names::SlotName;
 use crate::inventory::values::{self, Override};
 use crate::inventory::Inventory;
 use crate::publish::{self, TreeState};
@@ -21,7 +22,7 @@ pub struct Selection {
     pub env: Option<String>,
     /// Slot of a slot environment (repeatable).
     #[arg(long = "slot", value_name = "SLOT")]
-    pub slots: Vec<String>,
+    pub slots: Vec<SlotName>,
     /// Every plain environment plus every slot already in the tree.
     #[arg(long, conflicts_with_all = ["env", "slots"])]
     pub all: bool,
@@ -154,7 +155,7 @@ pub fn selection(sel: &Selection) -> Result<publish::Selection> {
         return Ok(publish::Selection::All);
     }
     let Some(env) = &sel.env else { bail!("say what to render: --env ENV [--slot SLOT]… or --all") };
-    Ok(publish::Selection::Env { env: env.clone(), slots: sel.slots.clone() })
+    Ok(publish::Selection::Env { env: env.clone(), slots: sel.slots.iter().map(|s| s.as_str().to_owned()).collect() })
 }
 
 /// The typed request options of `--run-id` and the value flags.

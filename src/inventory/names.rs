@@ -62,9 +62,59 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A slot name: a DNS-1123 label (`pr-42`), parsed where it enters — a
+/// flag, a directory of the tree, a recorded `target.json` — so nothing
+/// downstream meets an unchecked one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotName(String);
+
+impl SlotName {
+    /// Checks `text`; the error says what is wrong and what a slot looks like.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match dns_label_problem(text) {
+            Some(problem) => {
+                Err(format!("invalid slot `{text}`: it {problem}; slots are DNS-1123 labels such as `pr-42`"))
+            }
+            None => Ok(SlotName(text.to_owned())),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as a `String`.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for SlotName {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        SlotName::parse(text)
+    }
+}
+
+impl std::fmt::Display for SlotName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_names_are_dns_labels_checked_once() {
+        assert_eq!("pr-42".parse::<SlotName>().unwrap().as_str(), "pr-42");
+        for bad in ["", "PR_1", "-a", "a-", "a.b", &"x".repeat(64)] {
+            let err = bad.parse::<SlotName>().unwrap_err();
+            assert!(err.contains("DNS-1123 labels such as `pr-42`"), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn dns_labels_follow_rfc_1123() {

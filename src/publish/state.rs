@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::inventory::names::dns_label_problem;
+use crate::inventory::names::{dns_label_problem, SlotName};
 use crate::inventory::values;
 use crate::inventory::Inventory;
 use crate::render::Target;
@@ -67,10 +67,7 @@ pub fn check_run_id(id: &str) -> Result<(), String> {
 
 /// Checks a slot name, from `--slot` or read back from the tree.
 pub fn check_slot(slot: &str) -> Result<(), String> {
-    match dns_label_problem(slot) {
-        Some(problem) => Err(format!("invalid slot `{slot}`: it {problem}; slots are DNS-1123 labels such as `pr-42`")),
-        None => Ok(()),
-    }
+    SlotName::parse(slot).map(drop)
 }
 
 /// Checks a `target.json` read back from the tree or from git (`file` names
