@@ -14,7 +14,7 @@ use super::target::Request;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::yaml::YamlPath;
 use crate::inventory::{Component, ComponentKind, Inventory};
-use crate::template::{Engine, TargetContext};
+use crate::template::{component_scope, Engine, TargetContext};
 
 /// Deepest `dependsOn` chain inside one stage that still fits the wave numbering.
 pub const MAX_DEPTH_IN_STAGE: u32 = 9;
@@ -183,10 +183,7 @@ pub fn plan_target(
         } else if let Some(expr) = &c.when {
             let env = inventory.environment(&req.target.env).expect("target_context checked the environment");
             let comp = match own_vars(inventory, env, c, req) {
-                Ok(Some(vars)) => {
-                    minijinja::context! { component => component_ctx(ctx, c, 0), vars => vars, ..base.clone() }
-                }
-                Ok(None) => minijinja::context! { component => component_ctx(ctx, c, 0), ..base.clone() },
+                Ok(vars) => component_scope(&base, component_ctx(ctx, c, 0), None, vars.as_ref()),
                 Err(d) => {
                     diags.push(d);
                     verdicts.push(Enablement::WhenFalse);

@@ -20,7 +20,7 @@ use super::plan::{plan_target, Enablement, PlannedComponent, Target};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::values::Overrides;
 use crate::inventory::{Component, ComponentKind, Environment, Inventory};
-use crate::template::{Engine, RunContext, TargetContext};
+use crate::template::{component_scope, Engine, RunContext, TargetContext};
 
 /// What to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,10 +144,7 @@ fn parts<'a>(
         .map(|(planned, c)| {
             let run = if c.kind == ComponentKind::Agent { run.clone() } else { None };
             let component = component_ctx(ctx, c, planned.wave);
-            let context = match component_vars.get(&c.name) {
-                Some(vars) => minijinja::context! { component => component, run => run, vars => vars, ..base.clone() },
-                None => minijinja::context! { component => component, run => run, ..base.clone() },
-            };
+            let context = component_scope(&base, component, run, component_vars.get(&c.name));
             Part { planned, component: c, context }
         })
         .collect()

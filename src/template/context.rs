@@ -1,10 +1,42 @@
-//! The variables every template sees (SPEC section 3), as serializable structs.
+//! The variables every template sees (SPEC section 3), declared once: the
+//! serializable structs, [`component_scope`] (the one place a component's
+//! context is assembled), and [`CONTEXT_VARS`], the names it has, which a
+//! partial carries into its macro and may not take ([`is_reserved`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::inventory::RawTls;
+
+/// The top-level names of a component's context ([`component_scope`]);
+/// `tests` checks they are exactly the keys it builds.
+pub const CONTEXT_VARS: [&str; 11] =
+    ["project", "env", "slot", "namespace", "host", "tls", "versions", "images", "vars", "component", "run"];
+
+/// The helper functions the engine registers besides minijinja's.
+pub const HELPERS: [&str; 5] = ["env_or", "include", "required", "fail", "ns"];
+
+/// Whether a partial macro may not take `name`: a helper or a context variable.
+pub fn is_reserved(name: &str) -> bool {
+    HELPERS.contains(&name) || CONTEXT_VARS.contains(&name)
+}
+
+/// The context of one component's templates: the target's variables
+/// (`target`, [`TargetContext`] serialized once per target), then
+/// `component`, `run` (the agent's, else none) and, where the component has
+/// values of its own, its `vars` in place of the target's.
+pub fn component_scope(
+    target: &minijinja::Value,
+    component: ComponentContext,
+    run: Option<RunContext>,
+    vars: Option<&serde_yaml::Mapping>,
+) -> minijinja::Value {
+    match vars {
+        Some(vars) => minijinja::context! { component => component, run => run, vars => vars, ..target.clone() },
+        None => minijinja::context! { component => component, run => run, ..target.clone() },
+    }
+}
 
 /// Per-target variables: the same for every component of a target.
 #[derive(Debug, Clone, Serialize)]
@@ -76,4 +108,41 @@ pub struct ComponentContext {
 pub struct RunContext {
     /// The run id.
     pub id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_has_exactly_the_names_the_engine_reserves() {
+        let target = TargetContext {
+            project: "p".into(),
+            env: "e".into(),
+            slot: Some("s".into()),
+            namespace: "n".into(),
+            host: Some("h".into()),
+            tls: Some(TlsContext { cluster_issuer: Some("i".into()), issuer: None, secret_name: Some("t".into()) }),
+            versions: BTreeMap::new(),
+            images: BTreeMap::new(),
+            vars: serde_yaml::Mapping::new(),
+            empty_images: BTreeMap::new(),
+        };
+        let base = minijinja::Value::from_serialize(&target);
+        let component =
+            ComponentContext { name: "c".into(), stage: "s".into(), wave: 0, image: None, depends_on: Vec::new() };
+        let own = serde_yaml::Mapping::new();
+        for (run, vars) in [(None, None), (Some(RunContext { id: "r".into() }), Some(&own))] {
+            let scope = component_scope(&base, component.clone(), run, vars);
+            let mut keys: Vec<String> = scope.try_iter().expect("a map").map(|k| k.to_string()).collect();
+            keys.sort();
+            let mut expected: Vec<&str> = CONTEXT_VARS.to_vec();
+            expected.sort();
+            assert_eq!(keys, expected);
+        }
+        for name in CONTEXT_VARS.iter().chain(&HELPERS) {
+            assert!(is_reserved(name), "{name}");
+        }
+        assert!(!is_reserved("labels"));
+    }
 }

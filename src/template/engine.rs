@@ -16,14 +16,11 @@ use std::sync::Arc;
 use minijinja::value::{Kwargs, Rest, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
+use super::context::CONTEXT_VARS;
 use super::helpers;
 use super::partials::{self, MacroDef};
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::inventory::{read_source, Inventory, Limits};
-
-/// Context variables a partial sees from its caller.
-pub const CONTEXT_VARS: [&str; 11] =
-    ["project", "env", "slot", "namespace", "host", "tls", "versions", "images", "vars", "component", "run"];
 
 /// Partial calls allowed in one top-level render (fan-out bound).
 const MAX_PARTIAL_CALLS: u32 = 100_000;

@@ -9,9 +9,11 @@ mod engine;
 mod helpers;
 mod partials;
 
-pub use context::{ComponentContext, RunContext, TargetContext, TlsContext};
-pub use engine::{diagnostic_from, template_name, Engine, CONTEXT_VARS};
-pub use partials::{scan_macros, MacroDef, RESERVED};
+pub use context::{
+    component_scope, is_reserved, ComponentContext, RunContext, TargetContext, TlsContext, CONTEXT_VARS, HELPERS,
+};
+pub use engine::{diagnostic_from, template_name, Engine};
+pub use partials::{scan_macros, MacroDef};
 
 #[cfg(test)]
 mod tests;

@@ -23,26 +23,6 @@ pub struct MacroDef {
     pub col: usize,
 }
 
-/// Names a partial may not take: our helpers and context variables.
-pub const RESERVED: [&str; 16] = [
-    "env_or",
-    "include",
-    "required",
-    "fail",
-    "ns",
-    "project",
-    "env",
-    "slot",
-    "namespace",
-    "host",
-    "tls",
-    "versions",
-    "images",
-    "vars",
-    "component",
-    "run",
-];
-
 /// minijinja's built-in global functions (and the names its templates
 /// bind themselves): a partial of that name would replace it everywhere.
 pub const BUILTIN_FUNCTIONS: [&str; 10] =
@@ -158,7 +138,7 @@ pub fn index(files: &[(PathBuf, String)]) -> Result<BTreeMap<String, MacroDef>, 
     let mut errors = Vec::new();
     for (file, source) in files {
         for (name, loc) in scan_macros(source) {
-            if RESERVED.contains(&name.as_str()) {
+            if super::context::is_reserved(&name) {
                 errors.push(
                     Diagnostic::error(
                         file,
