@@ -151,7 +151,10 @@ fn bench_once(f: &Fixture, name: &str, runs: usize) {
             lease: None,
             identity: "bench".into(),
             // Two hours on: every namespace (created now) is idle past 1 h.
-            clock: Clock::offset(Duration::from_secs(2 * 3600)),
+            clock: Clock::from_fn(|| {
+                let ahead = k8s_openapi::jiff::SignedDuration::from_hours(2);
+                Timestamp::now().saturating_add(ahead).expect("two hours from now is a valid time")
+            }),
         };
         let mut times = Vec::new();
         for _ in 0..runs {

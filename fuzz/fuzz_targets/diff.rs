@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use codex_k8s::diff::format::{self, Extra, Format};
 use codex_k8s::diff::{diff, Kind, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,9 +38,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(diff(&a, &a).changes.is_empty(), "diff(a, a) is not empty");
     let report = diff(&a, &b);
     let _ = report.summary();
-    let _ = codex_k8s::diff::format::text(&report);
-    let _ = codex_k8s::diff::format::markdown(&report);
-    let _ = codex_k8s::diff::format::json(&report);
+    for format in [Format::Text, Format::Markdown, Format::Json] {
+        let _ = format::print(&report, format, &Extra::default());
+    }
     // Every key only in a is removed (or renamed), every key only in b is
     // added (or the head side of a rename), every key in both with a
     // different value is changed; nothing else is reported.

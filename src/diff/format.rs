@@ -59,11 +59,6 @@ fn title(c: &ObjectChange) -> String {
     format!("{} {} {ns}{}{renamed}", sign(c.kind), c.id.kind, c.id.name)
 }
 
-/// Plain text, grouped by target and stage.
-pub fn text(report: &Report) -> String {
-    text_with(report, &Extra::default())
-}
-
 fn text_with(report: &Report, extra: &Extra) -> String {
     let mut out = String::new();
     for n in &extra.notes {
@@ -86,12 +81,6 @@ fn text_with(report: &Report, extra: &Extra) -> String {
     }
     let _ = writeln!(out, "{}", report.summary());
     out
-}
-
-/// Markdown for a pull-request comment.
-pub fn markdown(report: &Report) -> String {
-    let extra = Extra { full_command: "codex-k8s diff --format text".into(), ..Extra::default() };
-    markdown_with(report, &extra)
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.
@@ -159,11 +148,6 @@ fn markdown_with(report: &Report, extra: &Extra) -> String {
     out
 }
 
-/// JSON.
-pub fn json(report: &Report) -> String {
-    json_with(report, &Extra::default())
-}
-
 fn json_with(report: &Report, extra: &Extra) -> String {
     let mut value = extra.json.clone();
     value.insert("summary".into(), report.summary().into());
@@ -213,7 +197,7 @@ mod tests {
     fn markdown_with_very_long_names_stays_under_the_limit() {
         let long = "n".repeat(250);
         let report = Report { changes: (0..2000).map(|i| change(&format!("{long}-{i}"), 10)).collect() };
-        let md = markdown(&report);
+        let md = print(&report, Format::Markdown, &Extra { full_command: "codex-k8s diff --format text".into(), ..Extra::default() });
         assert!(md.len() <= GITHUB_COMMENT_LIMIT, "{}", md.len());
         assert!(md.contains("and ") && md.contains("more"), "the names left out are counted");
     }

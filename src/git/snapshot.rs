@@ -28,8 +28,6 @@ pub struct SourceSnapshot {
     pub root: PathBuf,
     /// The commit the revision names.
     pub commit: Oid,
-    /// Its abbreviated id, for messages.
-    pub short_id: String,
     /// Files written (blobs and symlinks).
     pub files: usize,
     /// Whether the project directory exists at that revision.
@@ -100,11 +98,10 @@ fn export_into(
     skip: &[String],
     base: &Path,
 ) -> Result<SourceSnapshot> {
-    let short_id = commit.as_object().short_id()?.as_str().unwrap_or_default().to_owned();
     let dir = private_temp_dir(base)?;
     let root = dir.join("project");
     let mut snap =
-        SourceSnapshot { dir, root: root.clone(), commit: commit.id(), short_id, files: 0, has_project_dir: false };
+        SourceSnapshot { dir, root: root.clone(), commit: commit.id(), files: 0, has_project_dir: false };
     mkdir(&root).map_err(|e| Error::Refused(format!("{WRITE_FAILED} {}: {e}", root.display())))?;
     let tree = commit.tree()?;
     let sub = if project.is_empty() {
@@ -278,7 +275,6 @@ mod tests {
             dir: a.clone(),
             root: a.join("project"),
             commit: Oid::zero(),
-            short_id: String::new(),
             files: 0,
             has_project_dir: false,
         };

@@ -241,19 +241,9 @@ impl Overrides {
         }
     }
 
-    /// Whether nothing is overridden.
-    pub fn is_empty(&self) -> bool {
-        self.versions.is_empty() && self.vars.is_empty()
-    }
-
     /// The versions set.
     pub fn versions(&self) -> &BTreeMap<String, String> {
         &self.versions
-    }
-
-    /// The `vars` layer.
-    pub fn vars(&self) -> &Mapping {
-        &self.vars
     }
 
     /// Who set the key path `keys` (below `vars`), or a part of it.

@@ -20,7 +20,7 @@ mod state;
 
 pub use commit::{commit_or_push, commit_request, preflight, push_retry, source_paths, trailers};
 pub use lock::{lock_path, lock_repo, lock_tree, TreeLock};
-pub use render::{Action, Progress, Publish, Quiet, RenderRun, Report, ReportKind, Written};
+pub use render::{Action, Progress, Publish, RenderRun, Report, ReportKind, Written};
 pub use requests::{requests, target_overrides, Options, Planned, Selection};
 pub use source::current as current_source;
 pub use state::{check_meta, check_run_id, check_slot, out_dir, out_prefix, DiskTree, GitTree, TreeState};

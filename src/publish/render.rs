@@ -55,14 +55,6 @@ pub trait Progress {
     fn finish(&self);
 }
 
-/// No progress shown.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn start(&self, _: usize) {}
-    fn finish(&self) {}
-}
-
 /// One render run.
 pub struct RenderRun<'a> {
     /// The loaded project.

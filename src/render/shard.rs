@@ -41,16 +41,6 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// The shard's number, from 1.
-    pub fn index(&self) -> u32 {
-        self.index
-    }
-
-    /// How many shards there are.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// The shard (1-based) `target` belongs to among `count`.
     pub fn of(target: &Target, count: u32) -> u32 {
         let digest = Sha256::digest(target.dir().as_bytes());

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::watcher::Event;
@@ -389,12 +388,13 @@ pub fn decide(ns: &Namespace, job: &Job, memory: Option<&(String, Phase, Timesta
 /// The records a stream of watch events leads to, each marked recorded as
 /// soon as it is produced (the shape of the watcher's loop without the API
 /// calls). No clock: every time in a record comes from the Job itself.
-pub fn records<S>(inputs: S, envs: SlotEnvs) -> impl Stream<Item = Record>
+#[cfg(test)]
+fn records<S>(inputs: S, envs: SlotEnvs) -> impl futures::Stream<Item = Record>
 where
-    S: Stream<Item = Input>,
+    S: futures::Stream<Item = Input>,
 {
     let mut tracker = Tracker::new(envs);
-    inputs.flat_map(move |input| {
+    futures::StreamExt::flat_map(inputs, move |input| {
         let out = tracker.apply(input);
         for r in &out {
             tracker.mark_recorded(r);
@@ -406,7 +406,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::stream;
+    use futures::{stream, StreamExt};
     use std::time::Duration;
 
     fn ns(name: &str, slot: &str, annotations: serde_json::Value) -> Namespace {

@@ -116,12 +116,6 @@ impl Clock {
         Clock(Arc::new(f))
     }
 
-    /// The system clock shifted by `offset` (a test looking into the future).
-    pub fn offset(offset: Duration) -> Self {
-        let span = k8s_openapi::jiff::SignedDuration::try_from(offset).unwrap_or_default();
-        Clock(Arc::new(move || Timestamp::now().saturating_add(span).unwrap_or_else(|_| Timestamp::now())))
-    }
-
     /// The current time.
     pub fn now(&self) -> Timestamp {
         (self.0)()

@@ -71,13 +71,6 @@ pub struct GitState {
     pub tip: Option<git2::Oid>,
 }
 
-impl GitState {
-    /// The slot at the tip, if present.
-    pub fn slot(&self, env: &str, slot: &str) -> Option<&GitSlot> {
-        self.slots.iter().find(|s| s.env == env && s.slot == slot)
-    }
-}
-
 /// A managed slot namespace as the TTL pass sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,11 +167,6 @@ pub enum Action {
 /// the slot's directory, and the namespace's creation.
 pub fn last_activity(ns: &SlotNamespace, git: Option<&GitSlot>) -> Option<Timestamp> {
     [ns.last_activity, git.and_then(|g| g.last_commit), ns.created].into_iter().flatten().max()
-}
-
-/// A namespace has a pending or running agent Job.
-pub fn busy(ns: &str, jobs: &[AgentJob]) -> bool {
-    jobs.iter().any(|j| j.namespace == ns && j.phase.is_active())
 }
 
 /// The TTL pass: for each managed slot namespace (never any other one),
