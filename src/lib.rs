@@ -6,8 +6,14 @@
 //! Argo CD (sync waves) and Flux (`dependsOn`), and commits it with libgit2.
 //!
 //! Data flows one way: [`inventory`] → [`template`] → [`render`] → [`tree`]
-//! → [`git`] / [`diff`]. The binary's `cli` module is the only place that
-//! knows them all.
+//! → git / [`diff`] → [`publish`]; [`watch`] beside. The binary's `cli`
+//! module turns flags into typed requests and prints results.
+//!
+//! The public modules are the stages an embedder drives
+//! ([`inventory::load`], [`template::Engine::new`], [`render::render_targets`],
+//! [`tree::desired`], [`diff::diff`], [`publish::RenderRun`]); git plumbing
+//! and the tree's path scheme (`layout`) are private to the crate, reached
+//! through `publish` and `tree`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,9 +24,9 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod diff;
-pub mod git;
+mod git;
 pub mod inventory;
-pub mod layout;
+mod layout;
 pub mod publish;
 pub mod render;
 pub mod template;

@@ -197,7 +197,11 @@ mod tests {
     fn markdown_with_very_long_names_stays_under_the_limit() {
         let long = "n".repeat(250);
         let report = Report { changes: (0..2000).map(|i| change(&format!("{long}-{i}"), 10)).collect() };
-        let md = print(&report, Format::Markdown, &Extra { full_command: "codex-k8s diff --format text".into(), ..Extra::default() });
+        let md = print(
+            &report,
+            Format::Markdown,
+            &Extra { full_command: "codex-k8s diff --format text".into(), ..Extra::default() },
+        );
         assert!(md.len() <= GITHUB_COMMENT_LIMIT, "{}", md.len());
         assert!(md.contains("and ") && md.contains("more"), "the names left out are counted");
     }

@@ -14,10 +14,10 @@ pub use commit::{
     commit_on_ref, commit_worktree, rendered_from, reset_index_to_head, signatures, CommitRequest, Outcome,
 };
 pub use push::{check_remote, fetch, fetch_tip, push_ref_once, push_with_retry, Retry};
-pub use read::{changed_paths, last_touches, read_tree_parts, Touch, MAX_COMMITS};
+pub use read::{changed_paths, last_touches, read_tree_parts};
 pub use repo::{clone_if_missing, is_repository, Checkout};
-pub use snapshot::{export_project, resolve_commit, SourceSnapshot};
-pub use tree::{apply_updates, Update, Updates};
+pub use snapshot::{export_project, SourceSnapshot};
+pub use tree::{Update, Updates};
 
 /// Git failures, each with what to do about it.
 #[derive(Debug, thiserror::Error)]

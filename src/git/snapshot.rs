@@ -100,8 +100,7 @@ fn export_into(
 ) -> Result<SourceSnapshot> {
     let dir = private_temp_dir(base)?;
     let root = dir.join("project");
-    let mut snap =
-        SourceSnapshot { dir, root: root.clone(), commit: commit.id(), files: 0, has_project_dir: false };
+    let mut snap = SourceSnapshot { dir, root: root.clone(), commit: commit.id(), files: 0, has_project_dir: false };
     mkdir(&root).map_err(|e| Error::Refused(format!("{WRITE_FAILED} {}: {e}", root.display())))?;
     let tree = commit.tree()?;
     let sub = if project.is_empty() {
