@@ -265,7 +265,7 @@ fn kill_loop(
             assert!(head == refs.old_tree || head == refs.new_tree, "{what}: HEAD's rendered tree is neither render");
         }
         // The next run succeeds and yields the goal's tree.
-        render(dir, goal, commit);
+        render_after_kill(dir, goal, commit, &what);
         assert!(slot_trees(dir) == *refs.files(goal), "{what}: the next run did not yield the expected tree");
         for scratch in [".codex-k8s-staging", ".codex-k8s-trash"] {
             assert!(!dir.join("rendered").join(scratch).exists(), "{what}: {scratch} left behind");
@@ -283,6 +283,27 @@ fn kill_loop(
         *state = goal;
     }
     (mid_write, KILLS)
+}
+
+/// The run after a kill. A kill inside git's own update of the index or of
+/// a ref leaves git's lock file: the run must refuse it by name before
+/// writing anything, and succeed once it is removed (what its message tells
+/// people to do when no git process runs).
+fn render_after_kill(dir: &Path, goal: Version, commit: bool, what: &str) {
+    let before = slot_trees(dir);
+    let out = render_cmd(dir, goal, commit).output().unwrap();
+    if out.status.success() {
+        return;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stale: Vec<PathBuf> =
+        [".git/index.lock", ".git/refs/heads/main.lock"].iter().map(|l| dir.join(l)).filter(|p| p.exists()).collect();
+    assert!(!stale.is_empty() && err.contains("remove the file"), "{what}: the next run failed:\n{err}");
+    assert!(slot_trees(dir) == before, "{what}: the refused run wrote");
+    for p in stale {
+        fs::remove_file(p).unwrap();
+    }
+    render(dir, goal, commit);
 }
 
 #[test]

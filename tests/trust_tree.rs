@@ -185,6 +185,34 @@ fn a_locked_index_is_refused_before_commit_or_push() {
 }
 
 #[test]
+fn a_stale_ref_lock_is_refused_before_anything_is_written() {
+    // What a process killed while git updated a ref leaves behind.
+    let project = Project::example();
+    project.edit("services.yaml", "users: \"1.4.0\"", "users: \"9.9.9\"");
+    project.git(&["commit", "-q", "-am", "bump"]);
+    project.ok(&["render", "--all", "--branch", "rendered"]);
+    project.edit("services.yaml", "users: \"9.9.9\"", "users: \"9.9.8\"");
+    project.git(&["commit", "-q", "-am", "bump again"]);
+    let before = project.snapshot("rendered");
+    let head_before = head(&project);
+    let deploy_before = project.git(&["rev-parse", "rendered"]);
+    for (lock, args) in [
+        (".git/refs/heads/main.lock", &["render", "--all", "--commit"][..]),
+        (".git/refs/heads/rendered.lock", &["render", "--all", "--branch", "rendered"][..]),
+    ] {
+        std::fs::write(project.path(lock), "").unwrap();
+        let run = project.run(args);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stderr.contains(lock.trim_start_matches(".git/")), "{lock}: {run}");
+        assert!(run.stderr.contains("remove the file"), "{lock}: {run}");
+        assert_eq!(project.snapshot("rendered"), before, "{lock}: the tree was written");
+        assert_eq!(head(&project), head_before, "{lock}: a commit was made");
+        assert_eq!(project.git(&["rev-parse", "rendered"]), deploy_before, "{lock}: the deploy branch moved");
+        std::fs::remove_file(project.path(lock)).unwrap();
+    }
+}
+
+#[test]
 fn a_directory_where_a_file_goes_or_a_file_where_a_directory_goes_is_named() {
     for (rel, make_dir) in
         [("rendered/flux/dev.yaml", true), ("rendered/argocd/dev.yaml", true), ("rendered/dev", false)]

@@ -93,6 +93,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         Ok(r) => r,
         Err(e) => return Err(super::nothing_written(e, out)),
     };
+    out.diagnostics(&report.warnings)?;
     if !report.foreign.is_empty() {
         let names: Vec<String> = report.foreign.iter().take(5).map(|(t, s)| format!("{t} ({})", s.git_ref)).collect();
         let more = report.foreign.len().saturating_sub(names.len());

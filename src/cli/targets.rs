@@ -12,7 +12,7 @@ use crate::inventory::Inventory;
 use crate::publish::{self, TreeState};
 use crate::render::Request;
 
-pub use crate::publish::{out_dir, out_prefix, target_overrides, DiskTree};
+pub use crate::publish::{out_dir, out_prefix, DiskTree};
 
 /// Which targets a command acts on.
 #[derive(Debug, Clone, clap::Args)]

@@ -94,20 +94,29 @@ fn remove_files_removed_upstream(repo: &git2::Repository, before: &git2::Tree<'_
 /// branch with a work tree and an unlocked index.
 pub fn preflight(repo: &git2::Repository, branch: Option<(&str, &str)>, push: Option<&str>) -> Result<()> {
     git::signatures(repo)?;
-    match branch {
-        Some((given, r)) => check_branch(repo, given, r)?,
+    let locks = match branch {
+        Some((given, r)) => {
+            check_branch(repo, given, r)?;
+            vec![repo.commondir().join(format!("{r}.lock"))]
+        }
         None => {
             if repo.is_bare() {
                 bail!(git::Error::Bare);
             }
-            current_branch(repo)?;
-            let lock = repo.path().join("index.lock");
-            if lock.symlink_metadata().is_ok() {
-                bail!(
-                    "{} exists: another git process is using this repository, or one was killed; wait for it, or remove the file when no git process runs",
-                    lock.display()
-                );
-            }
+            let current = current_branch(repo)?;
+            vec![repo.path().join("index.lock"), repo.commondir().join(format!("refs/heads/{current}.lock"))]
+        }
+    };
+    // Git's lock files, left by a process killed while it updated the index
+    // or the ref: refused up front, before anything is written, in the
+    // words git uses (git never removes them either: only people know
+    // whether a git process still runs).
+    for lock in locks {
+        if lock.symlink_metadata().is_ok() {
+            bail!(
+                "{} exists: another git process is using this repository, or one was killed; wait for it, or remove the file when no git process runs",
+                lock.display()
+            );
         }
     }
     if let Some(remote) = push {

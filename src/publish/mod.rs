@@ -8,7 +8,9 @@
 //!   (run id, overrides, owner) and its limits (`maxSlots`, ownership);
 //! - [`slots`]: the slots a tree holds with their idle time (one history
 //!   reader, one TTL judgement), and slot removal (one commit shape);
-//! - [`lock_tree`] / [`lock_repo`]: the one lock of every writing run.
+//! - [`lock_tree`] / [`lock_repo`]: the one lock of every writing run;
+//! - [`validate`]: every environment rendered in memory, with the warnings a
+//!   render gives.
 
 mod commit;
 mod lock;
@@ -17,6 +19,7 @@ mod requests;
 pub mod slots;
 mod source;
 mod state;
+mod validate;
 
 pub use commit::{commit_or_push, commit_request, preflight, push_retry, source_paths, trailers};
 pub use lock::{lock_path, lock_repo, lock_tree, TreeLock};
@@ -24,6 +27,7 @@ pub use render::{Action, Progress, Publish, RenderRun, Report, ReportKind, Writt
 pub use requests::{requests, target_overrides, Options, Planned, Selection};
 pub use source::current as current_source;
 pub use state::{check_meta, check_run_id, check_slot, out_dir, out_prefix, DiskTree, GitTree, TreeState};
+pub use validate::{validate, Validated, PROBE};
 
 use crate::diagnostic::Diagnostics;
 

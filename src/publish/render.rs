@@ -87,6 +87,8 @@ pub struct Report {
     pub kind: ReportKind,
     /// Slots `--all` left alone because another source owns them.
     pub foreign: Vec<(Target, Source)>,
+    /// Warnings about what was selected ([`crate::render::plan_warnings`]).
+    pub warnings: Diagnostics,
 }
 
 /// What happened in a run.
@@ -193,6 +195,7 @@ impl RenderRun<'_> {
         if let Some(shard) = self.shard {
             requests = shard.select(requests, |r| &r.target);
         }
+        let warnings = crate::render::plan_warnings(inventory, self.engine, &requests);
         if self.action == Action::Stdout && requests.len() != 1 {
             bail!("--stdout prints one target; select one with --env (and one --slot)");
         }
@@ -211,7 +214,7 @@ impl RenderRun<'_> {
             }
             _ => ctx.stream(&requests, &current, lock, &marker, progress)?,
         };
-        Ok(Report { shown, kind, foreign })
+        Ok(Report { shown, kind, foreign, warnings })
     }
 
     /// Targets whose recorded inputs match and whose files are untouched

@@ -24,7 +24,7 @@ pub use images::{image_uses, ImageUse};
 pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use place::labels;
-pub use plan::plan_target;
+pub use plan::{disabled_dependencies, plan_target};
 pub use plan::{Enablement, PlannedComponent, Target};
 pub use shard::Shard;
 pub use source::Source;
@@ -65,6 +65,22 @@ pub fn render_targets(
         return Err(clashes);
     }
     Ok(ok)
+}
+
+/// The plan-level warnings of a run ([`plan::disabled_dependencies`]), from
+/// the first request of each environment: planning is cheap (no manifest is
+/// rendered), and the warning names the environment, so one slot stands for
+/// the others. A request that cannot be planned gives none: its render
+/// reports the error.
+pub fn plan_warnings(inventory: &Inventory, engine: &Engine, requests: &[Request]) -> Diagnostics {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Diagnostics::default();
+    for req in requests.iter().filter(|r| seen.insert(r.target.env.as_str())) {
+        let Ok(ctx) = context::target_context(inventory, engine, req) else { continue };
+        let Ok(plan) = plan::plan_target(inventory, engine, &ctx, req) else { continue };
+        out.0.extend(plan::disabled_dependencies(inventory, &req.target, &plan));
+    }
+    out
 }
 
 /// One fault reported by many targets (a typo in a partial every target

@@ -223,3 +223,33 @@ pub fn plan_target(
             .with_help("flatten the chain, or move components to separate stages")])
     })
 }
+
+/// Warnings for a dependency that is off where its dependent is on: Argo CD
+/// and Flux then wait on nothing, and the dependent may start before what
+/// it needs. One per (dependent, dependency) of `plan`, at the dependent.
+pub fn disabled_dependencies(inventory: &Inventory, target: &Target, plan: &[PlannedComponent]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in plan.iter().filter(|p| p.enablement == Enablement::Enabled) {
+        for dep in &p.depends_on {
+            let Some(d) = plan.iter().find(|d| &d.name == dep && d.enablement != Enablement::Enabled) else {
+                continue;
+            };
+            let (file, line) = inventory
+                .component(&p.name)
+                .map(|c| (c.file.clone(), c.line))
+                .unwrap_or_else(|| (inventory.file.clone(), 1));
+            out.push(
+                Diagnostic::warning(
+                    &file,
+                    Some(crate::diagnostic::Location { line, col: 1 }),
+                    format!(
+                        "component `{}` depends on `{}`, which is disabled in environment `{}` ({:?})",
+                        p.name, d.name, target.env, d.enablement
+                    ),
+                )
+                .with_help("enable the dependency there too, or make the dependent's `when`/`envs` match"),
+            );
+        }
+    }
+    out
+}
