@@ -242,8 +242,8 @@ pub struct Gitops {
     pub flux_namespace: String,
     /// Flux GitRepository name.
     pub flux_source: String,
-    /// Flux interval.
-    pub interval: String,
+    /// Flux `interval` of the GitRepository and the Kustomizations.
+    pub interval: FluxDuration,
     /// Flux `wait`/`timeout` set per stage (`agent` for the agent's).
     pub stages: BTreeMap<String, StageSync>,
 }
@@ -251,10 +251,36 @@ pub struct Gitops {
 /// Flux settings of one stage; `None` takes the glue's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StageSync {
-    /// Flux `timeout`, a Go duration.
-    pub timeout: Option<String>,
+    /// Flux `timeout`.
+    pub timeout: Option<FluxDuration>,
     /// Flux `wait`.
     pub wait: Option<bool>,
+}
+
+/// A duration as Flux reads it — Go's units `h`, `m`, `s`, `ms`, as in
+/// `30m` or `1h30m` — checked when the inventory loads, so the glue never
+/// emits one the Flux CRDs reject (`2days` is a duration to humantime, not
+/// to Flux).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct FluxDuration(String);
+
+impl FluxDuration {
+    /// Checks `text`; `positive` also refuses a zero duration.
+    pub fn parse(text: &str, positive: bool) -> Result<Self, String> {
+        if let Some(problem) = flux_duration_problem(text) {
+            return Err(problem);
+        }
+        if positive && text.chars().all(|c| !c.is_ascii_digit() || c == '0') {
+            return Err(format!("`{text}` is zero; use a positive duration such as `5m`"));
+        }
+        Ok(FluxDuration(text.to_owned()))
+    }
+
+    /// The duration as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Why `text` is not a Flux (Go) duration such as `30m` or `1h30m`.

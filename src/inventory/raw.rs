@@ -93,7 +93,7 @@ pub struct RawGitops {
     /// Name of the Flux GitRepository holding this repository; default the project name.
     #[serde(default)]
     pub flux_source: Option<String>,
-    /// Flux reconcile interval; default `5m`.
+    /// Flux reconcile interval, a Go duration (units h, m, s, ms: `5m`, `1h30m`); default `5m`.
     #[serde(default)]
     pub interval: Option<String>,
     /// Flux `wait` and `timeout` per stage (a stage name or `agent`).

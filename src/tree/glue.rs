@@ -217,7 +217,7 @@ fn stage_sync(inventory: &Inventory, rendered: &RenderedTarget, dir: &str) -> (b
     let stage = objects.first().map(|o| o.stage.as_str()).unwrap_or_default();
     let set = inventory.gitops.stages.get(stage).cloned().unwrap_or_default();
     let wait = set.wait.unwrap_or(stage != "agent");
-    let timeout = set.timeout.unwrap_or_else(|| {
+    let timeout = set.timeout.map(|t| t.as_str().to_owned()).unwrap_or_else(|| {
         let deadlines: Vec<Option<u64>> = objects
             .iter()
             .filter(|o| o.id.kind == "Job" && o.id.group() == "batch")

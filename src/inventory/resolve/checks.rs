@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{component_path, Resolver};
 use crate::diagnostic::did_you_mean;
 use crate::inventory::model::*;
-use crate::inventory::names::parse_duration;
 use crate::inventory::raw::*;
 use crate::inventory::yaml::YamlPath;
 
@@ -55,15 +54,19 @@ impl Resolver {
     pub(super) fn resolve_gitops(&mut self, raw: &RawInventory, stages: &[String]) -> Gitops {
         let top = YamlPath::default();
         let g = &raw.gitops;
-        if let Some(i) = &g.interval {
-            if let Err(e) = parse_duration(i) {
+        let interval = match g.interval.as_deref().map(|i| FluxDuration::parse(i, true)) {
+            None => FluxDuration::parse("5m", true).expect("the default is a Flux duration"),
+            Some(Ok(i)) => i,
+            Some(Err(e)) => {
                 self.error_at_value(
                     &top.key("gitops").key("interval"),
                     format!("bad gitops.interval: {e}"),
-                    "write a duration such as `5m`",
+                    "write a duration such as `5m` (Flux reads Go durations: units h, m, s, ms)",
                 );
+                FluxDuration::parse("5m", true).expect("the default is a Flux duration")
             }
-        }
+        };
+        let mut syncs = BTreeMap::new();
         for (stage, sync) in &g.stages {
             let at = top.key("gitops").key("stages").key(stage);
             if stage != "agent" && !stages.contains(stage) {
@@ -73,13 +76,19 @@ impl Resolver {
                     "name a stage of `stages` or `agent`",
                 );
             }
-            if let Some(problem) = sync.timeout.as_deref().and_then(flux_duration_problem) {
-                self.error_at_value(
-                    &at.key("timeout"),
-                    format!("bad gitops.stages.{stage}.timeout: {problem}"),
-                    "Flux reads Go durations",
-                );
-            }
+            let timeout = match sync.timeout.as_deref().map(|t| FluxDuration::parse(t, false)) {
+                Some(Err(problem)) => {
+                    self.error_at_value(
+                        &at.key("timeout"),
+                        format!("bad gitops.stages.{stage}.timeout: {problem}"),
+                        "Flux reads Go durations",
+                    );
+                    None
+                }
+                Some(Ok(t)) => Some(t),
+                None => None,
+            };
+            syncs.insert(stage.clone(), StageSync { timeout, wait: sync.wait });
         }
         Gitops {
             repo_url: g.repo_url.clone().unwrap_or_else(|| format!("https://git.example.com/{}.git", raw.project)),
@@ -88,12 +97,8 @@ impl Resolver {
             argocd_project: g.argocd_project.clone().unwrap_or_else(|| "default".into()),
             flux_namespace: g.flux_namespace.clone().unwrap_or_else(|| "flux-system".into()),
             flux_source: g.flux_source.clone().unwrap_or_else(|| raw.project.clone()),
-            interval: g.interval.clone().unwrap_or_else(|| "5m".into()),
-            stages: g
-                .stages
-                .iter()
-                .map(|(k, v)| (k.clone(), StageSync { timeout: v.timeout.clone(), wait: v.wait }))
-                .collect(),
+            interval,
+            stages: syncs,
         }
     }
 
