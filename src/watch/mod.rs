@@ -17,15 +17,15 @@
 //! [`status::collect`] for `codex-k8s status` and [`wait::wait`] for
 //! `codex-k8s status --wait`.
 
-pub mod agent;
+mod agent;
 mod bounded;
 pub mod lease;
-pub mod ready;
-pub mod ready_pass;
+mod ready;
+mod ready_pass;
 mod record;
 pub mod run;
 pub mod source;
-pub mod stages;
+mod stages;
 pub mod status;
 pub mod ttl;
 mod ttl_pass;
