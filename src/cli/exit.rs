@@ -14,7 +14,7 @@ pub const NOT_READY: u8 = 4;
 /// Deployment past its progress deadline).
 pub const STAGE_FAILED: u8 = 5;
 
-/// A failure that maps to an exit code other than [`ERROR`].
+/// A failure that maps to an exit code other than `ERROR` (1).
 #[derive(Debug)]
 pub struct Exit(pub u8);
 

@@ -5,7 +5,7 @@
 //! change when only their spec hash moved.
 //!
 //! Entry points: [`Snapshot::from_files`] (any source of files) and [`diff`];
-//! [`format`] prints a [`Report`] as text, markdown or JSON; [`source`]
+//! [`mod@format`] prints a [`Report`] as text, markdown or JSON; [`source`]
 //! renders two source revisions in memory and diffs them the same way;
 //! [`between`] reads a rendered tree at two git revisions.
 

@@ -40,7 +40,7 @@ pub struct Options {
     /// a slot owned by another source is rendered as recorded.
     pub read_only: bool,
     /// The project's inputs digest: a slot whose inputs are unchanged keeps
-    /// the source commit it records (see [`keep_commit`]).
+    /// the source commit it records (see `keep_commit`).
     pub inputs_digest: Option<String>,
 }
 

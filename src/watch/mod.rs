@@ -4,14 +4,14 @@
 //! Namespace itself if it is still there.
 //!
 //! It reads the tree and the cluster and never renders. Decisions are pure
-//! functions over plain values and an injected clock ([`agent`], [`ttl`],
+//! functions over plain values and an injected clock (`agent`, [`ttl`],
 //! [`lease::decide`]); [`run`] wires the kube client, the kube-runtime
 //! watchers and git around them. Nothing is kept between passes: every pass
 //! rebuilds its view from the cluster and git, so a crash at any point leaves
 //! nothing the next pass does not finish.
 //!
-//! It also records when each stage of a slot became ready ([`ready`],
-//! [`ready_pass`]), and [`wait`] polls one slot for `status --wait`.
+//! It also records when each stage of a slot became ready (`ready`,
+//! `ready_pass`), and [`wait`] polls one slot for `status --wait`.
 //!
 //! Entry points: [`run::client`] then [`run::run`] (or [`run::once`]),
 //! [`status::collect`] for `codex-k8s status` and [`wait::wait`] for

@@ -1,6 +1,6 @@
 //! Wiring: the kube client, the two kube-runtime watch streams (managed slot
 //! namespaces, agent Jobs), the lease, git, and the effects of the pure
-//! decisions in [`agent`] and [`ttl`].
+//! decisions in `agent` and [`super::ttl`].
 //!
 //! One task owns everything and handles one thing at a time: a watch event
 //! (maybe recording an agent phase), a tick of the TTL pass, a change of

@@ -1,7 +1,7 @@
 //! `codex-k8s status --wait`: poll one slot until every stage is ready and
 //! its agent Job started, a stage failed, or the deadline passed. The
 //! stages come from the slot's tree in git, their state from the cluster,
-//! judged as the watcher judges them ([`ready`]); it does not need the
+//! judged as the watcher judges them (`ready`); it does not need the
 //! watcher to run.
 
 use std::time::Duration;
