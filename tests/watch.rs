@@ -1128,3 +1128,187 @@ fn read_state_dates_every_slot_from_one_walk() {
     assert!((removed.removed_at.as_second() - (now - HOUR)).abs() <= 2);
     assert_eq!(removed.namespace.as_deref(), Some("shop-pr-7"));
 }
+
+// ---------------------------------------------------------------- readiness
+
+const READY_SERVICES: &str = r#"apiVersion: codex-k8s.io/v1alpha1
+kind: ServiceStack
+project: shop
+images:
+  api: {repository: registry.example.com/api, tag: "1.0"}
+  agent: {repository: registry.example.com/agent, tag: "2.0"}
+environments:
+  ai:
+    slots: true
+    namespace: "shop-{{ slot }}"
+    domain: "{{ slot }}.ai.example.com"
+services:
+  - name: api
+    image: api
+    manifests: [manifests/api.yaml.j2]
+agent:
+  envs: [ai]
+  image: agent
+  manifests: [manifests/agent.yaml.j2]
+"#;
+
+const READY_API: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    spec:\n      containers:\n        - name: api\n          image: \"{{ images.api }}\"\n";
+
+const READY_AGENT: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: \"agent-{{ run.id }}\"\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: agent\n          image: \"{{ images.agent }}\"\n";
+
+/// The slot's rendered objects as a GitOps controller applies them.
+fn rendered_objects(root: &Path, target: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root.join("rendered").join(target)).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if !entry.file_type().is_file() || !name.ends_with(".yaml") || name == "kustomization.yaml" {
+            continue;
+        }
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        out.push(serde_json::to_value(yaml).unwrap());
+    }
+    // The Namespace first, as Argo CD's waves and Flux apply it.
+    out.sort_by_key(|o| o["kind"] != "Namespace");
+    out
+}
+
+fn run_bin(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_codex-k8s"))
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// `status --wait` as CI runs it after a slot's render, off the test's runtime.
+async fn status_wait(root: &Path, kubeconfig: &Path, timeout: &str) -> (Option<i32>, Value, String) {
+    let (root, kc, timeout) = (root.to_path_buf(), kubeconfig.display().to_string(), timeout.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        let args = [
+            "status",
+            "--env",
+            "ai",
+            "--slot",
+            "pr-1",
+            "--wait",
+            "--timeout",
+            &timeout,
+            "--format",
+            "json",
+            "--kubeconfig",
+            &kc,
+        ];
+        run_bin(&root, &args)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("status --wait prints JSON ({e}):\n{stdout}\n{stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+/// Readiness end to end: a slot rendered and committed by the binary, its
+/// objects applied to the cluster as they are in git. `status --wait` times
+/// out (exit 4) while the Deployment rolls out; once it and the agent Job
+/// run, the watcher records each stage on the Namespace (annotation and
+/// Event, in stage order, once per rendering) and `status --wait` exits 0
+/// with the slot's URL; a failed agent Job is exit 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_are_recorded_ready_in_order_and_status_wait_follows_them() {
+    let emu = Emulator::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("manifests")).unwrap();
+    std::fs::write(root.join("services.yaml"), READY_SERVICES).unwrap();
+    std::fs::write(root.join("manifests/api.yaml.j2"), READY_API).unwrap();
+    std::fs::write(root.join("manifests/agent.yaml.j2"), READY_AGENT).unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "sources"],
+    ] {
+        assert!(Command::new("git").args(args).current_dir(&root).status().unwrap().success());
+    }
+    let render = run_bin(&root, &["render", "--env", "ai", "--slot", "pr-1", "--run-id", "r1", "--commit"]);
+    assert!(render.status.success(), "{}", String::from_utf8_lossy(&render.stderr));
+    for obj in rendered_objects(&root, "ai/pr-1") {
+        emu.create(obj).unwrap();
+    }
+    let kubeconfig = root.join(".git/kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+
+    // Nothing rolled out yet: the first stage waits on its Deployment.
+    let (code, report, stderr) = status_wait(&root, &kubeconfig, "1s").await;
+    assert_eq!(code, Some(4), "{report}\n{stderr}");
+    assert_eq!(report["outcome"], "timedOut", "{report}");
+    assert_eq!(report["object"], "Deployment/api", "{report}");
+
+    // The Deployment rolls out and the agent Job starts.
+    let status = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2});
+    emu.update_status("Deployment", Some("shop-pr-1"), "api", status).unwrap();
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1})).unwrap();
+
+    let source = Source { repo: root.clone(), prefix: "rendered".into(), remote: None, branch: None };
+    let config = run::Config {
+        source,
+        envs: envs(),
+        prune_grace: Duration::from_secs(600),
+        interval: Duration::from_millis(300),
+        dry_run: false,
+        lease: None,
+        identity: "test-watcher".into(),
+        clock: Clock::system(),
+    };
+    let client = run::client(&run::Cluster { kubeconfig: Some(kubeconfig.clone()), context: None }).await.unwrap();
+    let pass = run::once(&client, &config).await.unwrap();
+    let stages: Vec<&str> = pass.ready.iter().map(|r| r.stage.as_str()).collect();
+    let mut in_tree: Vec<String> = std::fs::read_dir(root.join("rendered/ai/pr-1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.as_bytes()[0].is_ascii_digit())
+        .collect();
+    in_tree.sort();
+    assert_eq!(stages, in_tree, "every stage recorded ready, in stage order");
+    let ns = emu.get("Namespace", None, "shop-pr-1").unwrap();
+    let annotations = &ns["metadata"]["annotations"];
+    for stage in &in_tree {
+        let at = annotations[format!("codex-k8s.io/ready.{stage}")].as_str().unwrap_or_default();
+        assert!(at.parse::<Timestamp>().is_ok(), "ready.{stage} is a time: {annotations}");
+    }
+    assert!(
+        annotations["codex-k8s.io/ready-rendering"].as_str().unwrap_or_default().starts_with("r1"),
+        "{annotations}"
+    );
+    wait(&emu, "one StageReady Event per stage", |e| {
+        event_reasons(e, "shop-pr-1").iter().filter(|r| r.as_str() == "StageReady").count() == in_tree.len()
+    })
+    .await;
+    // A second pass records nothing new: once per stage and rendering.
+    let again = run::once(&client, &config).await.unwrap();
+    assert!(again.ready.is_empty(), "{:?}", again.ready);
+
+    let (code, report, stderr) = status_wait(&root, &kubeconfig, "5s").await;
+    assert_eq!(code, Some(0), "{report}\n{stderr}");
+    assert_eq!(report["outcome"], "ready", "{report}");
+    assert_eq!(report["url"], "http://pr-1.ai.example.com/", "{report}");
+
+    // The agent Job fails: the wait says which stage and exits 5.
+    let failed =
+        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]});
+    emu.update_status("Job", Some("shop-pr-1"), "agent-r1", failed).unwrap();
+    let (code, report, stderr) = status_wait(&root, &kubeconfig, "5s").await;
+    assert_eq!(code, Some(5), "{report}\n{stderr}");
+    assert_eq!(report["outcome"], "failed", "{report}");
+    assert_eq!(report["object"], "Job/agent-r1", "{report}");
+    emu.shutdown().await;
+}
