@@ -32,9 +32,9 @@ pub struct Place {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotInfo {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// Namespace.
     pub namespace: String,

@@ -19,7 +19,7 @@ pub use crate::layout::{reserved_env_problem, RESERVED_DIRS, TARGET_JSON};
 pub struct TargetMeta {
     /// Project name.
     pub project: String,
-    /// Environment.
+    /// The target's environment.
     pub env: String,
     /// Slot (slot environments).
     #[serde(default)]

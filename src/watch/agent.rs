@@ -145,7 +145,7 @@ pub struct Record {
     pub namespace_uid: Option<String>,
     /// Slot environment.
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// The agent Job.
     pub job: String,

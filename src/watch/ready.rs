@@ -106,9 +106,9 @@ pub struct Stage {
 /// A slot as its tree in git has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SlotTree {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// Namespace (`target.json`).
     pub namespace: String,

@@ -26,9 +26,9 @@ use super::{managed_slot, namespace_selector, stages, Result, Timestamp};
 pub struct StageReady {
     /// The slot namespace.
     pub namespace: String,
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// The rendering (`ready-rendering`).
     pub rendering: String,

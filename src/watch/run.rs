@@ -120,9 +120,9 @@ pub const WATCH_TIMEOUT_SECS: u32 = 60;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Kept {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// Why it was kept.
     pub reason: String,

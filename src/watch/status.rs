@@ -19,9 +19,9 @@ use super::{agent, agent_selector, namespace_selector, seconds_between, Result, 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotStatus {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// Namespace (from the cluster, else from `target.json`).
     pub namespace: String,

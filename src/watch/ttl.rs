@@ -33,9 +33,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSlot {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// Namespace from its `target.json`.
     pub namespace: Option<String>,
@@ -136,9 +136,9 @@ pub enum Action {
     /// Remove the slot's directory (and Flux file) from git: idle past its TTL.
     #[serde(rename_all = "camelCase")]
     RemoveFromGit {
-        /// Environment.
+        /// The slot's environment (a slot environment of the inventory).
         env: String,
-        /// Slot.
+        /// The slot's name, a DNS label such as `pr-42`.
         slot: String,
         /// Its namespace.
         namespace: String,
@@ -150,9 +150,9 @@ pub enum Action {
     /// Delete the namespace: its slot left git more than the grace ago.
     #[serde(rename_all = "camelCase")]
     DeleteNamespace {
-        /// Environment.
+        /// The slot's environment (a slot environment of the inventory).
         env: String,
-        /// Slot.
+        /// The slot's name, a DNS label such as `pr-42`.
         slot: String,
         /// The namespace.
         namespace: String,

@@ -22,9 +22,9 @@ use super::{stages, Error, Result};
 /// What to wait for.
 #[derive(Debug, Clone)]
 pub struct Wait {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// The revision holding the rendered tree (a branch such as `rendered`,
     /// `origin/rendered`); none: the checked-out branch.
@@ -67,9 +67,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
-    /// Environment.
+    /// The slot's environment (a slot environment of the inventory).
     pub env: String,
-    /// Slot.
+    /// The slot's name, a DNS label such as `pr-42`.
     pub slot: String,
     /// Namespace.
     pub namespace: String,
