@@ -11,11 +11,11 @@ use super::{exit, Exit, Output};
 use crate::diagnostic::Diagnostics;
 use crate::diff;
 use crate::diff::format::{self, Extra, Format};
-use crate::diff::source::{self, EnvPlan, Review, Side, SlotSpec, PROBE_SLOT};
+use crate::diff::source::{self, Review, Side, PROBE_SLOT};
 use crate::inventory::names::SlotName;
-use crate::inventory::{self, values, Inventory};
+use crate::inventory::{self, Inventory};
 use crate::template::Engine;
-use crate::{git, tree};
+use crate::{git, publish};
 
 /// Arguments of `diff`.
 #[derive(Debug, clap::Args)]
@@ -185,7 +185,16 @@ fn run_source(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let base = load_side(&checkout, file, &project, Some(base_rev), &out_rel, false, out)?;
     let head_rev = rev_arg(args.source_head.as_deref());
     let head = load_side(&checkout, file, &project, head_rev, &out_rel, true, out)?;
-    let plans = plans(&base, &head, &args, &out_dir)?;
+    fn review_side(l: &Loaded) -> publish::ReviewSide<'_> {
+        publish::ReviewSide { label: &l.label, inventory: l.project.as_ref().map(|(i, _)| i) }
+    }
+    let plans = publish::review_plans(
+        review_side(&base),
+        review_side(&head),
+        args.env.as_deref(),
+        args.slot.as_ref(),
+        &out_dir,
+    )?;
     fn side(l: &Loaded) -> Side<'_> {
         Side { label: l.label.clone(), path_prefix: l.prefix.clone(), project: l.project.as_ref().map(|(i, e)| (i, e)) }
     }
@@ -198,71 +207,6 @@ fn run_source(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     };
     let extra = source_extra(file, &args, &base, &head, &review);
     finish(&review.report, &args, &extra, out)
-}
-
-/// The environments to compare, with each slot environment's representative and other slots.
-fn plans(base: &Loaded, head: &Loaded, args: &Args, out_dir: &Path) -> Result<Vec<EnvPlan>> {
-    let inventories: Vec<&Inventory> = [head, base].iter().filter_map(|l| l.project.as_ref().map(|(i, _)| i)).collect();
-    let mut envs: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
-    for inv in inventories.iter().rev() {
-        for (name, env) in &inv.environments {
-            envs.insert(name, env.slots);
-        }
-    }
-    if let Some(e) = &args.env {
-        let Some(slots) = envs.get(e.as_str()).copied() else {
-            let known: Vec<&str> = envs.keys().copied().collect();
-            bail!(
-                "unknown environment `{e}` at {} and at {}; environments: {}",
-                base.label,
-                head.label,
-                known.join(", ")
-            );
-        };
-        if !slots && args.slot.is_some() {
-            bail!("`{e}` is not a slot environment: drop --slot");
-        }
-        envs.retain(|name, _| name == e);
-    }
-    let state = crate::publish::DiskTree(out_dir);
-    let mut plans = Vec::new();
-    for (env, slots) in envs {
-        if !slots {
-            plans.push(EnvPlan { env: env.to_owned(), representative: None, probe: false, existing: Vec::new() });
-            continue;
-        }
-        let mut recorded = Vec::new();
-        for slot in tree::list_slots(out_dir, env) {
-            recorded.push(slot_spec(inventories[0], &state, env, &slot)?);
-        }
-        let (representative, probe) = match &args.slot {
-            Some(s) => {
-                let own = recorded.iter().find(|r| r.slot == s.as_str()).cloned();
-                let fresh = SlotSpec { slot: s.to_string(), ..SlotSpec::probe() };
-                (own.unwrap_or(fresh), false)
-            }
-            None => (SlotSpec::probe(), true),
-        };
-        recorded.retain(|r| r.slot != representative.slot);
-        plans.push(EnvPlan { env: env.to_owned(), representative: Some(representative), probe, existing: recorded });
-    }
-    Ok(plans)
-}
-
-/// A slot as the tree records it, checked like `render` checks it.
-fn slot_spec(inventory: &Inventory, state: &crate::publish::DiskTree<'_>, env: &str, slot: &str) -> Result<SlotSpec> {
-    use crate::publish::TreeState;
-    let dir = crate::layout::target_dir(env, Some(slot));
-    let origin = state.meta_file(&dir);
-    crate::publish::check_slot(slot).map_err(|e| anyhow::anyhow!("{origin}: {e}; rename or remove the directory"))?;
-    let meta = state.read_meta(&dir).map_err(anyhow::Error::msg)?;
-    let Some(meta) = meta else {
-        return Ok(SlotSpec { slot: slot.to_owned(), run_id: None, sets: Vec::new(), origin });
-    };
-    let target = crate::render::Target { env: env.to_owned(), slot: Some(slot.to_owned()) };
-    crate::publish::check_meta(inventory, &origin, &target, &meta)?;
-    let sets = values::from_recorded(&meta.sets, &origin).map_err(anyhow::Error::msg)?;
-    Ok(SlotSpec { slot: slot.to_owned(), run_id: meta.run_id, sets, origin })
 }
 
 /// The notes and JSON fields of a source diff, and the command that shows it all.

@@ -10,12 +10,14 @@
 //!   reader, one TTL judgement), and slot removal (one commit shape);
 //! - [`lock_tree`] / [`lock_repo`]: the one lock of every writing run;
 //! - [`validate`]: every environment rendered in memory, with the warnings a
-//!   render gives.
+//!   render gives;
+//! - [`review_plans`]: what a review from source compares, slot by slot.
 
 mod commit;
 mod lock;
 mod render;
 mod requests;
+mod review;
 pub mod slots;
 mod source;
 mod state;
@@ -25,6 +27,7 @@ pub use commit::{commit_or_push, commit_request, preflight, push_retry, source_p
 pub use lock::{lock_path, lock_repo, lock_tree, TreeLock};
 pub use render::{Action, Progress, Publish, RenderRun, Report, ReportKind, Written};
 pub use requests::{requests, target_overrides, Options, Planned, Selection};
+pub use review::{review_plans, ReviewSide};
 pub use source::current as current_source;
 pub use state::{check_meta, check_run_id, check_slot, out_dir, out_prefix, DiskTree, GitTree, TreeState};
 pub use validate::{validate, Validated, PROBE};
