@@ -277,6 +277,11 @@ impl FluxDuration {
         Ok(FluxDuration(text.to_owned()))
     }
 
+    /// `gitops.interval` when the inventory does not set it.
+    pub fn default_interval() -> Self {
+        FluxDuration("5m".to_owned())
+    }
+
     /// The duration as written.
     pub fn as_str(&self) -> &str {
         &self.0

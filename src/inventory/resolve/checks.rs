@@ -55,7 +55,7 @@ impl Resolver {
         let top = YamlPath::default();
         let g = &raw.gitops;
         let interval = match g.interval.as_deref().map(|i| FluxDuration::parse(i, true)) {
-            None => FluxDuration::parse("5m", true).expect("the default is a Flux duration"),
+            None => FluxDuration::default_interval(),
             Some(Ok(i)) => i,
             Some(Err(e)) => {
                 self.error_at_value(
@@ -63,7 +63,7 @@ impl Resolver {
                     format!("bad gitops.interval: {e}"),
                     "write a duration such as `5m` (Flux reads Go durations: units h, m, s, ms)",
                 );
-                FluxDuration::parse("5m", true).expect("the default is a Flux duration")
+                FluxDuration::default_interval()
             }
         };
         let mut syncs = BTreeMap::new();

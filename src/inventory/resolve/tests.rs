@@ -110,3 +110,17 @@ fn overlays_merge_over_presets_field_by_field() {
     assert_eq!(replaced["dev"].drop_kinds, ["Secret"]);
     assert_eq!(replaced["dev"].pvc_mounts.len(), 1);
 }
+
+#[test]
+fn flux_durations_follow_go_and_the_default_is_one() {
+    let default = crate::inventory::FluxDuration::default_interval();
+    assert_eq!(crate::inventory::FluxDuration::parse(default.as_str(), true).as_ref(), Ok(&default));
+    for ok in ["30s", "1h30m", "1.5h", "250ms"] {
+        assert!(crate::inventory::FluxDuration::parse(ok, true).is_ok(), "{ok}");
+    }
+    for bad in ["2days", "5", "", "1d", "m"] {
+        assert!(crate::inventory::FluxDuration::parse(bad, false).is_err(), "{bad}");
+    }
+    assert!(crate::inventory::FluxDuration::parse("0s", true).is_err(), "zero interval");
+    assert!(crate::inventory::FluxDuration::parse("0s", false).is_ok(), "zero timeout is Flux's to judge");
+}
