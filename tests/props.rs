@@ -546,3 +546,150 @@ fn fuzz_regressions_round_trip_through_the_emitter() {
         }
     }
 }
+
+// ---------------------------------------------------------------- the fast reader
+
+/// Characters that change how YAML reads a line.
+const YAML_SPECIAL: &[char] = &[
+    ' ', ' ', '\n', '\n', '-', ':', '#', '"', '\'', '|', '>', '[', ']', '{', '}', ',', '&', '*', '!', '?', '%', '@',
+    '`', '~', '\\', '.', '0', '1', 'x', '+', 'é', '\t', '\r', '\u{85}', '\u{2028}',
+];
+
+/// `text` with `edits` inserted (positions taken modulo the char boundaries).
+fn mutate(text: &str, edits: &[(usize, char)]) -> String {
+    let mut out = text.to_owned();
+    for (at, c) in edits {
+        let bounds: Vec<usize> = (0..=out.len()).filter(|i| out.is_char_boundary(*i)).collect();
+        out.insert(bounds[at % bounds.len()], *c);
+    }
+    out
+}
+
+/// Whenever the fast reader gives a value, serde_yaml reads the same value
+/// from the same text, in the same key order (the emitter writes both alike).
+fn fast_reader_agrees(text: &str) -> Result<bool, TestCaseError> {
+    let Some(ours) = codex_k8s::render::read::fast(text) else { return Ok(false) };
+    let theirs: Value = serde_yaml::from_str(text)
+        .map_err(|e| TestCaseError::fail(format!("fast reader accepted what serde_yaml refuses ({e}):\n{text}")))?;
+    prop_assert_eq!(&ours, &theirs, "{}", text);
+    let (a, b) = (codex_k8s::render::emit::to_yaml(&ours), codex_k8s::render::emit::to_yaml(&theirs));
+    prop_assert_eq!(a, b, "key order differs:\n{}", text);
+    Ok(true)
+}
+
+/// `v` in flow style on one line, the way templates write `[a, "b"]` and
+/// `{path: /x, port: http}`: strings plain where `[a-zA-Z/_][a-zA-Z0-9 ./_-]*`
+/// allows, else JSON-quoted (a YAML double-quoted string). `quoted_key` is
+/// set when a key needed quotes (the fast reader leaves those to serde_yaml).
+fn flow_text(v: &Value, quoted_key: &mut bool) -> String {
+    match v {
+        Value::Sequence(s) => {
+            format!("[{}]", s.iter().map(|v| flow_text(v, quoted_key)).collect::<Vec<_>>().join(", "))
+        }
+        Value::Mapping(m) => {
+            let entries: Vec<String> = m
+                .iter()
+                .map(|(k, v)| {
+                    let key = flow_text(k, quoted_key);
+                    *quoted_key |= key.starts_with('"');
+                    format!("{key}: {}", flow_text(v, quoted_key))
+                })
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::String(s) => {
+            let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || "/_".contains(c))
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || " ./_-".contains(c))
+                && !s.ends_with(' ')
+                && codex_k8s::render::emit::is_plain_safe(s);
+            if plain {
+                s.clone()
+            } else {
+                serde_json::to_string(s).unwrap()
+            }
+        }
+        other => codex_k8s::render::emit::to_yaml(other).trim_end().to_owned(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Flow collections on one line, as values, as entries, then mutated.
+    #[test]
+    fn fast_reader_agrees_with_serde_yaml_on_flow_yaml(
+        v in yaml_value(),
+        edits in proptest::collection::vec((any::<usize>(), proptest::sample::select(YAML_SPECIAL)), 0..3),
+    ) {
+        let mut quoted_key = false;
+        let flow = flow_text(&v, &mut quoted_key);
+        let text = mutate(&format!("a: {flow}\nb:\n- {flow}\n- k: {flow} # c\n"), &edits);
+        let read = fast_reader_agrees(&text)?;
+        if edits.is_empty() && !quoted_key && !flow.contains('\n') {
+            prop_assert!(read || !matches!(v, Value::Sequence(_) | Value::Mapping(_)), "declined:\n{}", text);
+        }
+    }
+
+    /// The emitter's output (what overlays and `to_yaml` produce) reads the
+    /// same with the fast reader as with serde_yaml.
+    #[test]
+    fn fast_reader_agrees_with_serde_yaml_on_emitted_yaml(v in yaml_value()) {
+        let text = codex_k8s::render::emit::to_yaml(&v);
+        if fast_reader_agrees(&text)? {
+            prop_assert_eq!(codex_k8s::render::read::fast(&text).unwrap(), v);
+        }
+    }
+
+    /// Emitted YAML with YAML's special characters inserted anywhere: the
+    /// fast reader either declines or reads what serde_yaml reads.
+    #[test]
+    fn fast_reader_agrees_with_serde_yaml_on_mutated_yaml(
+        v in yaml_value(),
+        edits in proptest::collection::vec((any::<usize>(), proptest::sample::select(YAML_SPECIAL)), 1..5),
+    ) {
+        let text = mutate(&codex_k8s::render::emit::to_yaml(&v), &edits);
+        fast_reader_agrees(&text)?;
+    }
+}
+
+/// Every object the bundled example renders is read by the fast path: a
+/// construct that falls back to serde_yaml costs a render several times its
+/// CPU (docs/performance.md), so a template change that causes one shows here.
+#[test]
+fn fast_reader_reads_every_rendered_file_of_the_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rendered");
+    let mut read = 0;
+    for e in walkdir::WalkDir::new(&root).into_iter().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "yaml")
+            || path.components().any(|c| c.as_os_str() == "flux" || c.as_os_str() == "argocd")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        let ours = codex_k8s::render::read::fast(&text)
+            .unwrap_or_else(|| panic!("{}: the fast reader declined it", path.display()));
+        assert_eq!(ours, serde_yaml::from_str::<Value>(&text).unwrap(), "{}", path.display());
+        read += 1;
+    }
+    assert!(read > 20, "only {read} rendered files under {}", root.display());
+}
+
+/// The fast reader's fuzz findings and corpus (`fuzz/regressions/read`,
+/// `fuzz/corpus/read`), replayed on every `cargo test`.
+#[test]
+fn fuzz_inputs_of_the_fast_reader_agree_with_serde_yaml() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut replayed = 0;
+    for dir in ["regressions/read", "corpus/read"] {
+        for e in std::fs::read_dir(fuzz.join(dir)).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+            if let Err(e) = fast_reader_agrees(text) {
+                panic!("{e}");
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 2, "no fuzz inputs found under {}", fuzz.display());
+}

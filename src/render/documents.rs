@@ -136,7 +136,7 @@ pub(super) fn split_documents(template: &Path, text: &str) -> Result<Vec<Documen
         if chunk.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_yaml::from_str(&chunk).map_err(|e| {
+        let value: Value = super::read::document(&chunk).map_err(|e| {
             if let Some(d) = duplicate_key(template, text, &chunk, start) {
                 return d;
             }

@@ -14,6 +14,7 @@ mod overlay;
 mod place;
 mod plan;
 mod policy;
+pub mod read;
 mod shard;
 pub mod source;
 mod target;
