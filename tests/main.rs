@@ -5,6 +5,7 @@ mod crash;
 mod git;
 mod images;
 mod lifecycle;
+mod memo;
 mod ownership;
 mod port;
 mod props;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde_yaml::Value;
 
+use super::memo::{self, Rendered};
 use super::plan::Target;
 use super::target::Part;
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -15,7 +16,7 @@ use crate::inventory::Inventory;
 use crate::template::Engine;
 
 /// One document of rendered template output.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Document {
     /// The manifest template that rendered it.
     pub template: PathBuf,
@@ -41,22 +42,27 @@ pub(super) fn render_manifests(
         .collect();
     let max_bytes = inventory.limits.max_output_bytes;
     // (component index, its documents, rendered bytes) per manifest, in manifest order.
-    type Rendered = Result<(usize, Vec<Document>, usize), Diagnostic>;
-    let rendered: Vec<Rendered> = jobs
+    type Outcome = Result<(usize, Vec<Document>, usize), Diagnostic>;
+    let rendered: Vec<Outcome> = jobs
         .par_iter()
         .map(|(i, manifest)| {
-            let name = &parts[*i].component.name;
-            let text = engine.render_file(manifest, &parts[*i].context).map_err(|d| in_component(d, name, target))?;
-            if text.len() as u64 > max_bytes {
-                return Err(Diagnostic::error(
-                    *manifest,
-                    None,
-                    format!("template produced {} bytes; the limit per target is {max_bytes}", text.len()),
-                )
-                .with_help("raise limits.maxOutputBytes if this is intended"));
-            }
-            let docs = split_documents(manifest, &text).map_err(|d| in_component(d, name, target))?;
-            Ok((*i, docs, text.len()))
+            let part = &parts[*i];
+            let name = &part.component.name;
+            let out = memo::rendered(engine, manifest, &part.context, &part.prints, || {
+                let (text, access) =
+                    engine.render_file_tracked(manifest, &part.context).map_err(|d| in_component(d, name, target))?;
+                if text.len() as u64 > max_bytes {
+                    return Err(Diagnostic::error(
+                        *manifest,
+                        None,
+                        format!("template produced {} bytes; the limit per target is {max_bytes}", text.len()),
+                    )
+                    .with_help("raise limits.maxOutputBytes if this is intended"));
+                }
+                let docs = split_documents(manifest, &text).map_err(|d| in_component(d, name, target))?;
+                Ok((Rendered { docs, len: text.len() }, access))
+            })?;
+            Ok((*i, out.docs, out.len))
         })
         .collect();
     let mut diags = Diagnostics::default();

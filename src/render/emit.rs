@@ -248,39 +248,48 @@ const RESERVED_WORDS: [&str; 28] = [
 ];
 
 /// Whether `s` can be written without quotes and read back as the same string by any YAML reader.
+///
+/// One pass over the bytes (every rendered string goes through here): the
+/// first bytes decide indicators and number-like starts, the loop finds
+/// `: `, ` #`, tabs and control characters.
 pub fn is_plain_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else { return false };
-    if RESERVED_WORDS.contains(&s) {
+    let bytes = s.as_bytes();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return false };
+    if first == b' ' || last == b' ' || last == b':' || first < 0x20 || first == 0x7f {
         return false;
     }
-    if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
+    if b",[]{}#&*!|>'\"%@`".contains(&first) {
         return false;
     }
-    // `--- x` and `... x` at the start of a line are document markers.
-    if s.starts_with("---") || s.starts_with("...") {
-        return false;
-    }
-    if ",[]{}#&*!|>'\"%@`".contains(first) {
-        return false;
-    }
+    let second = bytes.get(1).copied();
     // `-`, `?` and `:` start plain scalars only when a non-space follows (`--flag`).
-    if matches!(first, '-' | '?' | ':') && s.chars().nth(1).is_none_or(|c| c == ' ') {
+    if matches!(first, b'-' | b'?' | b':') && second.is_none_or(|c| c == b' ') {
         return false;
     }
     // Anything that starts like a number (or .inf/.nan) may be one in YAML 1.1.
-    let mut chars = s.chars();
-    let c0 = chars.next().unwrap_or(' ');
-    let c1 = chars.next().unwrap_or(' ');
-    if c0.is_ascii_digit()
-        || (matches!(c0, '+' | '-' | '.')
-            && (c1.is_ascii_digit() || c1 == '.' || c1 == 'i' || c1 == 'I' || c1 == 'n' || c1 == 'N'))
+    if first.is_ascii_digit()
+        || (matches!(first, b'+' | b'-' | b'.')
+            && second.is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'i' | b'I' | b'n' | b'N')))
     {
         return false;
     }
-    if s.contains(": ") || s.contains(" #") || s.contains('\t') {
+    // `--- x` and `... x` at the start of a line are document markers.
+    if bytes.starts_with(b"---") || bytes.starts_with(b"...") || (bytes.len() <= 5 && RESERVED_WORDS.contains(&s)) {
         return false;
     }
-    s.chars().all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{85}' && c != '\u{2028}' && c != '\u{2029}')
+    let mut prev = first;
+    for &b in &bytes[1..] {
+        let bad = match b {
+            b' ' => prev == b':',
+            b'#' => prev == b' ',
+            _ => b < 0x20 || b == 0x7f,
+        };
+        if bad {
+            return false;
+        }
+        prev = b;
+    }
+    s.is_ascii() || s.chars().all(|c| !c.is_control() && !matches!(c, '\u{feff}' | '\u{85}' | '\u{2028}' | '\u{2029}'))
 }
 
 fn needs_double_quotes(s: &str) -> bool {
@@ -361,6 +370,66 @@ mod tests {
         let text = to_yaml(v);
         let back: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(&back, v, "\n{text}");
+    }
+
+    /// The one-pass `is_plain_safe` against the straightforward version it
+    /// replaced, on every string of up to three characters from YAML's
+    /// special characters, and on the reserved words.
+    #[test]
+    fn is_plain_safe_matches_the_plain_version() {
+        fn reference(s: &str) -> bool {
+            let Some(first) = s.chars().next() else { return false };
+            if RESERVED_WORDS.contains(&s) {
+                return false;
+            }
+            if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
+                return false;
+            }
+            // `--- x` and `... x` at the start of a line are document markers.
+            if s.starts_with("---") || s.starts_with("...") {
+                return false;
+            }
+            if ",[]{}#&*!|>'\"%@`".contains(first) {
+                return false;
+            }
+            // `-`, `?` and `:` start plain scalars only when a non-space follows (`--flag`).
+            if matches!(first, '-' | '?' | ':') && s.chars().nth(1).is_none_or(|c| c == ' ') {
+                return false;
+            }
+            // Anything that starts like a number (or .inf/.nan) may be one in YAML 1.1.
+            let mut chars = s.chars();
+            let c0 = chars.next().unwrap_or(' ');
+            let c1 = chars.next().unwrap_or(' ');
+            if c0.is_ascii_digit()
+                || (matches!(c0, '+' | '-' | '.')
+                    && (c1.is_ascii_digit() || c1 == '.' || c1 == 'i' || c1 == 'I' || c1 == 'n' || c1 == 'N'))
+            {
+                return false;
+            }
+            if s.contains(": ") || s.contains(" #") || s.contains('\t') {
+                return false;
+            }
+            s.chars().all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{85}' && c != '\u{2028}' && c != '\u{2029}')
+        }
+
+        let alphabet: Vec<char> = " -?:#.+,[]{}&*!|>'\"%@`~\tnNiI0a\u{85}\u{e9}".chars().collect();
+        let mut strings: Vec<String> = RESERVED_WORDS.iter().map(|w| w.to_string()).collect();
+        strings.extend(
+            ["---x", "...", "a: b", "a #b", "a#b", "x:", ".inf", "-.5", "1:30", "\u{feff}x", "x\u{2028}"]
+                .map(String::from),
+        );
+        for a in &alphabet {
+            strings.push(a.to_string());
+            for b in &alphabet {
+                strings.push(format!("{a}{b}"));
+                for c in &alphabet {
+                    strings.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        for s in &strings {
+            assert_eq!(is_plain_safe(s), reference(s), "{s:?}");
+        }
     }
 
     #[test]

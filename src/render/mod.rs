@@ -9,6 +9,7 @@ pub mod emit;
 mod images;
 pub mod isolation;
 mod kinds;
+mod memo;
 mod object;
 mod overlay;
 mod place;

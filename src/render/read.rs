@@ -44,7 +44,11 @@ pub fn fast(text: &str) -> Option<Value> {
     if !printable(text) {
         return None;
     }
-    let mut reader = Reader { lines: text.split('\n').collect(), pos: 0, depth: 0 };
+    let lines: Vec<&str> = text.split('\n').collect();
+    if lines.iter().any(|l| is_marker(l)) {
+        return None; // another document: serde_yaml reports it
+    }
+    let mut reader = Reader { lines, pos: 0, depth: 0 };
     let Some((indent, first)) = reader.peek() else { return Some(Value::Null) };
     let value = if is_entry(first) {
         reader.sequence(indent)?
@@ -70,6 +74,11 @@ fn printable(text: &str) -> bool {
             matches!(c, '\n' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
                 && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
         })
+}
+
+/// A document marker line: `---` or `...` at column 0, alone or before a space.
+fn is_marker(line: &str) -> bool {
+    (line.starts_with("---") || line.starts_with("...")) && line.as_bytes().get(3).is_none_or(|b| *b == b' ')
 }
 
 /// A block sequence entry: `-` alone or followed by a space.
@@ -725,6 +734,8 @@ mod tests {
             "a: \"x\"y\n",
             "a: \"\\q\"\n",
             "a: \"\\\n",
+            "a: 1\n... b: 2\n",
+            "a: |\n  x\n---\n",
         ] {
             declines(text);
         }

@@ -69,6 +69,8 @@ pub(super) struct Part<'a> {
     pub component: &'a Component,
     /// The target's context plus `component`, `run` and its own `vars`.
     pub context: JValue,
+    /// Fingerprints of its context's values (the memo's keys).
+    pub prints: super::memo::Fingerprints,
 }
 
 /// Renders one target.
@@ -145,7 +147,7 @@ fn parts<'a>(
             let run = if c.kind == ComponentKind::Agent { run.clone() } else { None };
             let component = component_ctx(ctx, c, planned.wave);
             let context = component_scope(&base, component, run, component_vars.get(&c.name));
-            Part { planned, component: c, context }
+            Part { planned, component: c, context, prints: Default::default() }
         })
         .collect()
 }

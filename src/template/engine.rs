@@ -11,11 +11,13 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use minijinja::value::{Kwargs, Rest, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
+use super::access::{self, Access, Tracked};
 use super::context::CONTEXT_VARS;
 use super::helpers;
 use super::partials::{self, MacroDef};
@@ -44,8 +46,12 @@ pub fn recursion_limit(max_partial_depth: u32) -> usize {
     16 * max_partial_depth as usize + 100
 }
 
+/// Engines made so far: each gets its own [`Engine::id`].
+static ENGINES: AtomicU64 = AtomicU64::new(0);
+
 /// The compiled templates of one project.
 pub struct Engine {
+    id: u64,
     env: Environment<'static>,
     /// Inline templates of the inventory (namespaces, images, overlays),
     /// compiled once: text → template name.
@@ -132,7 +138,8 @@ impl Engine {
         register_helpers(&mut env, inventory);
         register_partials(&mut env, &macros, inventory.limits);
 
-        let engine = Engine { env, inline, sources, macros, limits: inventory.limits };
+        let id = ENGINES.fetch_add(1, Ordering::Relaxed);
+        let engine = Engine { id, env, inline, sources, macros, limits: inventory.limits };
         if diags.has_errors() {
             diags.sort();
             return Err(diags);
@@ -150,12 +157,26 @@ impl Engine {
         self.limits
     }
 
+    /// This engine's identity, unique in the process: what a cache of its
+    /// renders is valid for.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Renders the manifest or partial file `path` with `ctx`.
     pub fn render_file(&self, path: &Path, ctx: &Value) -> Result<String, Diagnostic> {
+        self.render_file_tracked(path, ctx).map(|(text, _)| text)
+    }
+
+    /// Renders `path` with `ctx`, and says which context variables the
+    /// render (its partial calls included) read.
+    pub fn render_file_tracked(&self, path: &Path, ctx: &Value) -> Result<(String, Access), Diagnostic> {
         let name = template_name(path);
         reset_partial_counters();
         let tmpl = self.env.get_template(&name).map_err(|e| diagnostic_from(&e, &self.sources, path))?;
-        tmpl.render(ctx).map_err(|e| diagnostic_from(&e, &self.sources, path))
+        access::start();
+        let text = tmpl.render(Tracked::wrap(ctx.clone())).map_err(|e| diagnostic_from(&e, &self.sources, path))?;
+        Ok((text, access::finish()))
     }
 
     /// Renders an inline template (`namespace`, image tags, overlay strings).
@@ -283,10 +304,13 @@ fn call_partial(state: &State, name: &str, file: &str, args: &[Value], limits: L
     }
     // A map value built directly: a `BTreeMap` would go through serde
     // (`Value::from_serialize`) on every call.
-    let ctx: Value = CONTEXT_VARS.iter().filter_map(|var| Some((*var, state.lookup(var)?))).collect();
+    // Copying the caller's variables is not reading them: the partial's own
+    // lookups in its (tracked) context are.
+    let ctx: Value =
+        access::unrecorded(|| CONTEXT_VARS.iter().filter_map(|var| Some((*var, state.lookup(var)?))).collect());
     let args = bind_caller(state, name, args)?;
     let tmpl = state.env().get_template(file)?;
-    let captured = tmpl.render_captured(ctx).map_err(|e| called_from(e, name))?;
+    let captured = tmpl.render_captured(Tracked::wrap(ctx)).map_err(|e| called_from(e, name))?;
     let module = captured.state();
     let Some(mac) = module.lookup(name) else {
         return Err(Error::new(

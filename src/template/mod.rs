@@ -4,11 +4,13 @@
 //! Entry point: [`Engine::new`] compiles a project's templates once; render
 //! threads share it.
 
+mod access;
 mod context;
 mod engine;
 mod helpers;
 mod partials;
 
+pub use access::{fingerprint, Access};
 pub use context::{
     component_scope, is_reserved, ComponentContext, RunContext, TargetContext, TlsContext, CONTEXT_VARS, HELPERS,
 };
