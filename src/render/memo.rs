@@ -41,14 +41,32 @@ pub(super) struct Rendered {
     pub len: usize,
 }
 
+type Prints = [OnceLock<Option<[u8; 32]>>; CONTEXT_VARS.len()];
+
 /// The fingerprints of a part's context variables, computed when first
-/// needed.
-#[derive(Debug, Default)]
-pub(super) struct Fingerprints([OnceLock<Option<[u8; 32]>>; CONTEXT_VARS.len()]);
+/// needed: `component`, `run` and its own `vars` per part, the rest once per
+/// target (every part of a target shares them).
+#[derive(Debug)]
+pub(super) struct Fingerprints {
+    part: Prints,
+    target: Arc<Prints>,
+    own_vars: bool,
+}
 
 impl Fingerprints {
+    /// A table for one of a target's parts; `target` is shared by them all.
+    pub fn new(target: &TargetPrints, own_vars: bool) -> Fingerprints {
+        Fingerprints { part: Default::default(), target: Arc::clone(&target.0), own_vars }
+    }
+
     fn of(&self, ctx: &Value, var: usize) -> Option<[u8; 32]> {
-        *self.0[var].get_or_init(|| fingerprint(&ctx.get_attr(CONTEXT_VARS[var]).ok()?))
+        let per_part = match CONTEXT_VARS[var] {
+            "component" | "run" => true,
+            "vars" => self.own_vars,
+            _ => false,
+        };
+        let cell = if per_part { &self.part[var] } else { &self.target[var] };
+        *cell.get_or_init(|| fingerprint(&ctx.get_attr(CONTEXT_VARS[var]).ok()?))
     }
 
     /// The key of `manifest` for a render that read `access`, or `None`
@@ -61,6 +79,10 @@ impl Fingerprints {
         Some((manifest.to_path_buf(), access, values))
     }
 }
+
+/// The fingerprints of one target's variables, shared by its parts.
+#[derive(Debug, Default)]
+pub(super) struct TargetPrints(Arc<Prints>);
 
 type Key = (PathBuf, Access, Vec<[u8; 32]>);
 

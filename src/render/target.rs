@@ -14,6 +14,7 @@ use serde_yaml::Mapping;
 
 use super::context::{component_ctx, own_vars, target_context};
 use super::documents::render_manifests;
+use super::memo::{Fingerprints, TargetPrints};
 use super::object::RenderedObject;
 use super::place::Placement;
 use super::plan::{plan_target, Enablement, PlannedComponent, Target};
@@ -70,7 +71,7 @@ pub(super) struct Part<'a> {
     /// The target's context plus `component`, `run` and its own `vars`.
     pub context: JValue,
     /// Fingerprints of its context's values (the memo's keys).
-    pub prints: super::memo::Fingerprints,
+    pub prints: Fingerprints,
 }
 
 /// Renders one target.
@@ -141,13 +142,16 @@ fn parts<'a>(
 ) -> Vec<Part<'a>> {
     let base = JValue::from_serialize(ctx);
     let run = req.run_id.as_ref().map(|id| RunContext { id: id.clone() });
+    let target_prints = TargetPrints::default();
     enabled
         .into_iter()
         .map(|(planned, c)| {
             let run = if c.kind == ComponentKind::Agent { run.clone() } else { None };
             let component = component_ctx(ctx, c, planned.wave);
-            let context = component_scope(&base, component, run, component_vars.get(&c.name));
-            Part { planned, component: c, context, prints: Default::default() }
+            let own_vars = component_vars.get(&c.name);
+            let prints = Fingerprints::new(&target_prints, own_vars.is_some());
+            let context = component_scope(&base, component, run, own_vars);
+            Part { planned, component: c, context, prints }
         })
         .collect()
 }
