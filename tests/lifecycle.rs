@@ -28,7 +28,7 @@ use crate::support::{
 };
 
 /// The deploy branch CI writes.
-const DEPLOY: &str = "rendered";
+pub(crate) const DEPLOY: &str = "rendered";
 /// How many pull requests are open at once.
 const PRS: u32 = 8;
 /// The web Deployment of a slot (the dev image's hot-reload port is what the pull requests change).
@@ -41,11 +41,11 @@ const WEB_TEMPLATE: &str = "manifests/web/deployment.yaml.j2";
 // ------------------------------------------------------------------ the forge
 
 /// A bare origin with protective hooks and a developer's clone to push from.
-struct Forge {
+pub(crate) struct Forge {
     _dir: TempDir,
-    origin: PathBuf,
+    pub(crate) origin: PathBuf,
     log: PathBuf,
-    dev: Project,
+    pub(crate) dev: Project,
     /// What origin's `main` must be: the last push a person made.
     main: String,
 }
@@ -64,7 +64,7 @@ exit $status
 
 impl Forge {
     /// The bundled example's sources as origin's `main` (no rendered files).
-    fn new() -> Forge {
+    pub(crate) fn new() -> Forge {
         let seed = Project::example();
         let dir = tempfile::Builder::new().prefix("codex-k8s-forge-").tempdir().expect("tempdir");
         let origin = dir.path().join("origin.git");
@@ -90,7 +90,7 @@ impl Forge {
     }
 
     /// `git rev-parse --verify` on origin, `None` when the revision does not exist.
-    fn rev(&self, rev: &str) -> Option<String> {
+    pub(crate) fn rev(&self, rev: &str) -> Option<String> {
         let out = Process::new("git")
             .current_dir(&self.origin)
             .args(["rev-parse", "--verify", "-q", rev])
@@ -99,12 +99,12 @@ impl Forge {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    fn deploy_tip(&self) -> String {
+    pub(crate) fn deploy_tip(&self) -> String {
         self.rev(&format!("refs/heads/{DEPLOY}")).expect("origin has the deploy branch")
     }
 
     /// A file of the deploy branch's tip on origin.
-    fn deployed(&self, path: &str) -> String {
+    pub(crate) fn deployed(&self, path: &str) -> String {
         git_in(&self.origin, &["show", &format!("refs/heads/{DEPLOY}:{path}")])
     }
 
@@ -150,7 +150,7 @@ impl Forge {
     }
 
     /// A person pushes from the developer's clone.
-    fn push(&mut self, refspecs: &[&str]) {
+    pub(crate) fn push(&mut self, refspecs: &[&str]) {
         let mut args = vec!["push", "-q", "origin"];
         args.extend_from_slice(refspecs);
         self.dev.git_with(&args, &[("LIFECYCLE_ACTOR", "human")]);
@@ -183,7 +183,7 @@ impl Forge {
     }
 
     /// Merges pull request `n` into main with a merge commit, as a person.
-    fn merge_pr(&mut self, n: u32) {
+    pub(crate) fn merge_pr(&mut self, n: u32) {
         self.dev.git(&["fetch", "-q", "origin"]);
         self.dev.git(&["checkout", "-q", "-B", "main", "origin/main"]);
         self.dev.git(&["merge", "-q", "--no-ff", &format!("pr-{n}"), "-m", &format!("Merge pull request #{n}")]);
@@ -191,12 +191,12 @@ impl Forge {
     }
 
     /// A fresh runner checkout of main (`actions/checkout` on a push).
-    fn main_runner(&self) -> Project {
+    pub(crate) fn main_runner(&self) -> Project {
         Project::clone_of(&self.origin)
     }
 
     /// A fresh runner checkout of pull request `n`'s head, detached.
-    fn pr_runner(&self, n: u32) -> Project {
+    pub(crate) fn pr_runner(&self, n: u32) -> Project {
         let runner = Project::clone_of(&self.origin);
         runner.git(&["fetch", "-q", "origin", &format!("refs/pull/{n}/head")]);
         runner.git(&["checkout", "-q", "--detach", "FETCH_HEAD"]);
@@ -219,7 +219,7 @@ impl Forge {
     /// CI wrote only the deploy branch, which holds only rendered output and
     /// is linear, and the origin is sound.
     #[track_caller]
-    fn assert_invariants(&self) {
+    pub(crate) fn assert_invariants(&self) {
         assert_eq!(self.rev("refs/heads/main").as_deref(), Some(self.main.as_str()), "CI moved main");
         for (actor, reference) in self.pushes() {
             match reference.as_str() {
@@ -249,15 +249,15 @@ fn write_executable(path: &Path, text: &str) {
 // ------------------------------------------------------------------ CI jobs
 
 /// The environment of a CI job: the test identity, CI, and the actor the hooks see.
-const CI_ENV: &[(&str, &str)] = &[("LIFECYCLE_ACTOR", "ci")];
+pub(crate) const CI_ENV: &[(&str, &str)] = &[("LIFECYCLE_ACTOR", "ci")];
 
 /// Runs one CI step in a runner's checkout.
-fn ci(runner: &Project, args: &[&str]) -> Run {
+pub(crate) fn ci(runner: &Project, args: &[&str]) -> Run {
     runner.run_with(args, CI_ENV)
 }
 
 /// `render --all` as the push-to-main job runs it.
-fn main_ci(runner: &Project) -> Run {
+pub(crate) fn main_ci(runner: &Project) -> Run {
     ci(runner, &["render", "--all", "--source-ref", "refs/heads/main", "--branch", DEPLOY, "--push", "origin"])
 }
 
@@ -589,6 +589,7 @@ fn text(value: &Json) -> &str {
 #[test]
 fn a_pull_request_job_on_a_persistent_runner_with_a_stale_deploy_branch_keeps_the_others() {
     let mut forge = Forge::new();
+    main_ci(&forge.main_runner()).expect_code(0);
     let persistent = forge.main_runner();
     let sha1 = forge.open_pr(1, 5201);
     persistent.git(&["fetch", "-q", "origin", "refs/pull/1/head"]);
@@ -627,6 +628,7 @@ fn idle_slots_are_judged_and_removed_on_the_deploy_branch() {
     forge.dev.edit("environments/ai.yaml", "idleTTL: 8h", "idleTTL: 1s");
     forge.dev.git(&["commit", "-q", "-am", "ai: slots are idle after a second"]);
     forge.push(&["HEAD:main"]);
+    main_ci(&forge.main_runner()).expect_code(0);
     let sha = forge.open_pr(1, 5201);
     pr_job(&forge.pr_runner(1), 1, &sha).expect_code(0);
     std::thread::sleep(Duration::from_secs(3));

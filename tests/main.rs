@@ -20,5 +20,6 @@ mod templates;
 mod trust_tree;
 mod trust_values;
 mod values;
+mod walls;
 #[cfg(feature = "watch")]
 mod watch;

@@ -15,12 +15,15 @@ fn web(slot: &str) -> String {
     WEB.replace("{slot}", slot)
 }
 
-/// A bare origin holding the example on `main`.
+/// A bare origin holding the example on `main`, and its deploy branch
+/// `rendered` as main's CI first rendered it (recording the walls every
+/// pull request's slot is held to).
 fn origin() -> (tempfile::TempDir, PathBuf) {
     let seed = Project::example();
     let dir = tempfile::Builder::new().prefix("codex-k8s-origin-").tempdir().unwrap();
     let bare = dir.path().join("origin.git");
     git_in(dir.path(), &["clone", "-q", "--bare", &seed.root.display().to_string(), &bare.display().to_string()]);
+    Project::clone_of(&bare).ok(&["render", "--all", "--branch", "rendered", "--push", "origin"]);
     (dir, bare)
 }
 
@@ -190,6 +193,7 @@ fn a_detached_head_must_name_its_source_to_render_a_slot() {
     let (_dir, bare) = origin();
     let ci = Project::clone_of(&bare);
     ci.git(&["checkout", "-q", "--detach"]);
+    ci.git(&["fetch", "-q", "origin", "rendered:rendered"]);
     let run = ci.run(&["render", "--env", "ai", "--slot", "pr-6", "--branch", "rendered"]).expect_code(1);
     assert!(run.stderr.contains("--source-ref"), "{run}");
     ci.ok(&["render", "--env", "ai", "--slot", "pr-6", "--branch", "rendered", "--source-ref", "refs/pull/6/head"]);

@@ -981,7 +981,15 @@ fn slot_app_project_walls_in_the_slot_namespaces() {
     // The fields of Argo CD's AppProjectSpec this emits, and nothing else.
     let mut fields: Vec<&str> = appproject["spec"].as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["clusterResourceWhitelist", "description", "destinations", "sourceRepos"]);
+    assert_eq!(
+        fields,
+        ["clusterResourceWhitelist", "description", "destinations", "namespaceResourceWhitelist", "sourceRepos"]
+    );
+    // Namespaced kinds: the Kubernetes API's stored ones, listed, never `*`.
+    let kinds = appproject["spec"]["namespaceResourceWhitelist"].as_array().unwrap();
+    let listed = |group: &str, kind: &str| kinds.iter().any(|k| k["group"] == group && k["kind"] == kind);
+    assert!(listed("apps", "Deployment") && listed("batch", "Job") && listed("", "PersistentVolumeClaim"));
+    assert!(!listed("", "Binding") && kinds.iter().all(|k| k["kind"] != "*" && k["group"] != "*"), "{kinds:?}");
     assert_eq!(
         appproject["spec"]["sourceRepos"],
         serde_json::json!([set["spec"]["template"]["spec"]["source"]["repoURL"]])

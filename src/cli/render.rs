@@ -56,6 +56,12 @@ pub struct Args {
     /// Render a slot another source owns anyway, taking it over.
     #[arg(long, conflicts_with = "all")]
     adopt: bool,
+    /// The protected ref: its renders onto a deploy branch (--branch) record the walls every other source's slot renders are held to.
+    #[arg(long, value_name = "REF", env = "CODEX_K8S_PROTECTED_REF", default_value = crate::publish::walls::DEFAULT_PROTECTED_REF)]
+    protected_ref: String,
+    /// Take the walls from the project at this revision instead of the deploy branch's record.
+    #[arg(long, value_name = "REV")]
+    walls_from: Option<String>,
     /// With --all: render only shard I of N (1-based), for a CI matrix of N jobs; see docs/cli.md.
     #[arg(long, conflicts_with_all = ["env", "slots"], value_name = "I/N", value_parser = clap::value_parser!(Shard))]
     shard: Option<Shard>,
@@ -88,6 +94,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         action,
         force: args.force,
         shard: args.shard,
+        protected_ref: args.protected_ref.clone(),
+        walls_from: args.walls_from.clone(),
     };
     let report = match run.run(&Spinner::new(out)) {
         Ok(r) => r,

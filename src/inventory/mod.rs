@@ -13,14 +13,16 @@ mod raw;
 mod resolve;
 mod validate;
 pub mod values;
+pub mod walls;
 pub mod yaml;
 
 pub use load::{read_source, SourceFile};
 pub use model::*;
-pub use raw::{ImageBuild, RawInventory, RawTls, API_VERSION, KIND};
+pub use raw::{ImageBuild, RawCluster, RawDecryption, RawFlux, RawInventory, RawSecretRef, RawTls, API_VERSION, KIND};
 pub use resolve::{deep_merge, load, Loaded};
 pub use validate::find_cycle;
 pub use values::{Override, Overrides};
+pub use walls::{WallChange, Walls};
 
 /// The JSON Schema of `services.yaml`, generated from the same serde types
 /// the loader uses, so the two never disagree.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw::RawTls;
+use super::raw::{RawCluster, RawFlux, RawTls};
 pub use super::raw::{RawOverlay as Overlay, RawPvcMount as PvcMount};
 use super::yaml::YamlPath;
 use crate::diagnostic::Location;
@@ -27,21 +27,32 @@ pub const AGENT_STAGE: &str = "agent";
 /// with `env_or`, compiled once when the inventory loads (a glob that does
 /// not compile is an error there, never an empty list later).
 #[derive(Debug, Clone, Default)]
-pub struct EnvAllow(globset::GlobSet);
+pub struct EnvAllow {
+    set: globset::GlobSet,
+    patterns: Vec<String>,
+}
 
 impl EnvAllow {
     /// Compiles `patterns`; the first that is not a glob is the error.
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, (usize, globset::Error)> {
         let mut set = globset::GlobSetBuilder::new();
+        let mut written = Vec::new();
         for (i, p) in patterns.into_iter().enumerate() {
             set.add(globset::Glob::new(p).map_err(|e| (i, e))?);
+            written.push(p.to_owned());
         }
-        set.build().map(EnvAllow).map_err(|e| (0, e))
+        let set = set.build().map_err(|e| (0, e))?;
+        Ok(EnvAllow { set, patterns: written })
     }
 
     /// Whether templates may read variable `name`.
     pub fn allows(&self, name: &str) -> bool {
-        self.0.is_match(name)
+        self.set.is_match(name)
+    }
+
+    /// The patterns as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
     }
 }
 
@@ -81,6 +92,9 @@ pub struct Inventory {
     /// Every file read to build this inventory (relative to `root`), sorted;
     /// their hash is the render's `Inputs-Digest`.
     pub sources: Vec<PathBuf>,
+    /// Where each setting of `project`, `policy`, `templates`, `limits`,
+    /// `gitops` and `images` is written, by dotted path (for messages).
+    pub settings: BTreeMap<String, (PathBuf, Location)>,
 }
 
 /// An image with templated parts.
@@ -126,6 +140,10 @@ pub struct Environment {
     pub idle_ttl: Option<Duration>,
     /// Slot capacity.
     pub max_slots: Option<u32>,
+    /// Destination cluster of its Argo CD Applications (none: Argo CD's own).
+    pub cluster: Option<RawCluster>,
+    /// Flux apply settings (service account, decryption).
+    pub flux: Option<RawFlux>,
     /// Template variables.
     pub vars: serde_yaml::Mapping,
     /// Where templated fields (`namespace`, `domain`) are written, for messages.
@@ -344,6 +362,32 @@ impl Inventory {
         match self.texts.get(file) {
             Some(text) => d.with_source(text),
             None => d,
+        }
+    }
+
+    /// Where setting `path` (dotted, as [`crate::inventory::walls`] names
+    /// it) is written: its own position, else its nearest parent's, else
+    /// the file that would hold it.
+    pub fn setting_location(&self, path: &str) -> (PathBuf, Option<Location>) {
+        if let Some(rest) = path.strip_prefix("environments.") {
+            let (env, field) = rest.split_once('.').unwrap_or((rest, ""));
+            return match self.environments.get(env) {
+                Some(e) => match e.positions.get(field) {
+                    Some((file, at)) => (file.clone(), Some(*at)),
+                    None => (e.file.clone(), None),
+                },
+                None => (self.file.clone(), None),
+            };
+        }
+        let mut at = path;
+        loop {
+            if let Some((file, location)) = self.settings.get(at) {
+                return (file.clone(), Some(*location));
+            }
+            match at.rfind('.') {
+                Some(i) => at = &at[..i],
+                None => return (self.file.clone(), None),
+            }
         }
     }
 

@@ -234,10 +234,63 @@ pub struct RawEnvironment {
     /// Most slots this environment may hold at once.
     #[serde(default)]
     pub max_slots: Option<u32>,
+    /// The cluster the environment's Argo CD Applications deploy to; default
+    /// the cluster Argo CD runs in (`https://kubernetes.default.svc`).
+    #[serde(default)]
+    pub cluster: Option<RawCluster>,
+    /// How Flux applies the environment's Kustomizations.
+    #[serde(default)]
+    pub flux: Option<RawFlux>,
     /// Free-form values for templates (`vars`).
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub vars: Option<serde_yaml::Mapping>,
+}
+
+/// `cluster:` — the destination cluster of Argo CD Applications: one of
+/// `server` (its API URL) or `name` (a cluster registered in Argo CD).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCluster {
+    /// The cluster's API server URL, as Argo CD knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The cluster's name in Argo CD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `flux:` — what Flux's kustomize-controller applies the environment with.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFlux {
+    /// Service account (in `gitops.fluxNamespace`) the Kustomizations
+    /// impersonate, so the cluster's RBAC bounds what they may apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// SOPS decryption of the environment's files (plain environments only:
+    /// a slot never holds the keys to the project's encrypted files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<RawDecryption>,
+}
+
+/// `flux.decryption:` — Flux's SOPS decryption.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDecryption {
+    /// Decryption provider; Flux knows `sops`.
+    pub provider: String,
+    /// Secret (in `gitops.fluxNamespace`) holding the decryption keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<RawSecretRef>,
+}
+
+/// A Secret by name.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretRef {
+    /// The Secret's name.
+    pub name: String,
 }
 
 /// `tls:`.

@@ -22,6 +22,7 @@ pub mod slots;
 mod source;
 mod state;
 mod validate;
+pub mod walls;
 
 pub use commit::{commit_or_push, commit_request, preflight, push_retry, source_paths, trailers};
 pub use lock::{lock_path, lock_repo, lock_tree, TreeLock};

@@ -14,7 +14,7 @@ use super::commit::{self, Undo};
 use super::lock::{lock_path, lock_tree, TreeLock};
 use super::requests::{requests, Options, Selection};
 use super::state::{out_prefix, DiskTree, GitTree, TreeState};
-use super::{source, NothingWritten};
+use super::{source, walls, NothingWritten};
 use crate::diagnostic::Diagnostics;
 use crate::git;
 use crate::inventory::Inventory;
@@ -76,6 +76,12 @@ pub struct RenderRun<'a> {
     pub force: bool,
     /// With `--all`: only this shard.
     pub shard: Option<Shard>,
+    /// The ref whose renders onto a deploy branch draw the walls
+    /// (`--protected-ref`; [`super::walls::DEFAULT_PROTECTED_REF`]).
+    pub protected_ref: String,
+    /// Walls read at this revision instead of the deploy branch's record
+    /// (`--walls-from`).
+    pub walls_from: Option<String>,
 }
 
 /// What a run did.
@@ -187,6 +193,7 @@ impl RenderRun<'_> {
             }
             _ => &disk_state,
         };
+        let authority = self.authority(publish, options.source.as_ref(), state)?;
         let digest = tree::inputs_digest(inventory).context("cannot hash the inputs")?;
         options.inputs_digest = Some(digest.clone());
         let planned = requests(inventory, &self.selection, &options, state)?;
@@ -195,14 +202,25 @@ impl RenderRun<'_> {
         if let Some(shard) = self.shard {
             requests = shard.select(requests, |r| &r.target);
         }
+        let refused = walls::targets(inventory, &authority, &requests);
+        if refused.has_errors() {
+            return Err(NothingWritten(refused).into());
+        }
         let warnings = crate::render::plan_warnings(inventory, self.engine, &requests);
         if self.action == Action::Stdout && requests.len() != 1 {
             bail!("--stdout prints one target; select one with --env (and one --slot)");
         }
         let marker = build_marker(&inventory.root, out_dir);
         let (current, requests) = self.split_current(requests, &marker, &digest);
-        let ctx =
-            Ctx { run: self, prefix: &prefix, digest: &digest, shown: &shown, state, source: options.source.as_ref() };
+        let ctx = Ctx {
+            run: self,
+            prefix: &prefix,
+            digest: &digest,
+            shown: &shown,
+            state,
+            source: options.source.as_ref(),
+            authority: &authority,
+        };
         let kind = match (&repo, publish) {
             (Some(repo), Some(p)) => ctx.commit(repo, p, branch_ref.as_deref(), &requests, &current, lock, progress)?,
             _ if self.action == Action::Stdout => {
@@ -215,6 +233,28 @@ impl RenderRun<'_> {
             _ => ctx.stream(&requests, &current, lock, &marker, progress)?,
         };
         Ok(Report { shown, kind, foreign, warnings })
+    }
+
+    /// Whose walls bound the run ([`walls::authority`]); a head that changed
+    /// any of them is refused here, before anything is read or written.
+    fn authority(
+        &self,
+        publish: Option<&Publish>,
+        source: Option<&Source>,
+        state: &dyn TreeState,
+    ) -> Result<walls::Authority> {
+        let inventory = self.inventory;
+        let explicit = match &self.walls_from {
+            Some(rev) => Some(walls::at_revision(&inventory.root.join(&inventory.file), rev)?),
+            None => None,
+        };
+        let branch = publish.and_then(|p| p.branch.as_deref());
+        let authority = walls::authority(branch, source, &self.protected_ref, explicit, state)?;
+        let changed = walls::changes(inventory, &authority);
+        if changed.has_errors() {
+            return Err(NothingWritten(changed).into());
+        }
+        Ok(authority)
     }
 
     /// Targets whose recorded inputs match and whose files are untouched
@@ -285,6 +325,7 @@ struct Ctx<'a> {
     shown: &'a str,
     state: &'a dyn TreeState,
     source: Option<&'a Source>,
+    authority: &'a walls::Authority,
 }
 
 impl Ctx<'_> {
@@ -338,12 +379,7 @@ impl Ctx<'_> {
             return Err(NothingWritten(clashes).into());
         }
         let mut desired = tree::desired(inventory, &rendered, self.digest, self.prefix);
-        for r in current {
-            desired.files.insert(
-                crate::layout::argocd_path(&r.target.env),
-                Some(tree::argocd_file(inventory, &r.target.env, self.prefix)),
-            );
-        }
+        walls::glue(inventory, self.authority, self.prefix, &mut desired.files);
         let lock = match lock {
             Some(l) => l,
             None => lock_tree(&inventory.root, out_dir)?,
@@ -375,7 +411,11 @@ impl Ctx<'_> {
         );
         let limits = commit::slot_limits(inventory, &rendered);
         let prefix = self.prefix;
-        let capacity = |repo: &git2::Repository, tip: git2::Oid| commit::check_capacity(repo, tip, prefix, &limits);
+        let authority = self.authority;
+        let capacity = |repo: &git2::Repository, tip: git2::Oid| {
+            commit::check_capacity(repo, tip, prefix, &limits)?;
+            walls::still_hold(repo, tip, prefix, authority)
+        };
         let outcome = commit::commit_or_push(repo, &req, branch_ref, publish.push.as_deref(), prefix, &capacity);
         let outcome = match outcome {
             Ok(o) => o,
@@ -406,7 +446,8 @@ impl Ctx<'_> {
         let (inventory, out_dir) = (self.run.inventory, self.run.out_dir.as_path());
         let check = self.run.action == Action::Check;
         let shown = self.shown;
-        let plan = tree::plan(requests, current);
+        let mut plan = tree::plan(requests, current);
+        walls::glue(inventory, self.authority, self.prefix, &mut plan.files);
         // What a failed run must take away again: the lock file when it
         // lives in the tree (no git repository), and `--out` if it made it.
         let undo = StreamUndo {
@@ -455,7 +496,8 @@ impl Ctx<'_> {
             undo.run(staging);
             return Err(NothingWritten(clashes).into());
         }
-        let files = tree::glue_files(inventory, &streamed, current, self.prefix);
+        let mut files = tree::glue_files(inventory, &streamed, current, self.prefix);
+        walls::glue(inventory, self.authority, self.prefix, &mut files);
         let mut changes: Vec<tree::Change> = streamed.iter().flat_map(|t| t.changes.iter().cloned()).collect();
         let total = streamed.len() + current.len();
         let Some(staging) = staging else {

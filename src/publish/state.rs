@@ -113,6 +113,16 @@ pub trait TreeState {
     fn meta_file(&self, dir: &str) -> String;
     /// The slots of `env`, sorted.
     fn list_slots(&self, env: &str) -> Vec<String>;
+    /// The walls record the protected render left (none: absent), checked.
+    fn read_walls(&self) -> Result<Option<crate::inventory::Walls>>;
+    /// How messages name the walls record.
+    fn walls_file(&self) -> String;
+}
+
+/// A walls record's bytes (`file` names it), checked.
+fn parse_walls(file: &str, bytes: &[u8]) -> Result<crate::inventory::Walls> {
+    crate::inventory::Walls::from_json(bytes)
+        .map_err(|e| anyhow::anyhow!("{file}: {e}; the protected render rewrites it (main's CI)"))
 }
 
 /// The tree on disk.
@@ -127,6 +137,18 @@ impl TreeState for DiskTree<'_> {
     }
     fn list_slots(&self, env: &str) -> Vec<String> {
         tree::list_slots(self.0, env)
+    }
+    fn read_walls(&self) -> Result<Option<crate::inventory::Walls>> {
+        let path = self.0.join(super::walls::WALLS_JSON);
+        let Ok(meta) = path.symlink_metadata() else { return Ok(None) };
+        if !meta.is_file() || meta.len() > crate::inventory::walls::MAX_RECORD_BYTES as u64 {
+            bail!("{}: not a regular file of at most 1 MiB; the protected render rewrites it", self.walls_file());
+        }
+        let bytes = std::fs::read(&path)?;
+        parse_walls(&self.walls_file(), &bytes).map(Some)
+    }
+    fn walls_file(&self) -> String {
+        self.0.join(super::walls::WALLS_JSON).display().to_string()
     }
 }
 
@@ -165,6 +187,19 @@ impl TreeState for GitTree<'_> {
     }
     fn meta_file(&self, dir: &str) -> String {
         format!("{} (committed on {})", self.path(&format!("{dir}/{}", tree::TARGET_JSON)), self.place)
+    }
+    fn read_walls(&self) -> Result<Option<crate::inventory::Walls>> {
+        let Some(root) = self.tree.as_ref() else { return Ok(None) };
+        let Ok(entry) = root.get_path(Path::new(&self.path(super::walls::WALLS_JSON))) else { return Ok(None) };
+        let blob =
+            self.repo.find_blob(entry.id()).map_err(|e| anyhow::anyhow!("{}: {}", self.walls_file(), e.message()))?;
+        if blob.size() > crate::inventory::walls::MAX_RECORD_BYTES {
+            bail!("{}: over 1 MiB; the protected render rewrites it", self.walls_file());
+        }
+        parse_walls(&self.walls_file(), blob.content()).map(Some)
+    }
+    fn walls_file(&self) -> String {
+        format!("{} (committed on {})", self.path(super::walls::WALLS_JSON), self.place)
     }
     fn list_slots(&self, env: &str) -> Vec<String> {
         let Some(root) = &self.tree else { return Vec::new() };

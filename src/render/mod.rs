@@ -28,6 +28,7 @@ pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use place::labels;
 pub use plan::{disabled_dependencies, plan_target};
 pub use plan::{Enablement, PlannedComponent, Target};
+pub use policy::{is_watcher_key, slot_kinds};
 pub use shard::Shard;
 pub use source::Source;
 pub use target::{render_target, RenderedTarget, Request};

@@ -60,6 +60,32 @@ pub fn scope(group: &str, kind: &str, rules: ScopeRules<'_>) -> Scope {
     Scope::Unknown
 }
 
+/// Namespaced kinds of the Kubernetes API that are requests to the API
+/// server, never stored objects a slot declares: a pod's node `Binding`,
+/// evictions, access reviews, certificate requests.
+const REQUESTS: [(&str, &str); 5] = [
+    ("", "Binding"),
+    ("authorization.k8s.io", "LocalSubjectAccessReview"),
+    ("certificates.k8s.io", "PodCertificateRequest"),
+    ("lifecycle.k8s.io", "Eviction"),
+    ("lifecycle.k8s.io", "EvictionRequest"),
+];
+
+/// The namespaced kinds a slot may create, as `(group, kind)`, sorted: every
+/// namespaced kind of the Kubernetes API and `policy.namespacedKinds` — the
+/// list a slot environment's Argo CD AppProject allows
+/// (`namespaceResourceWhitelist`), so the cluster refuses any other kind
+/// even when the renderer's own checks were bypassed.
+pub fn slot_kinds(namespaced: &[String]) -> Vec<(String, String)> {
+    let builtin = kinds::BUILTIN_KINDS
+        .iter()
+        .filter(|k| !k.cluster && !REQUESTS.contains(&(k.group, k.kind)))
+        .map(|k| (k.group.to_owned(), k.kind.to_owned()));
+    let declared = namespaced.iter().filter_map(|d| d.split_once('/')).map(|(g, k)| (g.to_owned(), k.to_owned()));
+    let all: std::collections::BTreeSet<(String, String)> = builtin.chain(declared).collect();
+    all.into_iter().collect()
+}
+
 /// The API group of an `apiVersion` (`""` for the core group).
 pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
@@ -87,6 +113,30 @@ pub struct Rules<'a> {
     pub allow_plain_secrets: bool,
     /// `policy.clusterScopedKinds` and `policy.namespacedKinds`.
     pub scopes: ScopeRules<'a>,
+}
+
+/// Whether `key` is one of the annotations the watcher keeps on a slot
+/// Namespace — `codex-k8s.io/keep`, `codex-k8s.io/last-activity`, the agent
+/// phase (`codex-k8s.io/agent-*`) and the readiness records
+/// (`codex-k8s.io/ready*`). Only the watcher, or a person with kubectl,
+/// sets them: a template that did could exempt its slot from idle removal
+/// or forge its readiness.
+pub fn is_watcher_key(key: &str) -> bool {
+    const EXACT: [&str; 2] = ["codex-k8s.io/keep", "codex-k8s.io/last-activity"];
+    EXACT.contains(&key) || key.starts_with("codex-k8s.io/agent-") || key.starts_with("codex-k8s.io/ready")
+}
+
+/// The watcher's keys among an object's labels and annotations, with where
+/// each is (`annotations`, `labels`).
+fn watcher_keys(value: &serde_yaml::Value) -> Vec<(&'static str, &str)> {
+    let mut found = Vec::new();
+    for field in ["annotations", "labels"] {
+        let Some(map) = value.get("metadata").and_then(|m| m.get(field)).and_then(|m| m.as_mapping()) else {
+            continue;
+        };
+        found.extend(map.keys().filter_map(|k| k.as_str()).filter(|k| is_watcher_key(k)).map(|k| (field, k)));
+    }
+    found
 }
 
 /// All violations among `objects`, in object order.
@@ -147,6 +197,13 @@ pub fn check(objects: &[RenderedObject], rules: Rules<'_>) -> Vec<Violation> {
                 });
             }
         }
+        for (field, key) in watcher_keys(&o.value) {
+            out.push(Violation {
+                object: i,
+                message: format!("{kind} `{}` sets the {} `{key}`, which only the watcher sets", o.id.name, &field[..field.len() - 1]),
+                help: "remove it: the watcher records agent phases, activity and readiness itself; a person pins a slot with `kubectl annotate namespace <ns> codex-k8s.io/keep=true`".into(),
+            });
+        }
         if kind == "Job" && o.value.get("spec").and_then(|s| s.get("ttlSecondsAfterFinished")).is_some() {
             out.push(Violation {
                 object: i,
@@ -203,5 +260,54 @@ mod tests {
         assert!(v.iter().any(|v| v.message.contains("hiding them")), "{v:?}");
         let fine = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: ns}\ndata: {items: x}\n");
         assert!(check(&[fine], rules).is_empty());
+    }
+
+    #[test]
+    fn a_slot_may_create_the_namespaced_api_kinds_and_the_declared_ones_only() {
+        let kinds = slot_kinds(&["monitoring.coreos.com/ServiceMonitor".to_owned()]);
+        let has = |g: &str, k: &str| kinds.iter().any(|(a, b)| a == g && b == k);
+        assert!(has("apps", "Deployment") && has("", "Secret") && has("networking.k8s.io", "NetworkPolicy"));
+        assert!(has("monitoring.coreos.com", "ServiceMonitor"));
+        for (g, k) in [
+            ("", "Namespace"),
+            ("rbac.authorization.k8s.io", "ClusterRole"),
+            ("", "Binding"),
+            ("lifecycle.k8s.io", "Eviction"),
+        ] {
+            assert!(!has(g, k), "{g}/{k} allowed");
+        }
+        assert!(kinds.iter().all(|(_, k)| k != "*"));
+        assert!(kinds.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+    }
+
+    /// A slot template that set the watcher's own annotations could pin its
+    /// slot past the idle TTL or forge its readiness (issue 25 item 4).
+    #[test]
+    fn the_watchers_annotations_are_refused_on_any_object() {
+        let rules =
+            Rules { slot_env: true, namespace: "ns", allow_plain_secrets: false, scopes: ScopeRules::default() };
+        for (field, key) in [
+            ("annotations", "codex-k8s.io/keep"),
+            ("annotations", "codex-k8s.io/last-activity"),
+            ("annotations", "codex-k8s.io/agent-phase"),
+            ("annotations", "codex-k8s.io/agent-finished-at"),
+            ("annotations", "codex-k8s.io/ready-rendering"),
+            ("annotations", "codex-k8s.io/ready.00-stateful"),
+            ("labels", "codex-k8s.io/keep"),
+        ] {
+            for kind in ["Namespace", "ConfigMap"] {
+                let name = if kind == "Namespace" { "ns" } else { "c" };
+                let o = object(&format!(
+                    "apiVersion: v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: ns, {field}: {{'{key}': 'true'}}}}\n"
+                ));
+                let v = check(&[o], rules);
+                assert!(
+                    v.len() == 1 && v[0].message.contains(key) && v[0].message.contains(&format!("`{name}`")),
+                    "{kind} {field} {key}: {v:?}"
+                );
+            }
+        }
+        let own = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, annotations: {codex-k8s.io/owner: x, keep: 'true'}}\n");
+        assert!(check(&[own], rules).is_empty());
     }
 }

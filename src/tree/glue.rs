@@ -120,15 +120,39 @@ pub fn namespace_glob(template: &str, project: &str, env: &str) -> String {
     glob
 }
 
+/// The cluster Argo CD runs in, the destination when an environment names none.
+pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+
+/// The destination cluster of environment `env`'s Applications, with
+/// `namespace` when given: `server` or `name` as the environment's
+/// `cluster:` says, else the cluster Argo CD runs in.
+fn destination(inventory: &Inventory, env: &str, namespace: Option<&str>) -> serde_json::Value {
+    let mut d = match &inventory.environments[env].cluster {
+        Some(crate::inventory::RawCluster { name: Some(name), .. }) => json!({"name": name}),
+        Some(crate::inventory::RawCluster { server: Some(server), .. }) => json!({"server": server}),
+        _ => json!({"server": IN_CLUSTER}),
+    };
+    if let Some(ns) = namespace {
+        d["namespace"] = json!(ns);
+    }
+    d
+}
+
 /// The AppProject of slot environment `env`: destinations limited to the
-/// slot namespaces, sources to the repository, cluster-scoped kinds to the
-/// slot's own Namespace (none when the environment does not manage it).
+/// slot namespaces of its cluster, sources to the repository, cluster-scoped
+/// kinds to the slot's own Namespace (none when the environment does not
+/// manage it), namespaced kinds to those a slot may create
+/// ([`crate::render::slot_kinds`], never `*`).
 fn slot_project(inventory: &Inventory, env: &str, name: &str, labels: &serde_json::Value) -> serde_json::Value {
     let g = &inventory.gitops;
     let environment = &inventory.environments[env];
     let namespaces = namespace_glob(&environment.namespace, &inventory.project, env);
     let cluster: Vec<serde_json::Value> =
         if environment.manage_namespace { vec![json!({"group": "", "kind": "Namespace"})] } else { Vec::new() };
+    let namespaced: Vec<serde_json::Value> = crate::render::slot_kinds(&inventory.policy.namespaced_kinds)
+        .into_iter()
+        .map(|(group, kind)| json!({"group": group, "kind": kind}))
+        .collect();
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AppProject",
@@ -136,8 +160,9 @@ fn slot_project(inventory: &Inventory, env: &str, name: &str, labels: &serde_jso
         "spec": {
             "description": format!("Slots of {}/{env}, rendered by codex-k8s", inventory.project),
             "sourceRepos": [g.repo_url],
-            "destinations": [{"server": "https://kubernetes.default.svc", "namespace": namespaces}],
+            "destinations": [destination(inventory, env, Some(&namespaces))],
             "clusterResourceWhitelist": cluster,
+            "namespaceResourceWhitelist": namespaced,
         },
     })
 }
@@ -165,7 +190,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
             "spec": {
                 "project": g.argocd_project,
                 "source": {"repoURL": g.repo_url, "targetRevision": g.revision, "path": repo_path(out_prefix, env)},
-                "destination": {"server": "https://kubernetes.default.svc"},
+                "destination": destination(inventory, env, None),
                 "syncPolicy": sync_policy(environment.manage_namespace),
             },
         });
@@ -194,7 +219,7 @@ pub fn argocd_file(inventory: &Inventory, env: &str, out_prefix: &str) -> String
                 "spec": {
                     "project": name,
                     "source": {"repoURL": g.repo_url, "targetRevision": g.revision, "path": repo_path(out_prefix, &format!("{env}/{{{{.slot}}}}"))},
-                    "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{.namespace}}"},
+                    "destination": destination(inventory, env, Some("{{.namespace}}")),
                     "syncPolicy": sync_policy(environment.manage_namespace),
                 },
             },
@@ -268,6 +293,14 @@ pub fn flux_file(inventory: &Inventory, rendered: &RenderedTarget, out_prefix: &
         });
         if let Some(prev) = &previous {
             spec["dependsOn"] = json!([{"name": prev}]);
+        }
+        if let Some(flux) = &inventory.environments[&rendered.target.env].flux {
+            if let Some(sa) = &flux.service_account_name {
+                spec["serviceAccountName"] = json!(sa);
+            }
+            if let Some(d) = &flux.decryption {
+                spec["decryption"] = json!(d);
+            }
         }
         docs.push(yaml(&json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",

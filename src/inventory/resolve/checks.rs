@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{component_path, Resolver};
 use crate::diagnostic::did_you_mean;
 use crate::inventory::model::*;
+use crate::inventory::names::dns_label_problem;
 use crate::inventory::raw::*;
 use crate::inventory::yaml::YamlPath;
 
@@ -39,6 +40,17 @@ impl Resolver {
                     &YamlPath::default().key("policy").key("namespacedKinds").index(i),
                     format!("bad policy.namespacedKinds entry `{entry}`: expected `group/Kind`"),
                     "name the API group and the kind, e.g. `monitoring.coreos.com/ServiceMonitor`",
+                );
+            }
+        }
+        for (i, entry) in raw.reserved_namespaces.iter().enumerate() {
+            // An entry that is no namespace name can never match one: it
+            // would reserve nothing while reading as a wall.
+            if let Some(problem) = dns_label_problem(entry) {
+                self.error_at_value(
+                    &YamlPath::default().key("policy").key("reservedNamespaces").index(i),
+                    format!("bad policy.reservedNamespaces entry `{}`: it {problem}, so no namespace can match it", entry.escape_debug()),
+                    "write the namespace exactly as Kubernetes names it: lower-case letters, digits and `-`, at most 63 characters",
                 );
             }
         }

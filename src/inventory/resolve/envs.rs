@@ -20,6 +20,11 @@ use crate::inventory::yaml::{Segment, YamlPath};
 /// `environments.<name>` in services.yaml.
 pub(super) const STRING_FIELDS: &[&str] = &["namespace", "domain", "from"];
 
+/// The fields whose position an [`Environment`] remembers: its templates and
+/// its walls (`inventory::walls`), for messages that point at them.
+const WALL_FIELDS: [&str; 9] =
+    ["namespace", "domain", "slots", "manageNamespace", "idleTTL", "maxSlots", "tls", "cluster", "flux"];
+
 impl Resolver {
     pub(super) fn error_in_env_file(
         &mut self,
@@ -171,6 +176,33 @@ impl Resolver {
         all
     }
 
+    /// `cluster:` names one destination: a `server` URL or a `name`.
+    fn check_cluster(&mut self, chain: &[String], cluster: Option<&RawCluster>) {
+        let Some(c) = cluster else { return };
+        let path = YamlPath::default().key("cluster");
+        match (&c.server, &c.name) {
+            (Some(_), Some(_)) | (None, None) => self.error_in_env(
+                chain,
+                &path,
+                "`cluster` needs exactly one of `server` and `name`".to_owned(),
+                "write `cluster: {server: https://…}` or `cluster: {name: <a cluster Argo CD knows>}`",
+            ),
+            (Some(server), None) if !server.starts_with("https://") => self.error_in_env(
+                chain,
+                &path.key("server"),
+                format!("`cluster.server` `{server}` is not an https URL"),
+                "write the cluster's API server URL as Argo CD knows it, e.g. https://kubernetes.default.svc",
+            ),
+            (None, Some(name)) if name.trim().is_empty() || name.chars().any(char::is_control) => self.error_in_env(
+                chain,
+                &path.key("name"),
+                "`cluster.name` is empty or holds control characters".to_owned(),
+                "write the cluster's name as registered in Argo CD",
+            ),
+            _ => {}
+        }
+    }
+
     /// Environment `name` with its `chain` of ancestors merged in, checked.
     fn resolve_environment(
         &mut self,
@@ -237,8 +269,29 @@ impl Resolver {
         if slots && idle_ttl.is_none() {
             idle_ttl = Some(DEFAULT_IDLE_TTL);
         }
+        if let (true, Some(f)) = (slots, merged.flux.as_ref()) {
+            if f.decryption.is_some() {
+                self.error_in_env(
+                    chain,
+                    &root.key("flux").key("decryption"),
+                    format!("slot environment `{name}` sets `flux.decryption`; a slot never decrypts the project's SOPS files"),
+                    "keep `flux.decryption` to plain environments: a slot never holds the keys to the project's encrypted files",
+                );
+            }
+        }
+        if let Some(sa) = merged.flux.as_ref().and_then(|f| f.service_account_name.as_deref()) {
+            if let Some(problem) = dns_label_problem(sa) {
+                self.error_in_env(
+                    chain,
+                    &root.key("flux").key("serviceAccountName"),
+                    format!("invalid flux.serviceAccountName `{}`: it {problem}", sa.escape_debug()),
+                    "name the ServiceAccount (in gitops.fluxNamespace) Flux impersonates for this environment",
+                );
+            }
+        }
+        self.check_cluster(chain, merged.cluster.as_ref());
         let mut positions = BTreeMap::new();
-        for key in ["namespace", "domain"] {
+        for key in WALL_FIELDS {
             if let Some(at) = self.env_value_location(chain, &root.key(key)) {
                 positions.insert(key.to_owned(), at);
             }
@@ -254,6 +307,8 @@ impl Resolver {
             tls: merged.tls,
             idle_ttl,
             max_slots: merged.max_slots,
+            cluster: merged.cluster,
+            flux: merged.flux,
             vars: merged.vars.unwrap_or_default(),
             positions,
         }

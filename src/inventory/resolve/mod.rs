@@ -220,7 +220,23 @@ impl Resolver {
                 .chain(self.env_files.values().map(|p| (p.source.path.clone(), p.source.text.clone())))
                 .collect(),
             sources: std::mem::take(&mut self.sources).into_iter().collect(),
+            settings: self.setting_positions(),
         })
+    }
+
+    /// Where each setting of the sections that hold walls is written
+    /// (`inventory::walls`), by its dotted path.
+    fn setting_positions(&self) -> BTreeMap<String, (PathBuf, crate::diagnostic::Location)> {
+        const SECTIONS: [&str; 6] = ["project", "policy", "templates", "limits", "gitops", "images"];
+        self.main
+            .doc
+            .spans
+            .iter()
+            .filter(
+                |(p, _)| matches!(p.0.first(), Some(super::yaml::Segment::Key(k)) if SECTIONS.contains(&k.as_str())),
+            )
+            .map(|(p, span)| (p.to_string(), (self.file_of(p).path.clone(), span.key)))
+            .collect()
     }
 }
 
