@@ -1033,6 +1033,66 @@ fn slot_app_project_walls_in_the_slot_namespaces() {
     assert_eq!(yaml_to_json(&docs[0])["spec"]["destinations"][0]["namespace"].as_str(), Some("preview-*-ai"));
 }
 
+/// An environment's `cluster:` is its Applications' (and AppProject's)
+/// destination, its `flux:` reaches every Kustomization of its targets, and
+/// the glue still passes the upstream CRD schemas (issue 25 item 3).
+#[test]
+fn environment_cluster_and_flux_settings_reach_the_glue() {
+    let project = Project::example();
+    project.edit(
+        "environments/ai.yaml",
+        "maxSlots: 20",
+        "maxSlots: 20\ncluster: {name: previews}\nflux: {serviceAccountName: slot-deployer}",
+    );
+    project.edit(
+        "environments/platform.yaml",
+        "namespace: \"{{ project }}-platform\"",
+        "namespace: \"{{ project }}-platform\"\ncluster: {server: \"https://ops.example.com:6443\"}\nflux: {decryption: {provider: sops, secretRef: {name: sops-age}}}",
+    );
+    project.ok(&["render", "--all"]);
+    project.ok(&["render", "--env", "ai", "--slot", "pr-1", "--run-id", "r1"]);
+    let ai = yaml_documents(&project.read("rendered/argocd/ai.yaml"));
+    let (appproject, set) = (yaml_to_json(&ai[0]), yaml_to_json(&ai[1]));
+    assert_eq!(
+        appproject["spec"]["destinations"],
+        serde_json::json!([{"name": "previews", "namespace": "shop-dev-*"}])
+    );
+    assert_eq!(
+        set["spec"]["template"]["spec"]["destination"],
+        serde_json::json!({"name": "previews", "namespace": "{{.namespace}}"})
+    );
+    let platform = yaml_to_json(&yaml_documents(&project.read("rendered/argocd/platform.yaml"))[0]);
+    assert_eq!(platform["spec"]["destination"], serde_json::json!({"server": "https://ops.example.com:6443"}));
+    let staging = yaml_to_json(&yaml_documents(&project.read("rendered/argocd/staging.yaml"))[0]);
+    assert_eq!(staging["spec"]["destination"], serde_json::json!({"server": "https://kubernetes.default.svc"}));
+
+    let schemas = crd_schemas();
+    for (file, sa, decryption) in [
+        ("rendered/flux/ai/pr-1.yaml", Some("slot-deployer"), None),
+        (
+            "rendered/flux/platform.yaml",
+            None,
+            Some(serde_json::json!({"provider": "sops", "secretRef": {"name": "sops-age"}})),
+        ),
+        ("rendered/flux/staging.yaml", None, None),
+    ] {
+        let docs = yaml_documents(&project.read(file));
+        assert!(!docs.is_empty(), "{file}");
+        for doc in docs {
+            let k = yaml_to_json(&doc);
+            assert_eq!(k["spec"]["serviceAccountName"].as_str(), sa, "{file}: {k}");
+            assert_eq!(k["spec"].get("decryption").cloned(), decryption, "{file}: {k}");
+            let schema = &schemas[&("kustomize.toolkit.fluxcd.io/v1".to_owned(), "Kustomization".to_owned())];
+            assert!(schema_errors(schema, &k).is_empty(), "{file}: {:?}", schema_errors(schema, &k));
+        }
+    }
+    for doc in [&set, &platform] {
+        let (api_version, kind) = (doc["apiVersion"].as_str().unwrap(), doc["kind"].as_str().unwrap());
+        let errors = schema_errors(&schemas[&(api_version.to_owned(), kind.to_owned())], doc);
+        assert!(errors.is_empty(), "{kind}: {errors:?}");
+    }
+}
+
 /// Flux duration (`1h2m3.5s`) in seconds.
 fn flux_seconds(text: &str) -> f64 {
     let (mut total, mut number) = (0.0, String::new());

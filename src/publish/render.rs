@@ -158,25 +158,7 @@ impl RenderRun<'_> {
             // Every git precondition holds before anything is written.
             commit::preflight(repo, p.branch.as_deref().zip(branch_ref.as_deref()), p.push.as_deref())?;
         }
-        let mut options = self.options.clone();
-        options.source = source::current(repo.as_ref(), self.source_ref.as_deref())?;
-        options.read_only = !writing;
-        // A tree kept in the source's own history (the work tree, --commit)
-        // has the source commit as its parent: recording it would change
-        // every slot on every commit. Off-tree (--branch) it is the only
-        // link back to the source, so it is recorded.
-        if branch_ref.is_none() {
-            if let Some(s) = options.source.as_mut() {
-                s.commit = None;
-            }
-        }
-        if writing && repo.is_some() && options.source.is_none() {
-            if let Selection::Env { slots, .. } = &self.selection {
-                if !slots.is_empty() {
-                    bail!(source::UNKNOWN);
-                }
-            }
-        }
+        let mut options = self.options_for(repo.as_ref(), branch_ref.is_some(), writing)?;
         // The tree the run starts from: a branch's (with --push, the
         // remote's tip of it, whatever the local branch holds), else the
         // work tree.
@@ -233,6 +215,31 @@ impl RenderRun<'_> {
             _ => ctx.stream(&requests, &current, lock, &marker, progress)?,
         };
         Ok(Report { shown, kind, foreign, warnings })
+    }
+
+    /// The run's options with its source: the ref given or checked out, and
+    /// the commit only when the tree lives off the source's history.
+    fn options_for(&self, repo: Option<&git2::Repository>, off_tree: bool, writing: bool) -> Result<Options> {
+        let mut options = self.options.clone();
+        options.source = source::current(repo, self.source_ref.as_deref())?;
+        options.read_only = !writing;
+        // A tree kept in the source's own history (the work tree, --commit)
+        // has the source commit as its parent: recording it would change
+        // every slot on every commit. Off-tree (--branch) it is the only
+        // link back to the source, so it is recorded.
+        if !off_tree {
+            if let Some(s) = options.source.as_mut() {
+                s.commit = None;
+            }
+        }
+        if writing && repo.is_some() && options.source.is_none() {
+            if let Selection::Env { slots, .. } = &self.selection {
+                if !slots.is_empty() {
+                    bail!(source::UNKNOWN);
+                }
+            }
+        }
+        Ok(options)
     }
 
     /// Whose walls bound the run ([`walls::authority`]); a head that changed
