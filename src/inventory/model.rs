@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::raw::{RawCluster, RawFlux, RawTls};
-pub use super::raw::{RawOverlay as Overlay, RawPvcMount as PvcMount};
+pub use super::raw::{RawOverlay as Overlay, RawPrerequisites as Prerequisites, RawPvcMount as PvcMount};
 use super::yaml::YamlPath;
 use crate::diagnostic::Location;
 
@@ -87,6 +87,8 @@ pub struct Inventory {
     pub limits: Limits,
     /// Argo CD / Flux glue settings.
     pub gitops: Gitops,
+    /// Cluster prerequisites (`prerequisites:`), each list sorted.
+    pub prerequisites: Prerequisites,
     /// Text of services.yaml and the environment files, for diagnostics found later.
     pub texts: BTreeMap<PathBuf, String>,
     /// Every file read to build this inventory (relative to `root`), sorted;

@@ -1,13 +1,16 @@
 //! The checks over a target's placed objects: its own Namespace object
 //! (added, or refused when the environment does not manage it), the policy
-//! ([`super::policy`]), and two objects sharing one file.
+//! ([`super::policy`]), two objects sharing one file, and every reference
+//! resolving ([`super::refs`]).
 
 use std::collections::BTreeMap;
 
 use super::object::RenderedObject;
 use super::place::{namespace_object, scope_rules, Placement};
 use super::policy::{self, Rules};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use super::refs::{self, Provided};
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::template::Engine;
 
 impl Placement<'_> {
     /// Adds the target's Namespace object when the environment manages its
@@ -78,5 +81,33 @@ impl Placement<'_> {
             return Err(diags);
         }
         Ok(())
+    }
+
+    /// Every reference of `objects` that resolves to nothing, each at the
+    /// line of its template that most likely writes it, all together.
+    pub fn references(
+        &self,
+        engine: &Engine,
+        objects: &[RenderedObject],
+        provided: &Provided,
+    ) -> Result<(), Diagnostics> {
+        let misses = refs::check(objects, &self.inventory.prerequisites, provided);
+        if misses.is_empty() {
+            return Ok(());
+        }
+        let mut diags = Diagnostics::default();
+        for m in misses {
+            let o = &objects[m.object];
+            let file = o.template.clone().unwrap_or_else(|| self.inventory.file.clone());
+            let source = o.template.as_deref().and_then(|t| engine.source(t));
+            let at = source.and_then(|s| refs::locate(s, &m.needles)).map(|(line, col)| Location { line, col });
+            let message = format!("{} (target {}, component `{}`)", m.message, self.target, o.component);
+            let mut d = Diagnostic::error(file, at, message).with_help(m.help);
+            if let Some(s) = source {
+                d = d.with_source(s);
+            }
+            diags.push(d);
+        }
+        Err(diags)
     }
 }

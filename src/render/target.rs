@@ -5,7 +5,7 @@
 //! (`context.rs`), the plan (`plan.rs`), the components' contexts (here),
 //! their manifests rendered and split into documents (`documents.rs`), the
 //! documents placed as objects (`place.rs`), then the target's checks
-//! (`checks.rs`).
+//! (`checks.rs`: policy, then every reference, `refs/`).
 
 use std::collections::BTreeMap;
 
@@ -88,7 +88,15 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     let mut objects = placement.objects(engine, &parts, documents)?;
     placement.own_namespace(&mut objects)?;
     placement.check(&objects)?;
+    placement.references(engine, &objects, &provided(inventory, env))?;
     Ok(assemble(req, ctx, component_vars, plan, objects))
+}
+
+/// The Secrets a target may read that none of its objects creates:
+/// declared as provided out of band. None yet: the inventory's `secrets:`
+/// section fills it.
+fn provided(_inventory: &Inventory, _env: &Environment) -> super::Provided {
+    super::Provided::default()
 }
 
 /// The enabled components of `plan`, in plan order.

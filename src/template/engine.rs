@@ -163,6 +163,11 @@ impl Engine {
         self.id
     }
 
+    /// The text of the manifest or partial file `path`, as compiled.
+    pub fn source(&self, path: &Path) -> Option<&str> {
+        self.sources.get(&template_name(path)).map(String::as_str)
+    }
+
     /// Renders the manifest or partial file `path` with `ctx`.
     pub fn render_file(&self, path: &Path, ctx: &Value) -> Result<String, Diagnostic> {
         self.render_file_tracked(path, ctx).map(|(text, _)| text)

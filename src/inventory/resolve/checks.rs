@@ -63,6 +63,52 @@ impl Resolver {
         }
     }
 
+    /// `prerequisites:`: names that Kubernetes could give an object (DNS
+    /// subdomains) and CRDs as `group/Kind`; each list sorted and deduplicated.
+    pub(super) fn resolve_prerequisites(&mut self, raw: &RawPrerequisites) -> Prerequisites {
+        let top = YamlPath::default().key("prerequisites");
+        let lists = [
+            ("ingressClasses", &raw.ingress_classes),
+            ("clusterIssuers", &raw.cluster_issuers),
+            ("storageClasses", &raw.storage_classes),
+            ("priorityClasses", &raw.priority_classes),
+        ];
+        for (key, list) in lists {
+            for (i, name) in list.iter().enumerate() {
+                if !is_subdomain(name) {
+                    self.error_at_value(
+                        &top.key(key).index(i),
+                        format!("bad prerequisites.{key} entry `{}`: not an object name", name.escape_debug()),
+                        "write the name as the cluster has it: lower-case letters, digits, `-` and `.`, at most 253 characters",
+                    );
+                }
+            }
+        }
+        for (i, entry) in raw.crds.iter().enumerate() {
+            let ok = entry.split_once('/').is_some_and(|(g, k)| {
+                g.contains('.')
+                    && is_subdomain(g)
+                    && k.starts_with(|c: char| c.is_ascii_uppercase())
+                    && k.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            if !ok {
+                self.error_at_value(
+                    &top.key("crds").index(i),
+                    format!("bad prerequisites.crds entry `{}`: expected `group/Kind`", entry.escape_debug()),
+                    "name the CRD's API group and kind, e.g. `cert-manager.io/Certificate`",
+                );
+            }
+        }
+        let sorted = |l: &[String]| l.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>();
+        Prerequisites {
+            ingress_classes: sorted(&raw.ingress_classes),
+            cluster_issuers: sorted(&raw.cluster_issuers),
+            storage_classes: sorted(&raw.storage_classes),
+            priority_classes: sorted(&raw.priority_classes),
+            crds: sorted(&raw.crds),
+        }
+    }
+
     pub(super) fn resolve_gitops(&mut self, raw: &RawInventory, stages: &[String]) -> Gitops {
         let top = YamlPath::default();
         let g = &raw.gitops;
@@ -295,4 +341,16 @@ impl Resolver {
         };
         self.error_at_value(&path, message, help);
     }
+}
+
+/// A DNS-1123 subdomain: what Kubernetes accepts as most object names.
+fn is_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }

@@ -105,6 +105,11 @@ const STRING_PATHS: &[&str] = &[
     "infrastructure[].use[]",
     "services[].use[]",
     "gitops.revision",
+    "prerequisites.ingressClasses[]",
+    "prerequisites.clusterIssuers[]",
+    "prerequisites.storageClasses[]",
+    "prerequisites.priorityClasses[]",
+    "prerequisites.crds[]",
 ];
 
 struct Resolver {
@@ -198,6 +203,7 @@ impl Resolver {
         let policy = self.resolve_policy(&raw.policy);
         let limits = self.resolve_limits(&raw.limits);
         let gitops = self.resolve_gitops(&raw, &stages);
+        let prerequisites = self.resolve_prerequisites(&raw.prerequisites);
         Some(Inventory {
             root: self.root.clone(),
             file: self.main.source.path.clone(),
@@ -213,6 +219,7 @@ impl Resolver {
             policy,
             limits,
             gitops,
+            prerequisites,
             texts: self
                 .files
                 .iter()
