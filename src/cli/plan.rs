@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::targets::{self, RequestArgs};
 use super::{exit, load_project, Output, Project};
 use crate::inventory::names::SlotName;
-use crate::render::{render_target, Enablement, PlannedComponent};
+use crate::render::{needs, render_target, Enablement, Needs, PlannedComponent};
 use crate::tree;
 
 /// Arguments of `plan`.
@@ -50,6 +50,10 @@ struct PlanView {
     /// Overrides in effect (`--set`, `--values`, the slot's recorded ones).
     overrides: std::collections::BTreeMap<String, serde_json::Value>,
     stages: Vec<StageView>,
+    /// What the cluster must have for this target (declared under
+    /// `prerequisites` in the inventory): the classes, issuers and CRDs its
+    /// objects use and do not render.
+    prerequisites: Needs,
     changes: Vec<tree::Change>,
 }
 
@@ -122,6 +126,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         host: rendered.host.clone(),
         overrides: rendered.sets.recorded(),
         stages,
+        prerequisites: needs(&rendered.objects),
         changes,
     };
     match args.format {
@@ -205,6 +210,7 @@ fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
             }
         }
     }
+    print_prerequisites(&view.prerequisites, out)?;
     if view.changes.is_empty() {
         writeln!(out.out, "\nno changes")?;
     } else {
@@ -212,6 +218,20 @@ fn print_text(view: &PlanView, out: &mut Output) -> Result<()> {
         for c in &view.changes {
             writeln!(out.out, "  {:<8} {}", format!("{:?}", c.kind).to_lowercase(), c.path)?;
         }
+    }
+    Ok(())
+}
+
+/// The target's cluster prerequisites, one line per kind.
+fn print_prerequisites(needs: &Needs, out: &mut Output) -> Result<()> {
+    if needs.is_empty() {
+        writeln!(out.out, "\ncluster prerequisites: none")?;
+        return Ok(());
+    }
+    writeln!(out.out, "\ncluster prerequisites")?;
+    for (key, names) in needs.lists().into_iter().filter(|(_, l)| !l.is_empty()) {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        writeln!(out.out, "  {key:<16} {}", names.join(", "))?;
     }
     Ok(())
 }

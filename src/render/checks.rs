@@ -100,7 +100,8 @@ impl Placement<'_> {
             let o = &objects[m.object];
             let file = o.template.clone().unwrap_or_else(|| self.inventory.file.clone());
             let source = o.template.as_deref().and_then(|t| engine.source(t));
-            let at = source.and_then(|s| refs::locate(s, &m.needles)).map(|(line, col)| Location { line, col });
+            let at =
+                source.and_then(|s| refs::locate(s, &o.id.kind, &m.needles)).map(|(line, col)| Location { line, col });
             let message = format!("{} (target {}, component `{}`)", m.message, self.target, o.component);
             let mut d = Diagnostic::error(file, at, message).with_help(m.help);
             if let Some(s) = source {

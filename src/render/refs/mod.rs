@@ -91,18 +91,30 @@ pub(super) fn optional(v: &Value) -> bool {
 }
 
 /// The 1-based line and column of the first needle found in `source`, a
-/// template: lines inside `{# … #}` comments are skipped. Without any, the
-/// first line of template text (a macro call that writes the object).
-pub fn locate(source: &str, needles: &[String]) -> Option<(usize, usize)> {
+/// template of an object of `kind`: searched from the first `kind: <kind>`
+/// line on (a template may write several objects), then in the whole
+/// file; lines inside `{# … #}` comments are skipped. Without any, the
+/// `kind` line, else the first line of template text (a macro call that
+/// writes the object).
+pub fn locate(source: &str, kind: &str, needles: &[String]) -> Option<(usize, usize)> {
     let lines = code_lines(source);
-    for needle in needles.iter().filter(|n| !n.is_empty()) {
-        for (n, line) in &lines {
-            if let Some(at) = line.find(needle.as_str()) {
-                return Some((*n, line[..at].chars().count() + 1));
+    let kind_line = format!("kind: {kind}");
+    let start = lines.iter().position(|(_, l)| l.trim_start().starts_with(&kind_line));
+    let column = |line: &str, at: usize| line[..at].chars().count() + 1;
+    for from in start.into_iter().chain([0]) {
+        for needle in needles.iter().filter(|n| !n.is_empty()) {
+            for (n, line) in &lines[from..] {
+                if let Some(at) = line.find(needle.as_str()) {
+                    return Some((*n, column(line, at)));
+                }
             }
         }
     }
-    lines.iter().find(|(_, l)| !l.trim().is_empty()).map(|(n, l)| (*n, l.len() - l.trim_start().len() + 1))
+    let fallback = match start {
+        Some(i) => Some(&lines[i]),
+        None => lines.iter().find(|(_, l)| !l.trim().is_empty()),
+    };
+    fallback.map(|(n, l)| (*n, l.len() - l.trim_start().len() + 1))
 }
 
 /// The lines of `source` outside template comments, numbered from 1.

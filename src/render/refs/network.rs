@@ -123,10 +123,10 @@ fn ingress(ctx: &mut Ctx<'_, '_>, v: &Value) {
 fn backend_port(ctx: &mut Ctx<'_, '_>, service: &str, spec: &Value, port: Option<&Value>) {
     let Some(port) = port else { return };
     let ports: Vec<&Value> = seq(spec, &["ports"]).collect();
-    let (found, shown) = if let Some(name) = str_at(port, &["name"]) {
-        (ports.iter().any(|p| str_at(p, &["name"]) == Some(name)), format!("`{name}`"))
+    let (found, shown, at) = if let Some(name) = str_at(port, &["name"]) {
+        (ports.iter().any(|p| str_at(p, &["name"]) == Some(name)), format!("`{name}`"), format!("name: {name}"))
     } else if let Some(n) = port.get("number").and_then(Value::as_u64) {
-        (ports.iter().any(|p| p.get("port").and_then(Value::as_u64) == Some(n)), n.to_string())
+        (ports.iter().any(|p| p.get("port").and_then(Value::as_u64) == Some(n)), n.to_string(), format!("number: {n}"))
     } else {
         return;
     };
@@ -138,7 +138,7 @@ fn backend_port(ctx: &mut Ctx<'_, '_>, service: &str, spec: &Value, port: Option
             ctx.what(),
             if has.is_empty() { "none".to_owned() } else { format!("`{}`", has.join("`, `")) }
         );
-        ctx.miss(msg, "use a port the Service declares, by name or number", needles("name", service));
+        ctx.miss(msg, "use a port the Service declares, by name or number", vec![at]);
     }
 }
 
@@ -150,7 +150,7 @@ fn scale_target(ctx: &mut Ctx<'_, '_>, v: &Value) {
     let group = str_at(r, &["apiVersion"]).map(|a| a.rsplit_once('/').map(|(g, _)| g).unwrap_or(""));
     if !ctx.index.has_object(group, kind, name) {
         let msg = format!("{} scales {kind} `{name}` (scaleTargetRef), which nothing creates", ctx.what());
-        ctx.miss(msg, "name a workload the target renders", needles("name", name));
+        ctx.miss(msg, "name a workload the target renders", vec!["scaleTargetRef".to_owned()]);
     }
 }
 
