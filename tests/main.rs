@@ -12,6 +12,7 @@ mod props;
 mod render;
 mod schema;
 mod shard;
+mod slot_up;
 mod snapshots;
 mod source_diff;
 mod stream;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw::{RawCluster, RawFlux, RawTls};
+use super::raw::{RawCluster, RawFlux, RawIsolation, RawSecret, RawSecretStore, RawTls};
 pub use super::raw::{RawOverlay as Overlay, RawPvcMount as PvcMount};
 use super::yaml::YamlPath;
 use crate::diagnostic::Location;
@@ -87,6 +87,8 @@ pub struct Inventory {
     pub limits: Limits,
     /// Argo CD / Flux glue settings.
     pub gitops: Gitops,
+    /// `secrets:`, in file order.
+    pub secrets: Vec<RawSecret>,
     /// Text of services.yaml and the environment files, for diagnostics found later.
     pub texts: BTreeMap<PathBuf, String>,
     /// Every file read to build this inventory (relative to `root`), sorted;
@@ -144,6 +146,14 @@ pub struct Environment {
     pub cluster: Option<RawCluster>,
     /// Flux apply settings (service account, decryption).
     pub flux: Option<RawFlux>,
+    /// The stores its secrets may read, by name.
+    pub secret_stores: BTreeMap<String, RawSecretStore>,
+    /// NetworkPolicy settings (slot environments).
+    pub isolation: Option<RawIsolation>,
+    /// ResourceQuota `hard` limits.
+    pub quota: Option<BTreeMap<String, String>>,
+    /// LimitRange limits for containers.
+    pub limit_range: Option<BTreeMap<String, BTreeMap<String, String>>>,
     /// Template variables.
     pub vars: serde_yaml::Mapping,
     /// Where templated fields (`namespace`, `domain`) are written, for messages.

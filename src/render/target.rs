@@ -86,6 +86,7 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     let documents = render_manifests(inventory, engine, &parts, &req.target)?;
     let placement = Placement { inventory, env, target: &req.target, namespace: &ctx.namespace };
     let mut objects = placement.objects(engine, &parts, documents)?;
+    objects.extend(super::generated::objects(inventory, engine, env, &req.target, &ctx)?);
     placement.own_namespace(&mut objects)?;
     placement.check(&objects)?;
     Ok(assemble(req, ctx, component_vars, plan, objects))
