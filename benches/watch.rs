@@ -100,7 +100,13 @@ fn fixture(slots: usize, per_commit: usize) -> Fixture {
 }
 
 fn source(f: &Fixture) -> Source {
-    Source { repo: f.root.clone(), prefix: "rendered".into(), remote: None, branch: None }
+    Source {
+        repo: f.root.clone(),
+        prefix: "rendered".into(),
+        remote: None,
+        branch: None,
+        inventory: f.root.join("services.yaml"),
+    }
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {

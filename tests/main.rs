@@ -22,3 +22,5 @@ mod trust_values;
 mod values;
 #[cfg(feature = "watch")]
 mod watch;
+#[cfg(feature = "watch")]
+mod watch_inventory;

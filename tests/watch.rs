@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-const HOUR: i64 = 3600;
+pub(crate) const HOUR: i64 = 3600;
 
 /// A temporary git repository holding a minimal project and rendered slots.
 struct Repo {
@@ -103,8 +103,19 @@ impl Repo {
     }
 
     fn source(&self) -> Source {
-        Source { repo: self.root.clone(), prefix: "rendered".into(), remote: None, branch: None }
+        Source {
+            repo: self.root.clone(),
+            prefix: "rendered".into(),
+            remote: None,
+            branch: None,
+            inventory: self.root.join("services.yaml"),
+        }
     }
+}
+
+/// Now, in seconds since the epoch.
+pub(crate) fn now_seconds() -> i64 {
+    Timestamp::now().as_second()
 }
 
 /// A clock the test moves: system time plus an offset in seconds.
@@ -147,7 +158,7 @@ async fn client(emu: &Emulator, dir: &Path) -> kube::Client {
     run::client(&run::Cluster { kubeconfig: Some(path), context: None }).await.unwrap()
 }
 
-fn slot_ns(name: &str, env: &str, slot: &str) -> Value {
+pub(crate) fn slot_ns(name: &str, env: &str, slot: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
         "app.kubernetes.io/managed-by": "codex-k8s", "codex-k8s.io/env": env, "codex-k8s.io/slot": slot}}})
 }
@@ -171,15 +182,15 @@ fn exists(emu: &Emulator, ns: &str) -> bool {
     emu.get("Namespace", None, ns).is_some()
 }
 
-fn terminating_or_gone(emu: &Emulator, ns: &str) -> bool {
+pub(crate) fn terminating_or_gone(emu: &Emulator, ns: &str) -> bool {
     emu.get("Namespace", None, ns).is_none_or(|n| n["metadata"]["deletionTimestamp"].is_string())
 }
 
-fn event_reasons(emu: &Emulator, ns: &str) -> Vec<String> {
+pub(crate) fn event_reasons(emu: &Emulator, ns: &str) -> Vec<String> {
     emu.list("events.events.k8s.io", Some(ns)).iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
 }
 
-async fn wait(emu: &Emulator, what: &str, cond: impl FnMut(&Emulator) -> bool) {
+pub(crate) async fn wait(emu: &Emulator, what: &str, cond: impl FnMut(&Emulator) -> bool) {
     assert!(emu.wait_until(Duration::from_secs(15), cond).await, "timed out waiting for {what}");
 }
 
@@ -1258,7 +1269,13 @@ async fn stages_are_recorded_ready_in_order_and_status_wait_follows_them() {
     emu.update_status("Deployment", Some("shop-pr-1"), "api", status).unwrap();
     emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1})).unwrap();
 
-    let source = Source { repo: root.clone(), prefix: "rendered".into(), remote: None, branch: None };
+    let source = Source {
+        repo: root.clone(),
+        prefix: "rendered".into(),
+        remote: None,
+        branch: None,
+        inventory: root.join("services.yaml"),
+    };
     let config = run::Config {
         source,
         envs: envs(),

@@ -98,6 +98,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         git::clone_if_missing(url, &here).with_context(|| format!("cannot clone {url}"))?;
     }
     let Project { inventory, .. } = load_project(file, out)?;
+    // The inventory as named (`-f`, after `-C`): each pass reloads it for the slots' namespaces.
+    let inventory_file = std::path::absolute(file)?;
     let envs = slot_envs(&inventory);
     if envs.is_empty() {
         bail!("the inventory has no slot environment: nothing to watch");
@@ -124,6 +126,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 prefix,
                 remote: args.remote.clone(),
                 branch: args.branch.clone(),
+                inventory: inventory_file,
             },
             envs,
             prune_grace: args.prune_grace,
