@@ -149,6 +149,8 @@ fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
         lease: None,
         identity: "test-watcher".into(),
         clock: clock.clock(),
+        git: Default::default(),
+        health: Default::default(),
     }
 }
 
@@ -959,7 +961,7 @@ async fn sigterm_stops_the_watcher_in_bounded_time_while_requests_hang() {
         .arg("-C")
         .arg(&repo.root)
         .args(["watch", "--interval", "1s", "--lease-namespace", "default", "--lease-duration", "2s"])
-        .args(["--identity", "cli", "--kubeconfig"])
+        .args(["--identity", "cli", "--health-addr", "127.0.0.1:0", "--kubeconfig"])
         .arg(&kubeconfig)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(repo.root.join(".git/watch.log")).unwrap())
@@ -1285,6 +1287,8 @@ async fn stages_are_recorded_ready_in_order_and_status_wait_follows_them() {
         lease: None,
         identity: "test-watcher".into(),
         clock: Clock::system(),
+        git: Default::default(),
+        health: Default::default(),
     };
     let client = run::client(&run::Cluster { kubeconfig: Some(kubeconfig.clone()), context: None }).await.unwrap();
     let pass = run::once(&client, &config).await.unwrap();
