@@ -23,4 +23,6 @@ mod values;
 #[cfg(feature = "watch")]
 mod watch;
 #[cfg(feature = "watch")]
+mod watch_faults;
+#[cfg(feature = "watch")]
 mod watch_inventory;

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 pub(crate) const HOUR: i64 = 3600;
 
 /// A temporary git repository holding a minimal project and rendered slots.
-struct Repo {
+pub(crate) struct Repo {
     _tmp: TempDir,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 const SERVICES: &str = r#"apiVersion: codex-k8s.io/v1alpha1
@@ -44,7 +44,7 @@ services:
 const API: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  env: \"{{ env }}\"\n";
 
 impl Repo {
-    fn new() -> Repo {
+    pub(crate) fn new() -> Repo {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();
         std::fs::write(root.join("services.yaml"), SERVICES).unwrap();
@@ -58,14 +58,14 @@ impl Repo {
         repo
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git").args(args).current_dir(&self.root).output().expect("git runs");
         assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Commits everything, dated `offset` seconds from now.
-    fn commit_all(&self, message: &str, offset: i64) {
+    pub(crate) fn commit_all(&self, message: &str, offset: i64) {
         let date = format!("@{} +0000", Timestamp::now().as_second() + offset);
         self.git(&["add", "-A"]);
         let out = Command::new("git")
@@ -79,7 +79,7 @@ impl Repo {
     }
 
     /// Writes a rendered slot (target.json, a kustomization, its Flux file).
-    fn add_slot(&self, env: &str, slot: &str) {
+    pub(crate) fn add_slot(&self, env: &str, slot: &str) {
         let dir = self.root.join(format!("rendered/{env}/{slot}"));
         std::fs::create_dir_all(dir.join(".codex-k8s")).unwrap();
         std::fs::create_dir_all(dir.join("00-stateful")).unwrap();
@@ -98,7 +98,7 @@ impl Repo {
         self.git(&["rev-parse", "HEAD"]).trim().to_owned()
     }
 
-    fn tracked(&self, path: &str) -> bool {
+    pub(crate) fn tracked(&self, path: &str) -> bool {
         !self.git(&["ls-tree", "-r", "--name-only", "HEAD", "--", path]).trim().is_empty()
     }
 
@@ -120,10 +120,10 @@ pub(crate) fn now_seconds() -> i64 {
 
 /// A clock the test moves: system time plus an offset in seconds.
 #[derive(Clone, Default)]
-struct TestClock(Arc<AtomicI64>);
+pub(crate) struct TestClock(Arc<AtomicI64>);
 
 impl TestClock {
-    fn set(&self, offset: i64) {
+    pub(crate) fn set(&self, offset: i64) {
         self.0.store(offset, Ordering::SeqCst);
     }
 
@@ -139,7 +139,7 @@ fn envs() -> SlotEnvs {
     [("ai".to_string(), Duration::from_secs(HOUR as u64))].into()
 }
 
-fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
+pub(crate) fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
     run::Config {
         source: repo.source(),
         envs: envs(),
@@ -154,7 +154,7 @@ fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
     }
 }
 
-async fn client(emu: &Emulator, dir: &Path) -> kube::Client {
+pub(crate) async fn client(emu: &Emulator, dir: &Path) -> kube::Client {
     let path = dir.join(".git/kubeconfig");
     emu.write_kubeconfig(&path).unwrap();
     run::client(&run::Cluster { kubeconfig: Some(path), context: None }).await.unwrap()
@@ -165,7 +165,7 @@ pub(crate) fn slot_ns(name: &str, env: &str, slot: &str) -> Value {
         "app.kubernetes.io/managed-by": "codex-k8s", "codex-k8s.io/env": env, "codex-k8s.io/slot": slot}}})
 }
 
-fn agent_job(ns: &str, run_id: &str) -> Value {
+pub(crate) fn agent_job(ns: &str, run_id: &str) -> Value {
     json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": format!("agent-{run_id}"), "namespace": ns,
         "labels": {"codex-k8s.io/role": "agent", "app.kubernetes.io/managed-by": "codex-k8s"}},
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
@@ -176,11 +176,11 @@ fn annotation(emu: &Emulator, ns: &str, key: &str) -> Option<String> {
     emu.get("Namespace", None, ns)?["metadata"]["annotations"][key].as_str().map(str::to_owned)
 }
 
-fn phase(emu: &Emulator, ns: &str) -> Option<String> {
+pub(crate) fn phase(emu: &Emulator, ns: &str) -> Option<String> {
     annotation(emu, ns, watch::annotations::AGENT_PHASE)
 }
 
-fn exists(emu: &Emulator, ns: &str) -> bool {
+pub(crate) fn exists(emu: &Emulator, ns: &str) -> bool {
     emu.get("Namespace", None, ns).is_some()
 }
 
@@ -197,13 +197,13 @@ pub(crate) async fn wait(emu: &Emulator, what: &str, cond: impl FnMut(&Emulator)
 }
 
 /// A running watcher task and the handle that stops it.
-struct Running {
+pub(crate) struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<watch::Result<()>>,
 }
 
 impl Running {
-    fn start(client: kube::Client, config: run::Config) -> Running {
+    pub(crate) fn start(client: kube::Client, config: run::Config) -> Running {
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(run::run(client, config, async {
             let _ = rx.await;
@@ -211,7 +211,7 @@ impl Running {
         Running { stop: Some(tx), task }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("watcher stops").unwrap().unwrap();
     }
@@ -867,9 +867,9 @@ git update-ref refs/heads/main "$c" "$tip"
     emu.shutdown().await;
 }
 
-/// Item: `Retry-After` never makes a pass wait: a 429 asking for 600 s
-/// fails the pass at once (the next pass retries), well inside the request
-/// timeout.
+/// Item: `Retry-After` is honoured only up to its cap (5 s): a 429 asking
+/// for 600 s fails the pass at once (the next pass retries), well inside
+/// the request timeout, with no retry inside the pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_600_fails_the_pass_at_once() {
     let emu = Emulator::start().await;
