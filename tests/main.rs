@@ -25,4 +25,6 @@ mod watch;
 #[cfg(feature = "watch")]
 mod watch_faults;
 #[cfg(feature = "watch")]
+mod watch_health;
+#[cfg(feature = "watch")]
 mod watch_inventory;

@@ -30,6 +30,7 @@ pub use super::context::{Config, Kept, Report, Skipped, CONTROLLER};
 use super::lease::{self, Elector};
 use super::pass::{Ctx, Pass};
 use super::record::{apply_records, record};
+use super::retry;
 use super::{agent_selector, namespace_selector, Result, PASSES};
 
 /// One pass without watching or election (`--once`): list namespaces and
@@ -120,6 +121,7 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                     if leading { records } else { Vec::new() }
                 }
                 Some(Err(e)) => {
+                    config.health.api_error(&watch_error_code(&e));
                     tracing::warn!(error = %error_chain(&e), "watch error; the stream retries");
                     continue;
                 }
@@ -251,6 +253,18 @@ fn streams(client: &Client, config: &Config) -> futures::stream::BoxStream<'stat
         .default_backoff()
         .map_ok(|e| Input::Job(Box::new(e)));
     futures::stream::select(ns_stream.boxed(), job_stream.boxed()).boxed()
+}
+
+/// The metrics label of a watch stream's failure (as [`retry::code_of`]).
+fn watch_error_code(e: &watcher::Error) -> String {
+    match e {
+        watcher::Error::InitialListFailed(k) | watcher::Error::WatchStartFailed(k) | watcher::Error::WatchFailed(k) => {
+            retry::code_of(k)
+        }
+        watcher::Error::WatchError(s) => s.code.to_string(),
+        #[allow(unreachable_patterns)]
+        _ => "other".to_owned(),
+    }
 }
 
 /// Resolves when leadership goes, if `watch` is set; else never.
