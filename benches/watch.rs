@@ -161,6 +161,8 @@ fn bench_once(f: &Fixture, name: &str, runs: usize) {
                 let ahead = k8s_openapi::jiff::SignedDuration::from_hours(2);
                 Timestamp::now().saturating_add(ahead).expect("two hours from now is a valid time")
             }),
+            git: Default::default(),
+            health: Default::default(),
         };
         let mut times = Vec::new();
         for _ in 0..runs {

@@ -96,6 +96,7 @@ fn the_bundled_watcher_deployment_declares_the_port_and_its_probes() {
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz", "{c}");
     assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http", "{c}");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{c}");
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/healthz", "the first clone gets its time: {c}");
     assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http", "{c}");
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     let at = args.iter().position(|a| *a == "--health-addr").map(|i| args[i + 1]);

@@ -50,7 +50,8 @@ impl Health {
         self.state().loop_alive = Some(Instant::now());
     }
 
-    /// The watch streams hold fresh lists (or, `false`, are re-listing).
+    /// The watch streams hold listed views (`false`: not yet, or a stream
+    /// just failed).
     pub fn views(&self, fresh: bool) {
         self.state().views_fresh = fresh.then(Instant::now);
     }
@@ -111,7 +112,8 @@ impl Health {
         self.state().loop_alive.is_some_and(|t| t.elapsed() <= within)
     }
 
-    /// `/readyz`: alive, and the watch views are listed (leader or follower).
+    /// `/readyz`: alive, and the watch views are listed and not failing
+    /// (leader or follower).
     pub fn ready(&self, within: Duration) -> bool {
         let s = self.state();
         s.loop_alive.is_some_and(|t| t.elapsed() <= within) && s.views_fresh.is_some()

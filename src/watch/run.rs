@@ -111,8 +111,8 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                 Some(Ok(input)) => {
                     let was_ready = tracker.ready();
                     let records = tracker.apply(input);
+                    config.health.views(tracker.ready());
                     if tracker.ready() != was_ready {
-                        config.health.views(tracker.ready());
                         lists_tx.send_replace(tracker.ready());
                         if tracker.ready() {
                             tracing::info!(namespaces = tracker.namespaces().count(), jobs = tracker.jobs().count(), "initial lists done");
@@ -121,6 +121,8 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
                     if leading { records } else { Vec::new() }
                 }
                 Some(Err(e)) => {
+                    // A failing stream is a stale view: not ready until it recovers.
+                    config.health.views(false);
                     config.health.api_error(&watch_error_code(&e));
                     tracing::warn!(error = %error_chain(&e), "watch error; the stream retries");
                     continue;

@@ -62,7 +62,7 @@ fn answer(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
     };
     match req.uri().path() {
         "/healthz" => judge(health.alive(STALL), "the watch loop has stalled"),
-        "/readyz" => judge(health.ready(STALL), "the watch views are not listed yet"),
+        "/readyz" => judge(health.ready(STALL), "the watch views are not listed yet, or a stream is failing"),
         "/metrics" => text(StatusCode::OK, health.render(), "text/plain; version=0.0.4; charset=utf-8"),
         _ => text(StatusCode::NOT_FOUND, "not found: /healthz, /readyz, /metrics\n".into(), plain),
     }
