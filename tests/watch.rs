@@ -544,7 +544,7 @@ async fn a_restart_between_the_git_commit_and_the_namespace_delete_finishes_the_
     emu.shutdown().await;
 }
 
-fn holder(emu: &Emulator) -> Option<String> {
+pub(crate) fn holder(emu: &Emulator) -> Option<String> {
     emu.get("Lease", Some("default"), "codex-k8s-watcher")?["spec"]["holderIdentity"].as_str().map(str::to_owned)
 }
 

@@ -177,3 +177,53 @@ async fn agent_phases_are_recorded_while_the_ttl_pass_waits_on_git() {
     w.stop().await;
     emu.shutdown().await;
 }
+
+/// SIGTERM stays prompt while the TTL pass waits on a git remote that
+/// never answers: the pass task is abandoned, the lease released, and the
+/// blocking fetch gets only the shutdown grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stays_prompt_while_a_fetch_hangs() {
+    let emu = Emulator::start().await;
+    let repo = Repo::new();
+    repo.add_slot("ai", "pr-1");
+    repo.commit_all("render", -HOUR / 2);
+    emu.create(slot_ns("shop-pr-1", "ai", "pr-1")).unwrap();
+    let (url, released) = silent_git_server(Duration::from_secs(40));
+    repo.git(&["remote", "add", "origin", &url]);
+    let kubeconfig = repo.root.join(".git/kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    let log = repo.root.join(".git/watch.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_codex-k8s"))
+        .arg("-C")
+        .arg(&repo.root)
+        .args(["watch", "--interval", "1s", "--lease-namespace", "default", "--lease-duration", "2s"])
+        .args(["--remote", "origin", "--git-fetch-timeout", "30s", "--health-addr", "127.0.0.1:0"])
+        .args(["--identity", "cli", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait(&emu, "the binary leads", |e| crate::watch::holder(e).as_deref() == Some("cli")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the first TTL pass is in its fetch
+    let started = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after SIGTERM:\n{}", text());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = started.elapsed();
+    let bound = codex_k8s::watch::lease::RELEASE_TIMEOUT + run::SHUTDOWN_GRACE + Duration::from_secs(1);
+    assert!(took < bound, "stopped {took:?} after SIGTERM (bound {bound:?}):\n{}", text());
+    assert!(status.success(), "{status:?}:\n{}", text());
+    assert!(!released.load(Ordering::SeqCst), "the fetch was still hanging");
+    assert!(crate::watch::holder(&emu).as_deref() != Some("cli"), "the lease was released");
+    emu.shutdown().await;
+}

@@ -279,7 +279,7 @@ async fn leadership_lost(mut leadership: channel::Receiver<bool>, watch: bool) {
 }
 
 /// Period of the readiness pass (or `--interval`, if shorter).
-pub const READY_INTERVAL: Duration = Duration::from_secs(5);
+pub use super::ready_pass::READY_INTERVAL;
 
 /// How long the CLI lets git work on blocking threads finish after
 /// [`run`] returned, before the process exits anyway.
