@@ -24,3 +24,9 @@ mod values;
 mod walls;
 #[cfg(feature = "watch")]
 mod watch;
+#[cfg(feature = "watch")]
+mod watch_faults;
+#[cfg(feature = "watch")]
+mod watch_health;
+#[cfg(feature = "watch")]
+mod watch_inventory;
