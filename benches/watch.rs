@@ -100,7 +100,13 @@ fn fixture(slots: usize, per_commit: usize) -> Fixture {
 }
 
 fn source(f: &Fixture) -> Source {
-    Source { repo: f.root.clone(), prefix: "rendered".into(), remote: None, branch: None }
+    Source {
+        repo: f.root.clone(),
+        prefix: "rendered".into(),
+        remote: None,
+        branch: None,
+        inventory: f.root.join("services.yaml"),
+    }
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -155,6 +161,8 @@ fn bench_once(f: &Fixture, name: &str, runs: usize) {
                 let ahead = k8s_openapi::jiff::SignedDuration::from_hours(2);
                 Timestamp::now().saturating_add(ahead).expect("two hours from now is a valid time")
             }),
+            git: Default::default(),
+            health: Default::default(),
         };
         let mut times = Vec::new();
         for _ in 0..runs {

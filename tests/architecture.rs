@@ -279,3 +279,89 @@ fn the_checker_sees_functions_and_skips_test_modules() {
     }
     assert_eq!(depth, 0, "{lines:?}");
 }
+
+/// The sibling modules of `src/watch/` a text refers to through `super::`
+/// (`super::run::x`, `super::{lease, run::Config}`).
+fn watch_siblings_used(code: &str, siblings: &[String]) -> Vec<String> {
+    let mut used = Vec::new();
+    for (at, _) in code.match_indices("super::") {
+        let rest = &code[at + 7..];
+        let names: Vec<String> = if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let end = group
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += i32::from(c == '{') - i32::from(c == '}');
+                    depth < 0
+                })
+                .map_or(group.len(), |(i, _)| i);
+            let mut items = Vec::new();
+            let mut depth = 0;
+            let mut start = 0;
+            for (i, c) in group[..end].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        items.push(group[start..i].trim().to_owned());
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            items.push(group[start..end].trim().to_owned());
+            items
+        } else {
+            vec![rest.to_owned()]
+        };
+        for n in names {
+            let ident: String = n.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if siblings.contains(&ident) && !used.contains(&ident) {
+                used.push(ident);
+            }
+        }
+    }
+    used
+}
+
+/// `src/watch/` has no import cycle between its files: shared nouns and
+/// deadlines live below the files that use them (issue 26, item 1).
+#[test]
+fn the_watchers_files_import_without_cycles() {
+    let dir = src().join("watch");
+    let files: Vec<PathBuf> = rust_files().into_iter().filter(|f| f.parent() == Some(dir.as_path())).collect();
+    let stem = |f: &Path| f.file_stem().unwrap().to_string_lossy().into_owned();
+    let siblings: Vec<String> = files.iter().map(|f| stem(f)).filter(|s| s != "mod").collect();
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in files.iter().filter(|f| stem(f) != "mod") {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code: String = non_test_lines(&text).into_iter().map(|(_, _, c)| c + "\n").collect();
+        let used = watch_siblings_used(&code, &siblings).into_iter().filter(|u| *u != stem(f)).collect();
+        graph.insert(stem(f), used);
+    }
+    let mut problems = Vec::new();
+    for (a, uses) in &graph {
+        // Every module reachable from `a`; a cycle when `a` is among them.
+        let mut seen: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = uses.clone();
+        while let Some(m) = todo.pop() {
+            if seen.contains(&m) {
+                continue;
+            }
+            todo.extend(graph.get(&m).cloned().unwrap_or_default());
+            seen.push(m);
+        }
+        if seen.contains(a) {
+            let back: Vec<&String> = uses.iter().filter(|u| graph.get(*u).is_some_and(|g| g.contains(a))).collect();
+            problems.push(format!("src/watch/{a}.rs is in an import cycle (direct: {back:?})"));
+        }
+    }
+    assert!(problems.is_empty(), "import cycles in src/watch/:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_cycle_checker_reads_use_groups() {
+    let siblings: Vec<String> = ["run", "lease", "bounded"].iter().map(|s| s.to_string()).collect();
+    let code = "use super::run::{a, b};\nuse super::{lease::{self, x}, Clock, bounded};\nlet t = super::run::T;";
+    assert_eq!(watch_siblings_used(code, &siblings), ["run", "lease", "bounded"]);
+}

@@ -12,6 +12,7 @@ mod props;
 mod render;
 mod schema;
 mod shard;
+mod slot_up;
 mod snapshots;
 mod source_diff;
 mod stream;
@@ -23,3 +24,9 @@ mod values;
 mod walls;
 #[cfg(feature = "watch")]
 mod watch;
+#[cfg(feature = "watch")]
+mod watch_faults;
+#[cfg(feature = "watch")]
+mod watch_health;
+#[cfg(feature = "watch")]
+mod watch_inventory;

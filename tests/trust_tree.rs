@@ -521,6 +521,7 @@ fn the_watchers_git_activity_refuses_a_shallow_clone() {
         prefix: "rendered".into(),
         remote: None,
         branch: None,
+        inventory: shallow.root.join("services.yaml"),
     };
     let err = codex_k8s::watch::source::read_state(&src, &["ai".to_owned()], &[("ai".into(), "pr-1".into())])
         .map(|_| ())

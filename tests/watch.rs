@@ -18,12 +18,12 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-const HOUR: i64 = 3600;
+pub(crate) const HOUR: i64 = 3600;
 
 /// A temporary git repository holding a minimal project and rendered slots.
-struct Repo {
+pub(crate) struct Repo {
     _tmp: TempDir,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 const SERVICES: &str = r#"apiVersion: codex-k8s.io/v1alpha1
@@ -44,7 +44,7 @@ services:
 const API: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  env: \"{{ env }}\"\n";
 
 impl Repo {
-    fn new() -> Repo {
+    pub(crate) fn new() -> Repo {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();
         std::fs::write(root.join("services.yaml"), SERVICES).unwrap();
@@ -58,14 +58,14 @@ impl Repo {
         repo
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git").args(args).current_dir(&self.root).output().expect("git runs");
         assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// Commits everything, dated `offset` seconds from now.
-    fn commit_all(&self, message: &str, offset: i64) {
+    pub(crate) fn commit_all(&self, message: &str, offset: i64) {
         let date = format!("@{} +0000", Timestamp::now().as_second() + offset);
         self.git(&["add", "-A"]);
         let out = Command::new("git")
@@ -79,7 +79,7 @@ impl Repo {
     }
 
     /// Writes a rendered slot (target.json, a kustomization, its Flux file).
-    fn add_slot(&self, env: &str, slot: &str) {
+    pub(crate) fn add_slot(&self, env: &str, slot: &str) {
         let dir = self.root.join(format!("rendered/{env}/{slot}"));
         std::fs::create_dir_all(dir.join(".codex-k8s")).unwrap();
         std::fs::create_dir_all(dir.join("00-stateful")).unwrap();
@@ -98,21 +98,32 @@ impl Repo {
         self.git(&["rev-parse", "HEAD"]).trim().to_owned()
     }
 
-    fn tracked(&self, path: &str) -> bool {
+    pub(crate) fn tracked(&self, path: &str) -> bool {
         !self.git(&["ls-tree", "-r", "--name-only", "HEAD", "--", path]).trim().is_empty()
     }
 
     fn source(&self) -> Source {
-        Source { repo: self.root.clone(), prefix: "rendered".into(), remote: None, branch: None }
+        Source {
+            repo: self.root.clone(),
+            prefix: "rendered".into(),
+            remote: None,
+            branch: None,
+            inventory: self.root.join("services.yaml"),
+        }
     }
+}
+
+/// Now, in seconds since the epoch.
+pub(crate) fn now_seconds() -> i64 {
+    Timestamp::now().as_second()
 }
 
 /// A clock the test moves: system time plus an offset in seconds.
 #[derive(Clone, Default)]
-struct TestClock(Arc<AtomicI64>);
+pub(crate) struct TestClock(Arc<AtomicI64>);
 
 impl TestClock {
-    fn set(&self, offset: i64) {
+    pub(crate) fn set(&self, offset: i64) {
         self.0.store(offset, Ordering::SeqCst);
     }
 
@@ -128,7 +139,7 @@ fn envs() -> SlotEnvs {
     [("ai".to_string(), Duration::from_secs(HOUR as u64))].into()
 }
 
-fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
+pub(crate) fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
     run::Config {
         source: repo.source(),
         envs: envs(),
@@ -138,21 +149,23 @@ fn config(repo: &Repo, clock: &TestClock, grace: Duration) -> run::Config {
         lease: None,
         identity: "test-watcher".into(),
         clock: clock.clock(),
+        git: Default::default(),
+        health: Default::default(),
     }
 }
 
-async fn client(emu: &Emulator, dir: &Path) -> kube::Client {
+pub(crate) async fn client(emu: &Emulator, dir: &Path) -> kube::Client {
     let path = dir.join(".git/kubeconfig");
     emu.write_kubeconfig(&path).unwrap();
     run::client(&run::Cluster { kubeconfig: Some(path), context: None }).await.unwrap()
 }
 
-fn slot_ns(name: &str, env: &str, slot: &str) -> Value {
+pub(crate) fn slot_ns(name: &str, env: &str, slot: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
         "app.kubernetes.io/managed-by": "codex-k8s", "codex-k8s.io/env": env, "codex-k8s.io/slot": slot}}})
 }
 
-fn agent_job(ns: &str, run_id: &str) -> Value {
+pub(crate) fn agent_job(ns: &str, run_id: &str) -> Value {
     json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": format!("agent-{run_id}"), "namespace": ns,
         "labels": {"codex-k8s.io/role": "agent", "app.kubernetes.io/managed-by": "codex-k8s"}},
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
@@ -163,34 +176,34 @@ fn annotation(emu: &Emulator, ns: &str, key: &str) -> Option<String> {
     emu.get("Namespace", None, ns)?["metadata"]["annotations"][key].as_str().map(str::to_owned)
 }
 
-fn phase(emu: &Emulator, ns: &str) -> Option<String> {
+pub(crate) fn phase(emu: &Emulator, ns: &str) -> Option<String> {
     annotation(emu, ns, watch::annotations::AGENT_PHASE)
 }
 
-fn exists(emu: &Emulator, ns: &str) -> bool {
+pub(crate) fn exists(emu: &Emulator, ns: &str) -> bool {
     emu.get("Namespace", None, ns).is_some()
 }
 
-fn terminating_or_gone(emu: &Emulator, ns: &str) -> bool {
+pub(crate) fn terminating_or_gone(emu: &Emulator, ns: &str) -> bool {
     emu.get("Namespace", None, ns).is_none_or(|n| n["metadata"]["deletionTimestamp"].is_string())
 }
 
-fn event_reasons(emu: &Emulator, ns: &str) -> Vec<String> {
+pub(crate) fn event_reasons(emu: &Emulator, ns: &str) -> Vec<String> {
     emu.list("events.events.k8s.io", Some(ns)).iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
 }
 
-async fn wait(emu: &Emulator, what: &str, cond: impl FnMut(&Emulator) -> bool) {
+pub(crate) async fn wait(emu: &Emulator, what: &str, cond: impl FnMut(&Emulator) -> bool) {
     assert!(emu.wait_until(Duration::from_secs(15), cond).await, "timed out waiting for {what}");
 }
 
 /// A running watcher task and the handle that stops it.
-struct Running {
+pub(crate) struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<watch::Result<()>>,
 }
 
 impl Running {
-    fn start(client: kube::Client, config: run::Config) -> Running {
+    pub(crate) fn start(client: kube::Client, config: run::Config) -> Running {
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(run::run(client, config, async {
             let _ = rx.await;
@@ -198,7 +211,7 @@ impl Running {
         Running { stop: Some(tx), task }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("watcher stops").unwrap().unwrap();
     }
@@ -531,7 +544,7 @@ async fn a_restart_between_the_git_commit_and_the_namespace_delete_finishes_the_
     emu.shutdown().await;
 }
 
-fn holder(emu: &Emulator) -> Option<String> {
+pub(crate) fn holder(emu: &Emulator) -> Option<String> {
     emu.get("Lease", Some("default"), "codex-k8s-watcher")?["spec"]["holderIdentity"].as_str().map(str::to_owned)
 }
 
@@ -854,9 +867,9 @@ git update-ref refs/heads/main "$c" "$tip"
     emu.shutdown().await;
 }
 
-/// Item: `Retry-After` never makes a pass wait: a 429 asking for 600 s
-/// fails the pass at once (the next pass retries), well inside the request
-/// timeout.
+/// Item: `Retry-After` is honoured only up to its cap (5 s): a 429 asking
+/// for 600 s fails the pass at once (the next pass retries), well inside
+/// the request timeout, with no retry inside the pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_with_retry_after_600_fails_the_pass_at_once() {
     let emu = Emulator::start().await;
@@ -948,7 +961,7 @@ async fn sigterm_stops_the_watcher_in_bounded_time_while_requests_hang() {
         .arg("-C")
         .arg(&repo.root)
         .args(["watch", "--interval", "1s", "--lease-namespace", "default", "--lease-duration", "2s"])
-        .args(["--identity", "cli", "--kubeconfig"])
+        .args(["--identity", "cli", "--health-addr", "127.0.0.1:0", "--kubeconfig"])
         .arg(&kubeconfig)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(repo.root.join(".git/watch.log")).unwrap())
@@ -1258,7 +1271,13 @@ async fn stages_are_recorded_ready_in_order_and_status_wait_follows_them() {
     emu.update_status("Deployment", Some("shop-pr-1"), "api", status).unwrap();
     emu.update_status("Job", Some("shop-pr-1"), "agent-r1", json!({"active": 1})).unwrap();
 
-    let source = Source { repo: root.clone(), prefix: "rendered".into(), remote: None, branch: None };
+    let source = Source {
+        repo: root.clone(),
+        prefix: "rendered".into(),
+        remote: None,
+        branch: None,
+        inventory: root.join("services.yaml"),
+    };
     let config = run::Config {
         source,
         envs: envs(),
@@ -1268,6 +1287,8 @@ async fn stages_are_recorded_ready_in_order_and_status_wait_follows_them() {
         lease: None,
         identity: "test-watcher".into(),
         clock: Clock::system(),
+        git: Default::default(),
+        health: Default::default(),
     };
     let client = run::client(&run::Cluster { kubeconfig: Some(kubeconfig.clone()), context: None }).await.unwrap();
     let pass = run::once(&client, &config).await.unwrap();

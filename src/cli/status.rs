@@ -76,6 +76,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         prefix: targets::out_prefix(&inventory, &out_dir),
         remote: None,
         branch: if args.wait { None } else { args.branch.clone() },
+        inventory: std::path::absolute(file)?,
     };
     let cluster = run::Cluster { kubeconfig: args.kubeconfig.clone(), context: args.context.clone() };
     if args.wait {

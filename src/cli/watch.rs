@@ -58,6 +58,31 @@ pub struct Args {
     /// This replica's identity (default: POD_NAME, else host name and pid).
     #[arg(long, value_name = "ID")]
     identity: Option<String>,
+    /// Deadline of a git fetch (and reading the fetched tip); the pass keeps every slot when it passes.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    git_fetch_timeout: Duration,
+    /// Deadline of a removal's commit and push (with its retries).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    git_push_timeout: Duration,
+    /// Serve /healthz, /readyz and /metrics here (`off`: no endpoint); not with --once.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080", value_parser = parse_health_addr)]
+    health_addr: HealthAddr,
+}
+
+/// Where `/healthz`, `/readyz` and `/metrics` are served.
+#[derive(Debug, Clone, Copy)]
+pub enum HealthAddr {
+    /// No endpoint.
+    Off,
+    /// This address.
+    At(std::net::SocketAddr),
+}
+
+fn parse_health_addr(s: &str) -> std::result::Result<HealthAddr, String> {
+    if s == "off" {
+        return Ok(HealthAddr::Off);
+    }
+    s.parse().map(HealthAddr::At).map_err(|_| format!("`{s}` is not HOST:PORT (e.g. 0.0.0.0:8080) or `off`"))
 }
 
 /// Log formats.
@@ -98,6 +123,8 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         git::clone_if_missing(url, &here).with_context(|| format!("cannot clone {url}"))?;
     }
     let Project { inventory, .. } = load_project(file, out)?;
+    // The inventory as named (`-f`, after `-C`): each pass reloads it for the slots' namespaces.
+    let inventory_file = std::path::absolute(file)?;
     let envs = slot_envs(&inventory);
     if envs.is_empty() {
         bail!("the inventory has no slot environment: nothing to watch");
@@ -124,6 +151,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 prefix,
                 remote: args.remote.clone(),
                 branch: args.branch.clone(),
+                inventory: inventory_file,
             },
             envs,
             prune_grace: args.prune_grace,
@@ -132,6 +160,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             lease,
             identity,
             clock: Clock::system(),
+            git: run::GitTimeouts {
+                fetch: args.git_fetch_timeout.max(Duration::from_secs(1)),
+                push: args.git_push_timeout.max(Duration::from_secs(1)),
+            },
+            health: watch::metrics::Health::default(),
         };
         if args.once {
             let report = run::once(&client, &config).await?;
@@ -144,6 +177,14 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             );
             return Ok::<_, watch::Error>(());
         }
+        let _server = match args.health_addr {
+            HealthAddr::At(addr) => {
+                let (bound, task) = watch::serve::start(addr, config.health.clone()).await?;
+                tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+                Some(AbortOnDrop(task))
+            }
+            HealthAddr::Off => None,
+        };
         run::run(client, config, shutdown_signal()).await
     });
     // Git work still running on a blocking thread gets a bounded grace, so
@@ -151,6 +192,15 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     rt.shutdown_timeout(run::SHUTDOWN_GRACE);
     outcome.context("watch failed")?;
     Ok(exit::OK)
+}
+
+/// Stops the HTTP endpoint with the watcher.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM (what Kubernetes sends a pod).

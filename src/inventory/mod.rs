@@ -18,7 +18,10 @@ pub mod yaml;
 
 pub use load::{read_source, SourceFile};
 pub use model::*;
-pub use raw::{ImageBuild, RawCluster, RawDecryption, RawFlux, RawInventory, RawSecretRef, RawTls, API_VERSION, KIND};
+pub use raw::{
+    ImageBuild, RawCluster, RawDecryption, RawFlux, RawGenerate, RawInventory, RawIsolation, RawRemoteRef, RawSecret,
+    RawSecretRef, RawSecretStore, RawTls, API_VERSION, KIND,
+};
 pub use resolve::{deep_merge, load, Loaded};
 pub use validate::find_cycle;
 pub use values::{Override, Overrides};

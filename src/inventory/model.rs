@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw::{RawCluster, RawFlux, RawTls};
+use super::raw::{RawCluster, RawFlux, RawIsolation, RawSecret, RawSecretStore, RawTls};
 pub use super::raw::{RawOverlay as Overlay, RawPrerequisites as Prerequisites, RawPvcMount as PvcMount};
 use super::yaml::YamlPath;
 use crate::diagnostic::Location;
@@ -89,6 +89,8 @@ pub struct Inventory {
     pub gitops: Gitops,
     /// Cluster prerequisites (`prerequisites:`), each list sorted.
     pub prerequisites: Prerequisites,
+    /// `secrets:`, in file order.
+    pub secrets: Vec<RawSecret>,
     /// Text of services.yaml and the environment files, for diagnostics found later.
     pub texts: BTreeMap<PathBuf, String>,
     /// Every file read to build this inventory (relative to `root`), sorted;
@@ -146,6 +148,14 @@ pub struct Environment {
     pub cluster: Option<RawCluster>,
     /// Flux apply settings (service account, decryption).
     pub flux: Option<RawFlux>,
+    /// The stores its secrets may read, by name.
+    pub secret_stores: BTreeMap<String, RawSecretStore>,
+    /// NetworkPolicy settings (slot environments).
+    pub isolation: Option<RawIsolation>,
+    /// ResourceQuota `hard` limits.
+    pub quota: Option<BTreeMap<String, String>>,
+    /// LimitRange limits for containers.
+    pub limit_range: Option<BTreeMap<String, BTreeMap<String, String>>>,
     /// Template variables.
     pub vars: serde_yaml::Mapping,
     /// Where templated fields (`namespace`, `domain`) are written, for messages.

@@ -71,6 +71,12 @@ pub struct RawInventory {
     /// issuers and CRDs rendered references may name.
     #[serde(default)]
     pub prerequisites: RawPrerequisites,
+    /// The Secrets targets need, declared: read from a store the environment
+    /// allows, generated in the cluster, or provided out of band. The
+    /// renderer never sees a value: it writes External Secrets Operator
+    /// objects.
+    #[serde(default)]
+    pub secrets: Vec<RawSecret>,
 }
 
 /// `prerequisites:` — cluster-wide objects every target may rely on without
@@ -98,6 +104,87 @@ pub struct RawPrerequisites {
     /// Kubernetes API that a target renders needs one.
     #[serde(default)]
     pub crds: Vec<String>,
+}
+
+/// One entry of `secrets:` — a Secret of the target's namespace. Exactly one
+/// of `store` (with `data`), `generate` and `provided`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSecret {
+    /// The Secret's name, a template (e.g. `"{{ project }}-postgres"`).
+    pub name: String,
+    /// Environments it applies to; default every environment.
+    #[serde(default)]
+    pub envs: Option<Vec<String>>,
+    /// The Secret's type; default `Opaque` (`kubernetes.io/dockerconfigjson`
+    /// for a pull secret).
+    #[serde(default, rename = "type")]
+    pub secret_type: Option<String>,
+    /// Read from this store of the environment's `secretStores`.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// With `store`: each key of the Secret and where the store holds it.
+    #[serde(default)]
+    pub data: BTreeMap<String, RawRemoteRef>,
+    /// Generated in the cluster once (an ESO `Password` generator), never
+    /// rotated: a database keeps working.
+    #[serde(default)]
+    pub generate: Option<RawGenerate>,
+    /// Created out of band (plain environments only): its keys.
+    #[serde(default)]
+    pub provided: Option<Vec<String>>,
+}
+
+/// Where a store holds one key of a Secret.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRemoteRef {
+    /// The remote key, a template (`{{ slot }}` allowed); it must stay under
+    /// the store's `prefix`.
+    pub key: String,
+    /// A property of the remote value (a JSON field), when it has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+}
+
+/// `generate:` — random values created once in the cluster.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawGenerate {
+    /// The keys to generate (one password each).
+    pub keys: Vec<String>,
+    /// Length of each; default 32.
+    #[serde(default)]
+    pub length: Option<u32>,
+}
+
+/// `secretStores.<name>:` — a store an environment's secrets may read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSecretStore {
+    /// `ClusterSecretStore` (default) or `SecretStore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The store's name in the cluster.
+    pub name: String,
+    /// Every remote key read through this store starts with it (after
+    /// templating), e.g. `shop/ai/`.
+    pub prefix: String,
+}
+
+/// `isolation:` — the NetworkPolicy a slot gets (slot environments).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawIsolation {
+    /// Namespaces whose pods may reach the slot besides the slot itself: the
+    /// ingress controller's; default `[ingress-nginx]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_from_namespaces: Option<Vec<String>>,
+    /// Egress rules (NetworkPolicy `egress` entries) allowed besides DNS and
+    /// the slot itself, e.g. HTTPS to the internet for the agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub egress: Vec<serde_json::Value>,
 }
 
 /// `gitops:` — where Argo CD and Flux find the rendered tree.
@@ -272,6 +359,20 @@ pub struct RawEnvironment {
     /// How Flux applies the environment's Kustomizations.
     #[serde(default)]
     pub flux: Option<RawFlux>,
+    /// The secret stores the environment's `secrets:` may read, by name.
+    #[serde(default)]
+    pub secret_stores: Option<BTreeMap<String, RawSecretStore>>,
+    /// A slot's NetworkPolicy (slot environments get one by default).
+    #[serde(default)]
+    pub isolation: Option<RawIsolation>,
+    /// A ResourceQuota for the namespace: its `hard` limits
+    /// (`requests.cpu: "4"`, `limits.memory: 16Gi`, `pods: "30"`).
+    #[serde(default)]
+    pub quota: Option<BTreeMap<String, String>>,
+    /// A LimitRange for the namespace's containers: `default`,
+    /// `defaultRequest`, `max` (each `{cpu, memory}`).
+    #[serde(default)]
+    pub limit_range: Option<BTreeMap<String, BTreeMap<String, String>>>,
     /// Free-form values for templates (`vars`).
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]

@@ -18,8 +18,10 @@
 //!   project, Flux source and timings) is built from them;
 //! - `images.<name>.build`: the contexts and Dockerfiles CI builds;
 //! - per slot environment: that it is one, its `namespace` and `domain`
-//!   templates, `manageNamespace`, `idleTTL`, `maxSlots`, `tls`, and where
-//!   its objects are delivered (`cluster`, `flux`).
+//!   templates, `manageNamespace`, `idleTTL`, `maxSlots`, `tls`, where its
+//!   objects are delivered (`cluster`, `flux`), the secret stores it may
+//!   read (`secretStores`: store, name, key prefix) and its bounds
+//!   (`isolation`, `quota`, `limitRange`).
 
 use std::collections::BTreeMap;
 
@@ -150,6 +152,10 @@ fn slot_environment(env: &Environment, s: &mut BTreeMap<String, Value>) {
     s.insert(key("tls"), serde_json::to_value(&env.tls).expect("tls serializes"));
     s.insert(key("cluster"), serde_json::to_value(&env.cluster).expect("cluster serializes"));
     s.insert(key("flux"), serde_json::to_value(&env.flux).expect("flux serializes"));
+    s.insert(key("secretStores"), json!(env.secret_stores));
+    s.insert(key("isolation"), serde_json::to_value(&env.isolation).expect("isolation serializes"));
+    s.insert(key("quota"), json!(env.quota));
+    s.insert(key("limitRange"), json!(env.limit_range));
 }
 
 /// A value as one line of a message.
@@ -181,7 +187,7 @@ mod tests {
     #[test]
     fn every_wall_setting_is_read_and_a_change_to_each_is_named() {
         let protected = Walls::of(&load(BASE, &[("ai", AI), ("dev", "namespace: shop-dev\n")]));
-        let cases: [(&str, &str, &str); 9] = [
+        let cases: [(&str, &str, &str); 11] = [
             ("policy:\n  allowPlainSecrets: true\n", AI, "policy.allowPlainSecrets"),
             ("policy:\n  reservedNamespaces: [cert-manager]\n", AI, "policy.reservedNamespaces"),
             ("templates:\n  env: [\"*\"]\n", AI, "templates.env"),
@@ -191,6 +197,8 @@ mod tests {
             ("", "slots: true\nnamespace: \"{{ project }}-ai-{{ slot }}\"\nmaxSlots: 40\n", "environments.ai.maxSlots"),
             ("", "slots: true\nnamespace: \"{{ project }}-ai-{{ slot }}\"\nmaxSlots: 4\nidleTTL: 900h\n", "environments.ai.idleTTL"),
             ("", "slots: true\nnamespace: \"{{ project }}-ai-{{ slot }}\"\nmaxSlots: 4\ndomain: x.example.com\n", "environments.ai.domain"),
+            ("", "slots: true\nnamespace: \"{{ project }}-ai-{{ slot }}\"\nmaxSlots: 4\nsecretStores: {prod: {name: prod, prefix: \"shop/\"}}\n", "environments.ai.secretStores"),
+            ("", "slots: true\nnamespace: \"{{ project }}-ai-{{ slot }}\"\nmaxSlots: 4\nisolation: {ingressFromNamespaces: [default]}\n", "environments.ai.isolation"),
         ];
         for (extra, ai, setting) in cases {
             let head = Walls::of(&load(&format!("{BASE}{extra}"), &[("ai", ai), ("dev", "namespace: shop-dev\n")]));

@@ -158,7 +158,7 @@ impl RenderRun<'_> {
             // Every git precondition holds before anything is written.
             commit::preflight(repo, p.branch.as_deref().zip(branch_ref.as_deref()), p.push.as_deref())?;
         }
-        let mut options = self.options_for(repo.as_ref(), branch_ref.is_some(), writing)?;
+        let options = self.options_for(repo.as_ref(), branch_ref.is_some(), writing)?;
         // The tree the run starts from: a branch's (with --push, the
         // remote's tip of it, whatever the local branch holds), else the
         // work tree.
@@ -177,7 +177,6 @@ impl RenderRun<'_> {
         };
         let authority = self.authority(publish, options.source.as_ref(), state)?;
         let digest = tree::inputs_digest(inventory).context("cannot hash the inputs")?;
-        options.inputs_digest = Some(digest.clone());
         let planned = requests(inventory, &self.selection, &options, state)?;
         let foreign = planned.foreign;
         let mut requests = planned.requests;

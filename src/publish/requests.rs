@@ -39,9 +39,6 @@ pub struct Options {
     /// A run that writes nothing (`plan`, `images`, `--check`, `--stdout`):
     /// a slot owned by another source is rendered as recorded.
     pub read_only: bool,
-    /// The project's inputs digest: a slot whose inputs are unchanged keeps
-    /// the source commit it records (see `keep_commit`).
-    pub inputs_digest: Option<String>,
 }
 
 /// The requests of a run, and the slots `--all` left to their owners.
@@ -95,40 +92,18 @@ pub fn requests(inventory: &Inventory, sel: &Selection, opts: &Options, state: &
                 }
             }
             (true, owner) if opts.read_only => owner,
-            // The owner's run records itself (its commit kept when the inputs
-            // are unchanged, below); `--env E --slot S` takes an unowned
-            // slot, `--all` leaves it unowned.
+            // The owner's run records itself, with its commit (a slot's
+            // workspace follows its source); `--env E --slot S` takes an
+            // unowned slot, `--all` leaves it unowned.
             (true, Some(_)) => opts.source.clone(),
             (true, None) if explicit => opts.source.clone(),
             (true, None) => None,
         };
         let sets = target_overrides(inventory, &target.env, &recorded, &opts.sets)?;
         let run_id = opts.run_id.clone().or_else(|| previous.as_ref().and_then(|m| m.run_id.clone()));
-        let mut request = Request { target, run_id, sets, source };
-        if let (Some(meta), Some(digest)) = (&previous, &opts.inputs_digest) {
-            keep_commit(&mut request, meta, digest);
-        }
-        planned.requests.push(request);
+        planned.requests.push(Request { target, run_id, sets, source });
     }
     Ok(planned)
-}
-
-/// A slot rendered again by its owner with the same inputs (same templates,
-/// run id and overrides) from another commit is the same render: it keeps
-/// the commit it records, so re-rendering changes nothing (and an in-tree
-/// `--check` stays stable while `HEAD` moves on).
-pub fn keep_commit(request: &mut Request, meta: &crate::tree::TargetMeta, project_digest: &str) {
-    let (Some(now), Some(before)) = (request.source.as_ref(), meta.source.as_ref()) else { return };
-    // The digest covers the source ref, not the commit.
-    let same = now.git_ref == before.git_ref
-        && now.commit != before.commit
-        && crate::tree::target_inputs_digest(project_digest, request) == meta.inputs_digest;
-    if same {
-        let commit = before.commit.clone();
-        if let Some(s) = request.source.as_mut() {
-            s.commit = commit;
-        }
-    }
 }
 
 /// Whether a slot owned by `owner` belongs to the run's `source`.

@@ -14,7 +14,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::inventory::names::dns_label_problem;
 use crate::inventory::values;
 use crate::inventory::{Component, Environment, Inventory};
-use crate::template::{ComponentContext, Engine, TargetContext, TlsContext};
+use crate::template::{ComponentContext, Engine, SourceContext, TargetContext, TlsContext};
 
 /// An override that cannot be applied to a component's values.
 pub(super) fn override_error(inventory: &Inventory, message: String) -> Diagnostic {
@@ -84,6 +84,7 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         tls: env.tls.as_ref().map(TlsContext::from),
         versions,
         images: BTreeMap::new(),
+        source: req.source.as_ref().map(|s| SourceContext { git_ref: s.git_ref.clone(), commit: s.commit.clone() }),
         vars,
         empty_images: BTreeMap::new(),
     };

@@ -29,7 +29,7 @@ use crate::diagnostic::Diagnostic;
 use crate::template::{fingerprint, Access, Engine, CONTEXT_VARS};
 
 /// Variables that tell the slots of one environment apart.
-const PER_SLOT: [&str; 4] = ["slot", "namespace", "host", "run"];
+const PER_SLOT: [&str; 5] = ["slot", "namespace", "host", "run", "source"];
 
 /// Rendered text kept per thread, at most.
 pub const MAX_BYTES: usize = 4 << 20;

@@ -6,6 +6,7 @@ mod checks;
 mod context;
 mod documents;
 pub mod emit;
+mod generated;
 mod images;
 pub mod isolation;
 mod kinds;

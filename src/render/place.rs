@@ -236,9 +236,29 @@ fn add_labels(value: &mut Value, inventory: &Inventory, target: &Target, c: &Com
 /// The target's Namespace object, which the renderer adds when the
 /// environment manages its namespace and no template renders it.
 pub(super) fn namespace_object(inventory: &Inventory, target: &Target, namespace: &str) -> RenderedObject {
+    // Built as a value, not parsed from text: the namespace comes from a template.
+    let mut metadata = Mapping::new();
+    metadata.insert("name".into(), namespace.into());
+    let mut object = Mapping::new();
+    object.insert("apiVersion".into(), "v1".into());
+    object.insert("kind".into(), "Namespace".into());
+    object.insert("metadata".into(), Value::Mapping(metadata));
+    generated_object(inventory, target, "namespace", Value::Mapping(object), None)
+}
+
+/// An object the renderer generates (not a template's): in the first stage
+/// at wave 0, labelled as component `component`, in `namespace` when given.
+/// `value` is a whole object with `apiVersion`, `kind` and `metadata.name`.
+pub(super) fn generated_object(
+    inventory: &Inventory,
+    target: &Target,
+    component: &str,
+    mut value: Value,
+    namespace: Option<&str>,
+) -> RenderedObject {
     let first = inventory.stages.first().cloned().unwrap_or_default();
-    let component = Component {
-        name: "namespace".into(),
+    let c = Component {
+        name: component.into(),
         kind: ComponentKind::Infrastructure,
         stage: first.clone(),
         stage_index: 0,
@@ -254,18 +274,20 @@ pub(super) fn namespace_object(inventory: &Inventory, target: &Target, namespace
         line: 0,
         positions: BTreeMap::new(),
     };
-    // Built as a value, not parsed from text: the namespace comes from a template.
-    let mut metadata = Mapping::new();
-    metadata.insert("name".into(), namespace.into());
-    let mut object = Mapping::new();
-    object.insert("apiVersion".into(), "v1".into());
-    object.insert("kind".into(), "Namespace".into());
-    object.insert("metadata".into(), Value::Mapping(metadata));
-    let mut value = Value::Mapping(object);
-    add_labels(&mut value, inventory, target, &component, 0);
+    if let Some(ns) = namespace {
+        set_namespace(&mut value, ns);
+    }
+    add_labels(&mut value, inventory, target, &c, 0);
+    let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_owned();
     RenderedObject {
-        id: ObjectId { api_version: "v1".into(), kind: "Namespace".into(), namespace: None, name: namespace.into() },
-        component: "namespace".into(),
+        id: ObjectId {
+            api_version: text("apiVersion"),
+            kind: text("kind"),
+            namespace: namespace.map(str::to_owned),
+            name,
+        },
+        component: component.into(),
         stage: first,
         stage_index: 0,
         wave: 0,

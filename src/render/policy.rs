@@ -19,6 +19,15 @@ pub const ADDON_CLUSTER_SCOPED_KINDS: [&str; 6] = [
     "ClusterPolicy",
 ];
 
+/// Namespaced kinds outside the Kubernetes API that the renderer itself
+/// generates (the External Secrets Operator declarations of `secrets:`).
+pub const GENERATED_KINDS: [(&str, &str); 2] =
+    [("external-secrets.io", "ExternalSecret"), ("generators.external-secrets.io", "Password")];
+
+/// API groups a slot's templates may not use: secrets reach a slot only
+/// through the inventory's `secrets:`, under the stores its walls allow.
+const SECRET_GROUPS: [&str; 2] = ["external-secrets.io", "generators.external-secrets.io"];
+
 /// Where an object's kind lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -54,6 +63,9 @@ pub fn scope(group: &str, kind: &str, rules: ScopeRules<'_>) -> Scope {
     if rules.namespaced.iter().any(|d| d.split_once('/').is_some_and(|(g, k)| g == group && k == kind)) {
         return Scope::Namespaced;
     }
+    if GENERATED_KINDS.contains(&(group, kind)) {
+        return Scope::Namespaced;
+    }
     if ADDON_CLUSTER_SCOPED_KINDS.contains(&kind) {
         return Scope::Cluster;
     }
@@ -82,7 +94,8 @@ pub fn slot_kinds(namespaced: &[String]) -> Vec<(String, String)> {
         .filter(|k| !k.cluster && !REQUESTS.contains(&(k.group, k.kind)))
         .map(|k| (k.group.to_owned(), k.kind.to_owned()));
     let declared = namespaced.iter().filter_map(|d| d.split_once('/')).map(|(g, k)| (g.to_owned(), k.to_owned()));
-    let all: std::collections::BTreeSet<(String, String)> = builtin.chain(declared).collect();
+    let generated = GENERATED_KINDS.iter().map(|(g, k)| ((*g).to_owned(), (*k).to_owned()));
+    let all: std::collections::BTreeSet<(String, String)> = builtin.chain(declared).chain(generated).collect();
     all.into_iter().collect()
 }
 
@@ -147,6 +160,13 @@ pub fn check(objects: &[RenderedObject], rules: Rules<'_>) -> Vec<Violation> {
         let kind = o.id.kind.as_str();
         let own_namespace = kind == "Namespace" && o.id.group().is_empty() && o.id.name == rules.namespace;
         let scope = scope(o.id.group(), kind, rules.scopes);
+        if rules.slot_env && o.template.is_some() && SECRET_GROUPS.contains(&o.id.group()) {
+            out.push(Violation {
+                object: i,
+                message: format!("{kind} `{}` ({}) is written by a template; in a slot environment secrets come only from the inventory's `secrets:`", o.id.name, o.id.api_version),
+                help: "declare the Secret under `secrets:` (a store the environment allows, or `generate`); the renderer writes the ExternalSecret".into(),
+            });
+        }
         if rules.slot_env && scope == Scope::Unknown {
             out.push(Violation {
                 object: i,

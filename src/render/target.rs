@@ -86,17 +86,27 @@ pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> R
     let documents = render_manifests(inventory, engine, &parts, &req.target)?;
     let placement = Placement { inventory, env, target: &req.target, namespace: &ctx.namespace };
     let mut objects = placement.objects(engine, &parts, documents)?;
+    objects.extend(super::generated::objects(inventory, engine, env, &req.target, &ctx)?);
     placement.own_namespace(&mut objects)?;
     placement.check(&objects)?;
-    placement.references(engine, &objects, &provided(inventory, env))?;
+    placement.references(engine, &objects, &provided(inventory, engine, env, &ctx))?;
     Ok(assemble(req, ctx, component_vars, plan, objects))
 }
 
-/// The Secrets a target may read that none of its objects creates:
-/// declared as provided out of band. None yet: the inventory's `secrets:`
-/// section fills it.
-fn provided(_inventory: &Inventory, _env: &Environment) -> super::Provided {
-    super::Provided::default()
+/// The Secrets a target may read that none of its objects creates: the
+/// `secrets:` of its environment declared `provided` (out of band), by
+/// rendered name, with their keys. The other secrets are ExternalSecret
+/// objects of the target by now (`generated.rs`), which also reported any
+/// name that does not render.
+fn provided(inventory: &Inventory, engine: &Engine, env: &Environment, ctx: &TargetContext) -> super::Provided {
+    let context = JValue::from_serialize(ctx);
+    let mut out = super::Provided::default();
+    for s in inventory.secrets.iter().filter(|s| s.envs.as_ref().is_none_or(|l| l.contains(&env.name))) {
+        let Some(keys) = &s.provided else { continue };
+        let Ok(name) = engine.render_inline(&s.name, &context) else { continue };
+        out.secrets.insert(name, super::Keys::of(keys.iter().map(String::as_str)));
+    }
+    out
 }
 
 /// The enabled components of `plan`, in plan order.

@@ -11,8 +11,8 @@ use crate::inventory::RawTls;
 
 /// The top-level names of a component's context ([`component_scope`]);
 /// `tests` checks they are exactly the keys it builds.
-pub const CONTEXT_VARS: [&str; 11] =
-    ["project", "env", "slot", "namespace", "host", "tls", "versions", "images", "vars", "component", "run"];
+pub const CONTEXT_VARS: [&str; 12] =
+    ["project", "env", "slot", "namespace", "host", "tls", "versions", "images", "vars", "component", "run", "source"];
 
 /// The helper functions the engine registers besides minijinja's.
 pub const HELPERS: [&str; 5] = ["env_or", "include", "required", "fail", "ns"];
@@ -57,12 +57,26 @@ pub struct TargetContext {
     pub versions: BTreeMap<String, String>,
     /// Images as `repository:tag`.
     pub images: BTreeMap<String, String>,
+    /// The source the target is rendered from (`source.ref`,
+    /// `source.commit`), none outside git; the commit only when the tree
+    /// lives apart from the source (`--branch`).
+    pub source: Option<SourceContext>,
     /// Environment variables (`vars`), with `--set` overrides applied.
     pub vars: serde_yaml::Mapping,
     /// Images whose `repository` or `tag` rendered empty (name → which
     /// part); not seen by templates, checked for the components using them.
     #[serde(skip)]
     pub empty_images: BTreeMap<String, &'static str>,
+}
+
+/// `source` as templates see it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SourceContext {
+    /// The source ref (`refs/pull/7/head`).
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The source commit, when recorded.
+    pub commit: Option<String>,
 }
 
 /// `tls` as templates see it.
@@ -125,6 +139,7 @@ mod tests {
             tls: Some(TlsContext { cluster_issuer: Some("i".into()), issuer: None, secret_name: Some("t".into()) }),
             versions: BTreeMap::new(),
             images: BTreeMap::new(),
+            source: None,
             vars: serde_yaml::Mapping::new(),
             empty_images: BTreeMap::new(),
         };

@@ -12,7 +12,8 @@ mod partials;
 
 pub use access::{fingerprint, Access};
 pub use context::{
-    component_scope, is_reserved, ComponentContext, RunContext, TargetContext, TlsContext, CONTEXT_VARS, HELPERS,
+    component_scope, is_reserved, ComponentContext, RunContext, SourceContext, TargetContext, TlsContext, CONTEXT_VARS,
+    HELPERS,
 };
 pub use engine::{diagnostic_from, template_name, Engine};
 pub use partials::{scan_macros, MacroDef};

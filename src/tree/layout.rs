@@ -159,11 +159,14 @@ pub fn target_inputs_digest(project_digest: &str, request: &crate::render::Reque
         h.update([b'=']);
         h.update(v.to_string().as_bytes());
     }
-    // The owner, not the commit: a slot rendered again from another commit
-    // with the same inputs is the same render (and keeps its recorded commit).
+    // The owner and the commit: templates read both (`source`), and a
+    // slot's workspace is filled with the commit it records, so a new
+    // commit of the owner is a new render of the slot.
     if let Some(source) = &request.source {
         h.update(b"\0source\0");
         h.update(source.git_ref.as_bytes());
+        h.update([0]);
+        h.update(source.commit.as_deref().unwrap_or("").as_bytes());
     }
     hex::encode(h.finalize())
 }

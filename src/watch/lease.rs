@@ -30,6 +30,7 @@ use kube::Client;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::bounded::error_chain;
 use super::{Clock, Result};
 
 /// The share of the lease duration a leader keeps leading after the start
@@ -42,7 +43,7 @@ pub const STEP_DOWN: (u32, u32) = (4, 5);
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Deadline of one round (read, then write) when not leading.
-const ROUND_TIMEOUT: Duration = super::run::REQUEST_TIMEOUT;
+const ROUND_TIMEOUT: Duration = super::bounded::REQUEST_TIMEOUT;
 
 /// Election settings.
 #[derive(Debug, Clone)]
@@ -319,18 +320,6 @@ pub async fn run(mut elector: Elector, leader: watch::Sender<bool>, mut stop: wa
             tracing::warn!(after = ?RELEASE_TIMEOUT, "releasing the lease did not answer in time; it expires on its own")
         }
     }
-}
-
-/// An error and its causes on one line, for logs.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

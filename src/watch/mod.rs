@@ -19,17 +19,28 @@
 
 mod agent;
 mod bounded;
+mod cluster;
+mod context;
 pub mod lease;
+pub mod metrics;
+mod pass;
 mod ready;
 mod ready_pass;
 mod record;
+mod retry;
 pub mod run;
+pub mod serve;
 pub mod source;
 mod stages;
 pub mod status;
 pub mod ttl;
 mod ttl_pass;
 pub mod wait;
+
+/// The passes the watcher runs, in the order `--once` runs them. A new
+/// pass is a file implementing [`pass::Pass`], its `mod` line above and
+/// one entry here.
+pub(crate) const PASSES: &[&dyn pass::Pass] = &[&ttl_pass::Ttl, &ready_pass::Readiness];
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +98,19 @@ pub enum Error {
     /// at the revision read, or its tree unreadable.
     #[error("{0}")]
     Slot(String),
+    /// The `/healthz` endpoint could not listen (address in use, no permission).
+    #[error("cannot serve /healthz, /readyz and /metrics on {addr}")]
+    Serve {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pass could not act on some slots (named, with the reason) even
+    /// after retrying; the next pass decides them again.
+    #[error("{0}")]
+    Skipped(String),
     /// An API call, a git fetch or push did not answer in time.
     #[error("{what} did not answer within {after:?}")]
     Timeout {

@@ -394,6 +394,24 @@ pub fn decide(
     Some(Recording { patch: json!({"metadata": {"annotations": set}}), ready, reset })
 }
 
+/// A stage recorded ready (or, on a dry run, that would be).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageReady {
+    /// The slot namespace.
+    pub namespace: String,
+    /// The slot's environment (a slot environment of the inventory).
+    pub env: String,
+    /// The slot's name, a DNS label such as `pr-42`.
+    pub slot: String,
+    /// The rendering (`ready-rendering`).
+    pub rendering: String,
+    /// The stage directory.
+    pub stage: String,
+    /// When it was seen ready.
+    pub at: Timestamp,
+}
+
 #[cfg(test)]
 #[path = "ready_tests.rs"]
 mod tests;

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
@@ -14,40 +15,48 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::lease::error_chain;
-use super::ready::{self, Kind, Observed, SlotTree, StageState};
+use super::bounded::{blocking, error_chain, within};
+use super::context::{Config, Gate, Report};
+use super::metrics::Health;
+use super::pass::{Ctx, Pass};
+use super::ready::{self, Kind, Observed, SlotTree, StageReady, StageState};
 use super::record::{emit, patch_namespace, Note};
-use super::run::{blocking, within, Config, Gate, GIT_TIMEOUT, REQUEST_TIMEOUT};
-use super::{managed_slot, namespace_selector, stages, Result, Timestamp};
+use super::retry;
+use super::{managed_slot, namespace_selector, stages, Result};
 
-/// A stage recorded ready (or, on a dry run, that would be).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StageReady {
-    /// The slot namespace.
-    pub namespace: String,
-    /// The slot's environment (a slot environment of the inventory).
-    pub env: String,
-    /// The slot's name, a DNS label such as `pr-42`.
-    pub slot: String,
-    /// The rendering (`ready-rendering`).
-    pub rendering: String,
-    /// The stage directory.
-    pub stage: String,
-    /// When it was seen ready.
-    pub at: Timestamp,
+/// The readiness pass, registered in [`super::PASSES`].
+pub(crate) struct Readiness;
+
+impl Pass for Readiness {
+    fn name(&self) -> &'static str {
+        "readiness"
+    }
+
+    fn period(&self, config: &Config) -> std::time::Duration {
+        READY_INTERVAL.min(config.interval)
+    }
+
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, report: &'a mut Report) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            report.ready.extend(pass(ctx.client, ctx.config, ctx.gate).await?);
+            Ok(())
+        })
+    }
 }
 
+/// Period of the readiness pass (or `--interval`, if shorter).
+pub const READY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The workloads of `namespace`, listing only the `kinds` wanted (each
-/// list within [`REQUEST_TIMEOUT`]).
-pub async fn observe(client: &Client, namespace: &str, kinds: &BTreeSet<Kind>) -> Result<Observed> {
+/// list retried within the request deadline).
+pub async fn observe(client: &Client, h: &Health, namespace: &str, kinds: &BTreeSet<Kind>) -> Result<Observed> {
     let mut o = Observed::default();
     for kind in kinds {
         match kind {
-            Kind::Deployment => o.deployments = wire(list::<Deployment>(client, namespace).await?),
-            Kind::StatefulSet => o.statefulsets = wire(list::<StatefulSet>(client, namespace).await?),
-            Kind::DaemonSet => o.daemonsets = wire(list::<DaemonSet>(client, namespace).await?),
-            Kind::Job => o.jobs = list::<Job>(client, namespace).await?,
+            Kind::Deployment => o.deployments = wire(list::<Deployment>(client, h, namespace).await?),
+            Kind::StatefulSet => o.statefulsets = wire(list::<StatefulSet>(client, h, namespace).await?),
+            Kind::DaemonSet => o.daemonsets = wire(list::<DaemonSet>(client, h, namespace).await?),
+            Kind::Job => o.jobs = list::<Job>(client, h, namespace).await?,
         }
     }
     Ok(o)
@@ -58,14 +67,15 @@ fn wire<K: Serialize>(items: BTreeMap<String, K>) -> BTreeMap<String, serde_json
     items.into_iter().filter_map(|(n, o)| Some((n, serde_json::to_value(o).ok()?))).collect()
 }
 
-async fn list<K>(client: &Client, namespace: &str) -> Result<BTreeMap<String, K>>
+async fn list<K>(client: &Client, h: &Health, namespace: &str) -> Result<BTreeMap<String, K>>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let what = format!("listing {} in {namespace}", K::plural(&Default::default()));
-    let items = within(&what, REQUEST_TIMEOUT, async { Ok(api.list(&ListParams::default()).await?.items) }).await?;
+    let lp = ListParams::default();
+    let items = retry::call(h, &what, || api.list(&lp)).await?.items;
     Ok(items.into_iter().map(|o| (o.name_any(), o)).collect())
 }
 
@@ -81,10 +91,10 @@ fn all_recorded(annotations: &BTreeMap<String, String>, tree: &SlotTree) -> bool
 }
 
 /// One readiness pass: returns what was recorded (or would be, dry run).
-pub(crate) async fn pass(client: &Client, config: &Config, gate: &Gate<'_>) -> Result<Vec<StageReady>> {
+pub(crate) async fn pass(client: &Client, config: &Config, gate: &Gate) -> Result<Vec<StageReady>> {
     let nss: Api<Namespace> = Api::all(client.clone());
     let lp = ListParams::default().labels(&namespace_selector(&config.envs));
-    let listed = within("listing namespaces", REQUEST_TIMEOUT, async { Ok(nss.list(&lp).await?.items) }).await?;
+    let listed = retry::call(&config.health, "listing namespaces", || nss.list(&lp)).await?.items;
     let slots: Vec<(Namespace, (String, String))> = listed
         .into_iter()
         .filter(|n| n.metadata.deletion_timestamp.is_none())
@@ -92,9 +102,12 @@ pub(crate) async fn pass(client: &Client, config: &Config, gate: &Gate<'_>) -> R
         .collect();
     let keys: Vec<(String, String)> = slots.iter().map(|(_, s)| s.clone()).collect();
     let src = config.source.clone();
-    let trees =
-        within("reading the slots' stages from git", GIT_TIMEOUT, blocking(move || stages::read(&src, None, &keys)))
-            .await?;
+    let trees = within(
+        "reading the slots' stages from git",
+        config.git.fetch,
+        blocking(move || stages::read(&src, None, &keys)),
+    )
+    .await?;
     let mut out = Vec::new();
     for (ns, key) in &slots {
         let Some(tree) = trees.get(key) else { continue };
@@ -120,7 +133,7 @@ pub(crate) async fn pass(client: &Client, config: &Config, gate: &Gate<'_>) -> R
 async fn slot(
     client: &Client,
     config: &Config,
-    gate: &Gate<'_>,
+    gate: &Gate,
     ns: &Namespace,
     tree: &SlotTree,
 ) -> Result<Vec<StageReady>> {
@@ -129,7 +142,7 @@ async fn slot(
         return Ok(Vec::new());
     }
     let name = ns.name_any();
-    let observed = observe(client, &name, &kinds(tree)).await?;
+    let observed = observe(client, &config.health, &name, &kinds(tree)).await?;
     let states = ready::evaluate(tree, &observed);
     let now = config.clock.now();
     let Some(rec) = ready::decide(&annotations, tree, &states, now) else { return Ok(Vec::new()) };
@@ -151,7 +164,7 @@ async fn slot(
     if config.dry_run || !gate.open("recording stage readiness") {
         return Ok(recorded);
     }
-    patch_namespace(client, &name, rec.patch, "recording stage readiness").await?;
+    patch_namespace(client, config, &name, rec.patch, "recording stage readiness").await?;
     for s in &rec.ready {
         emit(client, config, stage_note(ns, tree, &states, s)).await;
     }

@@ -26,6 +26,10 @@ pub struct Source {
     pub remote: Option<String>,
     /// The branch to follow; none: the checked-out branch.
     pub branch: Option<String>,
+    /// The inventory file the command line names (`-f`, after `-C`): it
+    /// gives each slot's namespace. Relative paths are read from the
+    /// process's working directory.
+    pub inventory: PathBuf,
 }
 
 impl Source {
@@ -87,9 +91,9 @@ pub(crate) struct SlotNamespaces {
 }
 
 impl SlotNamespaces {
-    /// Loads the inventory of `src.repo`.
+    /// Loads the inventory `src.inventory` names.
     pub(crate) fn load(src: &Source) -> SlotNamespaces {
-        let loaded = crate::inventory::load(&src.repo.join("services.yaml")).ok().and_then(|l| {
+        let loaded = crate::inventory::load(&src.inventory).ok().and_then(|l| {
             let engine = crate::template::Engine::new(&l.inventory).ok()?;
             Some((l.inventory, engine))
         });

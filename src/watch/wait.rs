@@ -12,10 +12,10 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use serde::Serialize;
 
-use super::lease::error_chain;
+use super::bounded::{blocking, error_chain, within, FETCH_TIMEOUT, REQUEST_TIMEOUT};
+use super::metrics::Health;
 use super::ready::{self, SlotTree, StageState, State};
 use super::ready_pass::{kinds, observe};
-use super::run::{blocking, within, GIT_TIMEOUT, REQUEST_TIMEOUT};
 use super::source::Source;
 use super::{stages, Error, Result};
 
@@ -138,7 +138,7 @@ async fn read_tree(src: &Source, w: &Wait) -> Result<SlotTree> {
     let key = (w.env.clone(), w.slot.clone());
     let k = key.clone();
     let mut trees =
-        within("reading the slot from git", GIT_TIMEOUT, blocking(move || stages::read(&s, rev.as_deref(), &[k])))
+        within("reading the slot from git", FETCH_TIMEOUT, blocking(move || stages::read(&s, rev.as_deref(), &[k])))
             .await?;
     let at = w.rev.as_deref().map_or_else(|| "the checked-out branch".to_owned(), |r| format!("`{r}`"));
     match trees.remove(&key) {
@@ -162,7 +162,7 @@ async fn look(client: &Client, tree: &SlotTree) -> Result<Vec<StageState>> {
         let waiting = State::Waiting { object, why };
         return Ok(tree.stages.iter().map(|s| StageState { stage: s.dir.clone(), state: waiting.clone() }).collect());
     }
-    let observed = observe(client, &tree.namespace, &kinds(tree)).await?;
+    let observed = observe(client, &Health::default(), &tree.namespace, &kinds(tree)).await?;
     Ok(ready::evaluate(tree, &observed))
 }
 

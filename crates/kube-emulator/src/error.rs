@@ -145,6 +145,14 @@ impl ApiError {
         Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
     }
 
+    /// Adds `details.retryAfterSeconds`, as the apiserver does for a 429.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        let mut d = self.details.take().unwrap_or_else(|| serde_json::json!({}));
+        d["retryAfterSeconds"] = serde_json::json!(seconds);
+        self.details = Some(d);
+        self
+    }
+
     /// A generic error for an HTTP status code (used by fault injection).
     pub fn from_code(code: u16) -> Self {
         let (reason, message) = match code {

@@ -147,8 +147,20 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     }
 }
 
-/// Entry point for every request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
+/// The connection was closed without an answer ([`crate::FaultEffect::Reset`]).
+#[derive(Debug)]
+pub struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection reset")
+    }
+}
+
+impl std::error::Error for Reset {}
+
+/// Entry point for every request; `Err` closes the connection unanswered.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<RespBody>, Reset> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
@@ -164,13 +176,21 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         watch: false,
     };
     let fault = shared.take_fault(method.as_str(), &path);
-    let resp = if let Some(fault) = fault {
+    let reset_after = fault == Some(crate::FaultEffect::ResetAfterServing);
+    let resp = if let Some(fault) = fault.filter(|_| !reset_after) {
         match fault {
             crate::FaultEffect::Error(code) => error_response(&ApiError::from_code(code)),
             crate::FaultEffect::RetryAfter(code, secs) => {
-                let mut r = error_response(&ApiError::from_code(code));
+                // As the apiserver: the header, and `retryAfterSeconds` in the Status.
+                let err = ApiError::from_code(code).with_retry_after(secs);
+                let mut r = error_response(&err);
                 r.headers_mut().insert("retry-after", secs.to_string().parse().expect("a number is a header value"));
                 r
+            }
+            crate::FaultEffect::Reset | crate::FaultEffect::ResetAfterServing => {
+                record.status = 0;
+                shared.log_request(record);
+                return Err(Reset);
             }
             crate::FaultEffect::Hang => {
                 let mut stop = shared.shutdown_tx.subscribe();
@@ -189,6 +209,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
     };
     record.status = resp.status().as_u16();
     shared.log_request(record);
+    if reset_after {
+        return Err(Reset);
+    }
     Ok(resp)
 }
 

@@ -125,6 +125,14 @@ pub enum FaultEffect {
     RetryAfter(u16, u64),
     /// Never answer (the connection stays open until the emulator stops).
     Hang,
+    /// Close the connection without answering and without serving the
+    /// request (what a client sees of a connection reset before the server
+    /// read the request).
+    Reset,
+    /// Serve the request (its writes persist), then close the connection
+    /// without sending the answer: the write landed but the client cannot
+    /// tell (a reset after the server acted).
+    ResetAfterServing,
 }
 
 pub(crate) struct Shared {

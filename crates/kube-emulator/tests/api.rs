@@ -837,6 +837,42 @@ async fn fault_injection_and_request_log() {
 }
 
 #[tokio::test]
+async fn resets_and_retry_after_faults() {
+    let (emu, api) = setup().await;
+    let client = common::client();
+    let send = |method: &str, path: &str, body: &str| {
+        hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", emu.url()))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+            .unwrap()
+    };
+    // A reset before serving: no answer, nothing written.
+    emu.inject("POST", "/api/v1/namespaces", kube_emulator::FaultEffect::Reset, false);
+    assert!(client.request(send("POST", "/api/v1/namespaces", &ns("a").to_string())).await.is_err());
+    assert!(emu.get("Namespace", None, "a").is_none(), "not served");
+    // A reset after serving: no answer, but the write landed.
+    emu.inject("POST", "/api/v1/namespaces", kube_emulator::FaultEffect::ResetAfterServing, false);
+    assert!(client.request(send("POST", "/api/v1/namespaces", &ns("b").to_string())).await.is_err());
+    assert!(emu.get("Namespace", None, "b").is_some(), "served");
+    // Retry-After: the header and the Status's retryAfterSeconds, as the apiserver.
+    emu.inject("GET", JOBS, kube_emulator::FaultEffect::RetryAfter(429, 3), false);
+    let resp = client.request(send("GET", JOBS, "")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["retry-after"], "3");
+    let (code, v) = api.get(JOBS).await;
+    assert_eq!(code, 200, "one-shot: {v}");
+    emu.inject("GET", JOBS, kube_emulator::FaultEffect::RetryAfter(429, 3), false);
+    let (code, v) = api.get(JOBS).await;
+    assert_eq!(code, 429);
+    assert_eq!(v["details"]["retryAfterSeconds"], 3, "{v}");
+    let log = emu.requests();
+    assert!(log.iter().any(|r| r.method == "POST" && r.status == 0), "a reset is logged with status 0: {log:#?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn control_api_round_trip_and_kubeconfig() {
     let emu = Emulator::start().await;
     let created = emu.create(job("ctl", json!({"a": "b"}))).unwrap();

@@ -22,8 +22,21 @@ pub(super) const STRING_FIELDS: &[&str] = &["namespace", "domain", "from"];
 
 /// The fields whose position an [`Environment`] remembers: its templates and
 /// its walls (`inventory::walls`), for messages that point at them.
-const WALL_FIELDS: [&str; 9] =
-    ["namespace", "domain", "slots", "manageNamespace", "idleTTL", "maxSlots", "tls", "cluster", "flux"];
+const WALL_FIELDS: [&str; 13] = [
+    "namespace",
+    "domain",
+    "slots",
+    "manageNamespace",
+    "idleTTL",
+    "maxSlots",
+    "tls",
+    "cluster",
+    "flux",
+    "secretStores",
+    "isolation",
+    "quota",
+    "limitRange",
+];
 
 impl Resolver {
     pub(super) fn error_in_env_file(
@@ -309,6 +322,10 @@ impl Resolver {
             max_slots: merged.max_slots,
             cluster: merged.cluster,
             flux: merged.flux,
+            secret_stores: merged.secret_stores.unwrap_or_default(),
+            isolation: merged.isolation,
+            quota: merged.quota,
+            limit_range: merged.limit_range,
             vars: merged.vars.unwrap_or_default(),
             positions,
         }

@@ -16,6 +16,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 mod checks;
 mod components;
 mod envs;
+pub(crate) mod secrets;
 #[cfg(test)]
 mod tests;
 mod walk;
@@ -204,6 +205,7 @@ impl Resolver {
         let limits = self.resolve_limits(&raw.limits);
         let gitops = self.resolve_gitops(&raw, &stages);
         let prerequisites = self.resolve_prerequisites(&raw.prerequisites);
+        self.check_secrets(&raw, &environments);
         Some(Inventory {
             root: self.root.clone(),
             file: self.main.source.path.clone(),
@@ -228,13 +230,14 @@ impl Resolver {
                 .collect(),
             sources: std::mem::take(&mut self.sources).into_iter().collect(),
             settings: self.setting_positions(),
+            secrets: raw.secrets.clone(),
         })
     }
 
     /// Where each setting of the sections that hold walls is written
     /// (`inventory::walls`), by its dotted path.
     fn setting_positions(&self) -> BTreeMap<String, (PathBuf, crate::diagnostic::Location)> {
-        const SECTIONS: [&str; 6] = ["project", "policy", "templates", "limits", "gitops", "images"];
+        const SECTIONS: [&str; 7] = ["project", "policy", "templates", "limits", "gitops", "images", "secrets"];
         self.main
             .doc
             .spans
