@@ -104,7 +104,9 @@ fn provided(inventory: &Inventory, engine: &Engine, env: &Environment, ctx: &Tar
     for s in inventory.secrets.iter().filter(|s| s.envs.as_ref().is_none_or(|l| l.contains(&env.name))) {
         let Some(keys) = &s.provided else { continue };
         let Ok(name) = engine.render_inline(&s.name, &context) else { continue };
-        out.secrets.insert(name, super::Keys::of(keys.iter().map(String::as_str)));
+        // `provided: []` declares the name only: any key resolves.
+        let keys = if keys.is_empty() { super::Keys::Any } else { super::Keys::of(keys.iter().map(String::as_str)) };
+        out.secrets.insert(name, keys);
     }
     out
 }

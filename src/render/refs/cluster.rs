@@ -16,7 +16,7 @@ use crate::render::object::RenderedObject;
 
 /// A kind of cluster prerequisite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+enum Prereq {
     IngressClass,
     ClusterIssuer,
     StorageClass,
@@ -24,42 +24,42 @@ enum Class {
     Crd,
 }
 
-impl Class {
+impl Prereq {
     /// Its list under `prerequisites`.
     fn key(self) -> &'static str {
         match self {
-            Class::IngressClass => "ingressClasses",
-            Class::ClusterIssuer => "clusterIssuers",
-            Class::StorageClass => "storageClasses",
-            Class::PriorityClass => "priorityClasses",
-            Class::Crd => "crds",
+            Prereq::IngressClass => "ingressClasses",
+            Prereq::ClusterIssuer => "clusterIssuers",
+            Prereq::StorageClass => "storageClasses",
+            Prereq::PriorityClass => "priorityClasses",
+            Prereq::Crd => "crds",
         }
     }
 
     /// How messages name it.
     fn noun(self) -> &'static str {
         match self {
-            Class::IngressClass => "IngressClass",
-            Class::ClusterIssuer => "ClusterIssuer",
-            Class::StorageClass => "StorageClass",
-            Class::PriorityClass => "PriorityClass",
-            Class::Crd => "the CRD of",
+            Prereq::IngressClass => "IngressClass",
+            Prereq::ClusterIssuer => "ClusterIssuer",
+            Prereq::StorageClass => "StorageClass",
+            Prereq::PriorityClass => "PriorityClass",
+            Prereq::Crd => "the CRD of",
         }
     }
 
     fn declared(self, p: &Prerequisites) -> &[String] {
         match self {
-            Class::IngressClass => &p.ingress_classes,
-            Class::ClusterIssuer => &p.cluster_issuers,
-            Class::StorageClass => &p.storage_classes,
-            Class::PriorityClass => &p.priority_classes,
-            Class::Crd => &p.crds,
+            Prereq::IngressClass => &p.ingress_classes,
+            Prereq::ClusterIssuer => &p.cluster_issuers,
+            Prereq::StorageClass => &p.storage_classes,
+            Prereq::PriorityClass => &p.priority_classes,
+            Prereq::Crd => &p.crds,
         }
     }
 }
 
-/// One cluster-wide name an object uses: class, name, the field that names it.
-type ClusterRef = (Class, String, &'static str);
+/// One cluster-wide name an object uses: prereq, name, the field that names it.
+type ClusterRef = (Prereq, String, &'static str);
 
 /// What a target asks of its cluster: the prerequisites its objects use
 /// and do not render themselves, each sorted.
@@ -100,16 +100,16 @@ impl Needs {
 pub fn needs(objects: &[RenderedObject]) -> Needs {
     let mut out = Needs::default();
     for o in objects {
-        for (class, name, _) in cluster_refs(o) {
-            if rendered(objects.iter(), class, &name) {
+        for (prereq, name, _) in cluster_refs(o) {
+            if rendered(objects.iter(), prereq, &name) {
                 continue;
             }
-            let set = match class {
-                Class::IngressClass => &mut out.ingress_classes,
-                Class::ClusterIssuer => &mut out.cluster_issuers,
-                Class::StorageClass => &mut out.storage_classes,
-                Class::PriorityClass => &mut out.priority_classes,
-                Class::Crd => &mut out.crds,
+            let set = match prereq {
+                Prereq::IngressClass => &mut out.ingress_classes,
+                Prereq::ClusterIssuer => &mut out.cluster_issuers,
+                Prereq::StorageClass => &mut out.storage_classes,
+                Prereq::PriorityClass => &mut out.priority_classes,
+                Prereq::Crd => &mut out.crds,
             };
             set.insert(name);
         }
@@ -119,20 +119,20 @@ pub fn needs(objects: &[RenderedObject]) -> Needs {
 
 /// Reports each cluster-wide name of the object that is neither declared nor rendered.
 pub(super) fn check(ctx: &mut Ctx<'_, '_>) {
-    for (class, name, field) in cluster_refs(ctx.o) {
-        if class.declared(ctx.prerequisites).contains(&name) || rendered_in(ctx, class, &name) {
+    for (prereq, name, field) in cluster_refs(ctx.o) {
+        if prereq.declared(ctx.prerequisites).contains(&name) || rendered_in(ctx, prereq, &name) {
             continue;
         }
         let msg = format!(
             "{} needs {} `{name}` ({field}), which is not a declared cluster prerequisite",
             ctx.what(),
-            class.noun()
+            prereq.noun()
         );
         let help = format!(
             "if the cluster has it, declare it under `prerequisites.{}` in the inventory; otherwise use one that is declared",
-            class.key()
+            prereq.key()
         );
-        let needles = if class == Class::Crd {
+        let needles = if prereq == Prereq::Crd {
             vec![format!("kind: {}", ctx.o.id.kind)]
         } else {
             [needles(field, &name), vec![field.to_owned()]].concat()
@@ -142,29 +142,29 @@ pub(super) fn check(ctx: &mut Ctx<'_, '_>) {
 }
 
 /// Whether the target renders the prerequisite itself.
-fn rendered_in(ctx: &Ctx<'_, '_>, class: Class, name: &str) -> bool {
-    match object_kind(class) {
+fn rendered_in(ctx: &Ctx<'_, '_>, prereq: Prereq, name: &str) -> bool {
+    match object_kind(prereq) {
         Some((group, kind)) => ctx.index.has_object(Some(group), kind, name),
         None => ctx.index.crds.contains(name),
     }
 }
 
 /// Whether one of `objects` is the prerequisite itself.
-fn rendered<'a>(mut objects: impl Iterator<Item = &'a RenderedObject>, class: Class, name: &str) -> bool {
-    objects.any(|o| match object_kind(class) {
+fn rendered<'a>(mut objects: impl Iterator<Item = &'a RenderedObject>, prereq: Prereq, name: &str) -> bool {
+    objects.any(|o| match object_kind(prereq) {
         Some((group, kind)) => o.id.group() == group && o.id.kind == kind && o.id.name == name,
         None => defines_crd(o).is_some_and(|d| d == name),
     })
 }
 
-/// The kind of cluster object a class names (none for CRDs, named `group/Kind`).
-fn object_kind(class: Class) -> Option<(&'static str, &'static str)> {
-    match class {
-        Class::IngressClass => Some(("networking.k8s.io", "IngressClass")),
-        Class::ClusterIssuer => Some(("cert-manager.io", "ClusterIssuer")),
-        Class::StorageClass => Some(("storage.k8s.io", "StorageClass")),
-        Class::PriorityClass => Some(("scheduling.k8s.io", "PriorityClass")),
-        Class::Crd => None,
+/// The kind of cluster object a prereq names (none for CRDs, named `group/Kind`).
+fn object_kind(prereq: Prereq) -> Option<(&'static str, &'static str)> {
+    match prereq {
+        Prereq::IngressClass => Some(("networking.k8s.io", "IngressClass")),
+        Prereq::ClusterIssuer => Some(("cert-manager.io", "ClusterIssuer")),
+        Prereq::StorageClass => Some(("storage.k8s.io", "StorageClass")),
+        Prereq::PriorityClass => Some(("scheduling.k8s.io", "PriorityClass")),
+        Prereq::Crd => None,
     }
 }
 
@@ -183,46 +183,46 @@ const BUILTIN_PRIORITY_CLASSES: [&str; 2] = ["system-cluster-critical", "system-
 fn cluster_refs(o: &RenderedObject) -> Vec<ClusterRef> {
     let v = &o.value;
     let mut out: Vec<ClusterRef> = Vec::new();
-    let mut push = |class, name: Option<&str>, field| {
+    let mut push = |prereq, name: Option<&str>, field| {
         if let Some(n) = name.filter(|n| !n.is_empty()) {
-            out.push((class, n.to_owned(), field));
+            out.push((prereq, n.to_owned(), field));
         }
     };
     let group = o.id.group();
     if !group.is_empty() && kinds::builtin_scope(group, &o.id.kind).is_none() {
-        push(Class::Crd, Some(&format!("{group}/{}", o.id.kind)), "kind");
+        push(Prereq::Crd, Some(&format!("{group}/{}", o.id.kind)), "kind");
     }
     match (group, o.id.kind.as_str()) {
         ("networking.k8s.io", "Ingress") => {
-            push(Class::IngressClass, str_at(v, &["spec", "ingressClassName"]), "ingressClassName");
+            push(Prereq::IngressClass, str_at(v, &["spec", "ingressClassName"]), "ingressClassName");
             let annotations = &v["metadata"]["annotations"];
             push(
-                Class::IngressClass,
-                str_at(annotations, &["kubernetes.io/ingress.class"]),
-                "kubernetes.io/ingress.class",
+                Prereq::IngressClass,
+                str_at(annotations, &["kubernetes.io/ingress.prereq"]),
+                "kubernetes.io/ingress.prereq",
             );
             push(
-                Class::ClusterIssuer,
+                Prereq::ClusterIssuer,
                 str_at(annotations, &["cert-manager.io/cluster-issuer"]),
                 "cert-manager.io/cluster-issuer",
             );
         }
         ("cert-manager.io", "Certificate") if str_at(v, &["spec", "issuerRef", "kind"]) == Some("ClusterIssuer") => {
-            push(Class::ClusterIssuer, str_at(v, &["spec", "issuerRef", "name"]), "issuerRef");
+            push(Prereq::ClusterIssuer, str_at(v, &["spec", "issuerRef", "name"]), "issuerRef");
         }
         ("", "PersistentVolumeClaim") => {
-            push(Class::StorageClass, str_at(v, &["spec", "storageClassName"]), "storageClassName")
+            push(Prereq::StorageClass, str_at(v, &["spec", "storageClassName"]), "storageClassName")
         }
         ("apps", "StatefulSet") => {
             for t in seq(v, &["spec", "volumeClaimTemplates"]) {
-                push(Class::StorageClass, str_at(t, &["spec", "storageClassName"]), "storageClassName");
+                push(Prereq::StorageClass, str_at(t, &["spec", "storageClassName"]), "storageClassName");
             }
         }
         _ => {}
     }
     if let Some(p) = pod_template(o).and_then(|t| str_at(t, &["spec", "priorityClassName"])) {
         if !BUILTIN_PRIORITY_CLASSES.contains(&p) {
-            push(Class::PriorityClass, Some(p), "priorityClassName");
+            push(Prereq::PriorityClass, Some(p), "priorityClassName");
         }
     }
     out
