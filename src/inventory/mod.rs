@@ -11,6 +11,7 @@ mod model;
 pub mod names;
 mod raw;
 mod resolve;
+mod scalar;
 mod validate;
 pub mod values;
 pub mod walls;

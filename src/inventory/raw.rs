@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
+pub use super::scalar::Scalar;
 use super::yaml::YamlPath;
 
 /// The only `apiVersion` this build understands.
@@ -70,40 +71,13 @@ pub struct RawInventory {
     /// What the cluster provides that no target renders: the classes,
     /// issuers and CRDs rendered references may name.
     #[serde(default)]
-    pub prerequisites: RawPrerequisites,
+    pub prerequisites: super::model::Prerequisites,
     /// The Secrets targets need, declared: read from a store the environment
     /// allows, generated in the cluster, or provided out of band. The
     /// renderer never sees a value: it writes External Secrets Operator
     /// objects.
     #[serde(default)]
     pub secrets: Vec<RawSecret>,
-}
-
-/// `prerequisites:` — cluster-wide objects every target may rely on without
-/// rendering them. A reference to any other class, issuer or CRD is an
-/// error (`render::refs`); `plan` lists what each target uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawPrerequisites {
-    /// IngressClass names (`spec.ingressClassName` of Ingresses).
-    #[serde(default)]
-    pub ingress_classes: Vec<String>,
-    /// cert-manager ClusterIssuer names (the `cert-manager.io/cluster-issuer`
-    /// annotation, a Certificate's `issuerRef` of kind ClusterIssuer).
-    #[serde(default)]
-    pub cluster_issuers: Vec<String>,
-    /// StorageClass names (`storageClassName` of claims and claim templates).
-    #[serde(default)]
-    pub storage_classes: Vec<String>,
-    /// PriorityClass names (`priorityClassName` of pods), besides the
-    /// built-in `system-cluster-critical` and `system-node-critical`.
-    #[serde(default)]
-    pub priority_classes: Vec<String>,
-    /// Custom resource definitions, as `group/Kind`
-    /// (`external-secrets.io/ExternalSecret`): every kind outside the
-    /// Kubernetes API that a target renders needs one.
-    #[serde(default)]
-    pub crds: Vec<String>,
 }
 
 /// One entry of `secrets:` — a Secret of the target's namespace. Exactly one
@@ -232,30 +206,6 @@ pub struct RawStageSync {
     /// `true`, `false` for the agent stage.
     #[serde(default)]
     pub wait: Option<bool>,
-}
-
-/// A version string; numbers are accepted and kept as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-#[schemars(with = "ScalarSchema")]
-pub struct Scalar(pub String);
-
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum ScalarSchema {
-    Text(String),
-    Number(f64),
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(d)? {
-            serde_yaml::Value::String(s) => Ok(Scalar(s)),
-            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
-            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
-            _ => Err(serde::de::Error::custom("expected a string or a number")),
-        }
-    }
 }
 
 /// `templates:`.

@@ -65,7 +65,7 @@ impl Resolver {
 
     /// `prerequisites:`: names that Kubernetes could give an object (DNS
     /// subdomains) and CRDs as `group/Kind`; each list sorted and deduplicated.
-    pub(super) fn resolve_prerequisites(&mut self, raw: &RawPrerequisites) -> Prerequisites {
+    pub(super) fn resolve_prerequisites(&mut self, raw: &Prerequisites) -> Prerequisites {
         let top = YamlPath::default().key("prerequisites");
         let lists = [
             ("ingressClasses", &raw.ingress_classes),
