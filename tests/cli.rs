@@ -95,3 +95,86 @@ fn bash_completes_subcommands_and_their_flags() {
     assert!(complete(&["slots"], "").contains(&"gc".to_owned()));
     assert!(complete(&["--color"], "ne").contains(&"never".to_owned()));
 }
+
+/// The long flags a `--help` lists (`--name`), in order, without `--help`
+/// and `--version`.
+fn help_flags(args: &[&str]) -> Vec<String> {
+    let out = Command::new(bin()).args(args).arg("--help").env("NO_COLOR", "1").output().expect("run --help");
+    assert!(out.status.success(), "{args:?} --help failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut flags = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if !line.starts_with('-') {
+            continue; // only option lines: `-f, --file <FILE>` or `--env <ENV>`
+        }
+        for word in line.split([' ', ',', '=', '[', ']']) {
+            let name = word.trim_end_matches(['.', ':', ')']);
+            if name.starts_with("--") && name.len() > 2 && !matches!(name, "--help" | "--version") && !flags.contains(&name.to_owned()) {
+                flags.push(name.to_owned());
+            }
+        }
+    }
+    flags
+}
+
+/// The subcommands a `--help` lists, without `help`.
+fn help_subcommands(args: &[&str]) -> Vec<String> {
+    let out = Command::new(bin()).args(args).arg("--help").env("NO_COLOR", "1").output().expect("run --help");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(start) = text.find("Commands:") else { return Vec::new() };
+    text[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect()
+}
+
+/// The sections of docs/cli.md whose heading names `command` in backticks
+/// (`## \`render\``, `## \`slots list|remove|gc\``, `## \`watch\` and \`status\``).
+fn doc_sections(doc: &str, command: &str) -> String {
+    let mut out = String::new();
+    for section in doc.split("\n## ").skip(1) {
+        let heading = section.lines().next().unwrap_or_default();
+        let named = heading.split('`').skip(1).step_by(2).any(|code| {
+            code.split([' ', '|']).next() == Some(command) || code.starts_with(&format!("{command} "))
+        });
+        if named {
+            out.push_str(section);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_flag_of_every_help_is_in_docs_cli_md() {
+    let doc = std::fs::read_to_string(crate::support::repo_root().join("docs/cli.md")).expect("docs/cli.md");
+    let preamble = doc.split("\n## ").next().unwrap_or_default();
+    let mut missing = Vec::new();
+    for flag in help_flags(&[]) {
+        if !preamble.contains(&flag) {
+            missing.push(format!("codex-k8s {flag} (in the page's opening usage line)"));
+        }
+    }
+    let global = help_flags(&[]);
+    for command in help_subcommands(&[]) {
+        let section = doc_sections(&doc, &command);
+        assert!(!section.is_empty(), "docs/cli.md has no `## \\`{command} …\\`` section");
+        let mut paths = vec![vec![command.clone()]];
+        paths.extend(help_subcommands(&[&command]).into_iter().map(|sub| vec![command.clone(), sub]));
+        for path in paths {
+            let args: Vec<&str> = path.iter().map(String::as_str).collect();
+            for flag in help_flags(&args) {
+                let documented = section
+                    .match_indices(&flag)
+                    .any(|(i, _)| !section[i + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'));
+                if !global.contains(&flag) && !documented {
+                    missing.push(format!("codex-k8s {} {flag}", path.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "flags of --help missing from docs/cli.md:\n  {}", missing.join("\n  "));
+}
