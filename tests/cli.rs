@@ -110,7 +110,11 @@ fn help_flags(args: &[&str]) -> Vec<String> {
         }
         for word in line.split([' ', ',', '=', '[', ']']) {
             let name = word.trim_end_matches(['.', ':', ')']);
-            if name.starts_with("--") && name.len() > 2 && !matches!(name, "--help" | "--version") && !flags.contains(&name.to_owned()) {
+            if name.starts_with("--")
+                && name.len() > 2
+                && !matches!(name, "--help" | "--version")
+                && !flags.contains(&name.to_owned())
+            {
                 flags.push(name.to_owned());
             }
         }
@@ -138,9 +142,11 @@ fn doc_sections(doc: &str, command: &str) -> String {
     let mut out = String::new();
     for section in doc.split("\n## ").skip(1) {
         let heading = section.lines().next().unwrap_or_default();
-        let named = heading.split('`').skip(1).step_by(2).any(|code| {
-            code.split([' ', '|']).next() == Some(command) || code.starts_with(&format!("{command} "))
-        });
+        let named = heading
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .any(|code| code.split([' ', '|']).next() == Some(command) || code.starts_with(&format!("{command} ")));
         if named {
             out.push_str(section);
         }
@@ -167,9 +173,9 @@ fn every_flag_of_every_help_is_in_docs_cli_md() {
         for path in paths {
             let args: Vec<&str> = path.iter().map(String::as_str).collect();
             for flag in help_flags(&args) {
-                let documented = section
-                    .match_indices(&flag)
-                    .any(|(i, _)| !section[i + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'));
+                let documented = section.match_indices(&flag).any(|(i, _)| {
+                    !section[i + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+                });
                 if !global.contains(&flag) && !documented {
                     missing.push(format!("codex-k8s {} {flag}", path.join(" ")));
                 }
@@ -177,4 +183,22 @@ fn every_flag_of_every_help_is_in_docs_cli_md() {
         }
     }
     assert!(missing.is_empty(), "flags of --help missing from docs/cli.md:\n  {}", missing.join("\n  "));
+}
+
+#[test]
+fn quiet_drops_summaries_but_keeps_results_and_errors() {
+    let project = Project::example();
+    // The example's placeholder repoURL warns: warnings stay under -q.
+    let loud = project.ok(&["validate"]);
+    assert!(loud.stderr.contains("ok: ") && loud.stderr.contains("warning:"), "{loud}");
+    let quiet = project.ok(&["-q", "validate"]);
+    assert!(!quiet.stderr.contains("ok: ") && quiet.stderr.contains("warning:"), "-q validate: {quiet}");
+    let loud = project.ok(&["render", "--env", "staging", "--force"]);
+    assert!(loud.stderr.contains("rendered 1 target(s)"), "{loud}");
+    let quiet = project.ok(&["--quiet", "render", "--env", "staging", "--force"]);
+    assert!(!quiet.stderr.contains("rendered "), "-q render: {quiet}");
+    let stdout = project.ok(&["-q", "render", "--env", "staging", "--stdout"]);
+    assert!(stdout.stdout.contains("kind:"), "-q dropped the result: {stdout}");
+    let failed = project.run(&["-q", "render", "--env", "nope"]).expect_code(1);
+    assert!(failed.stderr.contains("nope"), "-q dropped the error: {failed}");
 }

@@ -43,6 +43,9 @@ pub struct Cli {
     /// When to colour diagnostics.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Quiet: no summaries or progress on stderr; results, warnings and errors still print.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -98,7 +101,7 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let mut out = Output::stdio(cli.color);
+    let mut out = Output::stdio(cli.color).quiet(cli.quiet);
     match run(cli, &mut out) {
         Ok(code) => code,
         Err(err) => report(&err, &mut out),

@@ -38,6 +38,9 @@ pub struct Args {
     /// Commit the rendered targets on the current branch (one commit, none if nothing changed).
     #[arg(long)]
     commit: bool,
+    /// With --commit: commit even when the inventory or templates differ from HEAD (the commit says `(dirty)`).
+    #[arg(long, requires = "commit")]
+    allow_dirty: bool,
     /// Subject of the commit (default: `render(<targets>): <counts>`).
     #[arg(long, short = 'm', value_name = "M")]
     message: Option<String>,
@@ -61,6 +64,24 @@ pub struct Args {
     shard: Option<Shard>,
 }
 
+/// `--commit` puts the output on the source's own branch: output rendered
+/// from uncommitted inputs would not match what a clean checkout of that
+/// commit renders, and every `render --check` there would fail.
+fn refuse_dirty_sources(inventory: &crate::inventory::Inventory) -> Result<()> {
+    let Ok(repo) = git2::Repository::discover(&inventory.root) else { return Ok(()) };
+    let dirty = git::dirty_sources(&repo, &crate::publish::source_paths(&repo, inventory));
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let more = dirty.len().saturating_sub(10);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    bail!(
+        "--commit: the inputs differ from HEAD: {}{more}; commit them first (the output would not match what a clean \
+         checkout renders), or pass --allow-dirty",
+        dirty.iter().take(10).map(String::as_str).collect::<Vec<_>>().join(", ")
+    )
+}
+
 /// Renders the selected targets.
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
@@ -68,6 +89,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         if inventory.component(name).is_none() && name != "namespace" {
             bail!("unknown component `{name}` in --only/--skip");
         }
+    }
+    if args.commit && args.branch.is_none() && !args.allow_dirty {
+        refuse_dirty_sources(&inventory)?;
     }
     let action = if args.check {
         Action::Check
@@ -99,7 +123,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let more = report.foreign.len().saturating_sub(names.len());
         let more = if more > 0 { format!(" and {more} more") } else { String::new() };
         writeln!(
-            out.err,
+            out.info(),
             "left {} slot(s) owned by other sources as they are: {}{more}",
             report.foreign.len(),
             names.join(", ")
@@ -115,12 +139,12 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             }
             match commit {
                 Some(git::Outcome::Committed(oid)) => writeln!(
-                    out.err,
+                    out.info(),
                     "committed {}{}",
                     &oid.to_string()[..12],
                     args.push.as_ref().map(|r| format!(" and pushed to {r}")).unwrap_or_default()
                 )?,
-                Some(git::Outcome::Unchanged) => writeln!(out.err, "nothing to commit: the tree already matches")?,
+                Some(git::Outcome::Unchanged) => writeln!(out.info(), "nothing to commit: the tree already matches")?,
                 None => {}
             }
             Ok(exit::OK)
@@ -142,7 +166,7 @@ fn summarize(out: &mut Output, shown: &str, dirs: &[String], unchanged: usize, c
         })
         .collect();
     writeln!(
-        out.err,
+        out.info(),
         "rendered {} target(s) into {shown} ({unchanged} more already current): {} file(s) changed in {} target(s) ({} added, {} changed, {} removed)",
         dirs.len(),
         changes.len(),
@@ -202,7 +226,7 @@ impl Progress for Spinner {
 /// The answer of `--check`: up to date (exit 0), or the drifted files (exit 3).
 fn report_check(shown: &str, total: usize, changes: &[tree::Change], out: &mut Output) -> Result<u8> {
     if changes.is_empty() {
-        writeln!(out.err, "{shown}: {total} target(s) up to date")?;
+        writeln!(out.info(), "{shown}: {total} target(s) up to date")?;
         return Ok(exit::OK);
     }
     writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;

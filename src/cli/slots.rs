@@ -132,11 +132,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 expired.push((s.env, s.slot));
             }
             if expired.is_empty() {
-                writeln!(out.err, "no slot is idle past its TTL")?;
+                writeln!(out.info(), "no slot is idle past its TTL")?;
                 return Ok(exit::OK);
             }
             if dry_run {
-                writeln!(out.err, "dry run: would remove {} slot(s)", expired.len())?;
+                writeln!(out.info(), "dry run: would remove {} slot(s)", expired.len())?;
                 return Ok(exit::OK);
             }
             let reason = Reason { by: "slots gc".into(), why: "idle past idleTTL".into() };
@@ -173,14 +173,14 @@ fn remove(
 ) -> Result<u8> {
     let done = slots::remove(inventory, view, list, commit, reason)?;
     for t in &done.absent {
-        writeln!(out.err, "{t}: already absent")?;
+        writeln!(out.info(), "{t}: already absent")?;
     }
     for t in &done.removed {
-        writeln!(out.err, "removed {t}")?;
+        writeln!(out.info(), "removed {t}")?;
     }
     match done.commit {
-        Some(git::Outcome::Committed(oid)) => writeln!(out.err, "committed {}", &oid.to_string()[..12])?,
-        Some(git::Outcome::Unchanged) => writeln!(out.err, "nothing to commit: already removed")?,
+        Some(git::Outcome::Committed(oid)) => writeln!(out.info(), "committed {}", &oid.to_string()[..12])?,
+        Some(git::Outcome::Unchanged) => writeln!(out.info(), "nothing to commit: already removed")?,
         None => {}
     }
     Ok(exit::OK)

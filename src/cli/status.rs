@@ -138,7 +138,7 @@ const POLL: Duration = Duration::from_secs(2);
 /// `status --wait`: progress on stderr; the URL (or the JSON report) on stdout.
 fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format, out: &mut Output) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let err = &mut out.err;
+    let err = out.info();
     let report = rt
         .block_on(async {
             let client = run::client(cluster).await?;
@@ -154,11 +154,11 @@ fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format
     let name = format!("{}/{}", report.env, report.slot);
     match &report.outcome {
         wait::Outcome::Ready => {
-            writeln!(out.err, "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
+            writeln!(out.info(), "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
             match (&report.url, format) {
                 (Some(url), Format::Text) => writeln!(out.out, "{url}")?,
                 (None, _) => {
-                    writeln!(out.err, "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?
+                    writeln!(out.info(), "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?
                 }
                 _ => {}
             }

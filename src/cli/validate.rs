@@ -29,7 +29,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     };
     out.diagnostics(&validated.warnings)?;
     writeln!(
-        out.err,
+        out.info(),
         "ok: {} environment(s), {} component(s), {} manifest template(s), {} partial macro(s); {} object(s) rendered in memory",
         inventory.environments.len(),
         inventory.components.len() + usize::from(inventory.agent.is_some()),
