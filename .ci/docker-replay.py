@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replays the Dockerfile's build stages without a Docker daemon.
 
-    python3 .ci/docker-replay.py [--stage plan|build]
+    python3 .ci/docker-replay.py [--stage plan|build] [--deps-only]
 
 Reads the Dockerfile itself, so the replay cannot drift from it: the build
 context is the tracked files less `.dockerignore`; every stage after the
@@ -20,7 +20,8 @@ version is not installed yet.
 
 The targets are cached under $HOME/.cache (CI_DOCKER_TARGET), so a machine
 that ran it before rebuilds only what changed. `--stage plan` stops after the
-recipe (seconds); the default runs through the build stage.
+recipe (seconds); `--deps-only` after the dependency layer (`cargo chef
+cook`); the default runs through the build stage.
 """
 import argparse
 import fnmatch
@@ -89,6 +90,7 @@ def run(cmd, cwd):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", choices=["plan", "build"], default="build")
+    ap.add_argument("--deps-only", action="store_true", help="stop after `cargo chef cook`")
     args = ap.parse_args()
     all_stages = stages(open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8").read())
     named = {s["name"]: s for s in all_stages if s["name"]}
@@ -121,6 +123,9 @@ def main():
                     shutil.copy2(src, os.path.join(d, m.group(3)))
                 elif kw == "RUN":
                     run(arg, d)
+                    if args.deps_only and "cargo chef cook" in arg:
+                        print(f"docker-replay: stopped after the dependency layer (--deps-only)")
+                        return
                 else:
                     sys.exit(f"docker-replay: cannot replay `{kw} {arg}` in stage {st['name']}")
             if st["name"] == args.stage:
