@@ -82,6 +82,27 @@ def copy_context(dest):
         shutil.copy2(os.path.join(ROOT, f), os.path.join(dest, f))
 
 
+def check_recipe(recipe_path):
+    """Every target of every workspace member (cargo metadata) has a stub in
+    the recipe: the dependency layer builds against the manifests as they
+    are (the hand-written stubs this replaced lacked the `watch` bench)."""
+    import json
+    meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
+                                     cwd=ROOT, check=True, capture_output=True).stdout)
+    recipe = json.load(open(recipe_path))["skeleton"]["manifests"]
+    stubbed = {(m["relative_path"], os.path.normpath(t["path"])) for m in recipe for t in m.get("targets", [])}
+    missing = []
+    for pkg in meta["packages"]:
+        rel = os.path.relpath(pkg["manifest_path"], ROOT)
+        for t in pkg["targets"]:
+            path = os.path.relpath(t["src_path"], os.path.dirname(pkg["manifest_path"]))
+            if (rel, os.path.normpath(path)) not in stubbed:
+                missing.append(f"{rel}: {'/'.join(t['kind'])} `{t['name']}` ({path})")
+    if missing:
+        sys.exit("docker-replay: the recipe lacks targets of the manifests:\n  " + "\n  ".join(missing))
+    print(f"docker-replay: the recipe stubs all {len(stubbed)} targets of {len(recipe)} manifest(s)")
+
+
 def run(cmd, cwd):
     print(f"+ ({os.path.basename(cwd)}) {cmd}", flush=True)
     subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], cwd=cwd, check=True)
@@ -128,6 +149,8 @@ def main():
                         return
                 else:
                     sys.exit(f"docker-replay: cannot replay `{kw} {arg}` in stage {st['name']}")
+            if os.path.exists(os.path.join(d, "recipe.json")) and st["name"] == "plan":
+                check_recipe(os.path.join(d, "recipe.json"))
             if st["name"] == args.stage:
                 break
         print(f"docker-replay: stages {', '.join(dirs)} replayed")
