@@ -37,7 +37,8 @@ RUN cargo build --release --locked --bin codex-k8s --features watch,vendored-ope
  && ./target/release/codex-k8s --version \
  && mkdir -p dist/doc \
  && cp LICENSE dist/doc/ \
- && python3 .ci/notices.py --features watch,vendored-openssl --output dist/doc/THIRD-PARTY-NOTICES
+ && python3 .ci/notices.py --features watch,vendored-openssl --target "$(rustc -vV | sed -n 's/^host: //p')" \
+      --output dist/doc/THIRD-PARTY-NOTICES
 
 # Runtime: no shell, no package manager, uid 65532. The CA bundle
 # (/etc/ssl/certs) is in the image, so https with a token works as is. The

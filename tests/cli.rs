@@ -90,7 +90,8 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
 #[test]
 fn bash_completes_subcommands_and_their_flags() {
     assert!(complete(&[], "ren").contains(&"render".to_owned()));
-    assert_eq!(complete(&["render"], "--fo"), ["--force"]);
+    assert_eq!(complete(&["render"], "--forc"), ["--force"]);
+    assert_eq!(complete(&["render"], "--form"), ["--format"]);
     assert!(complete(&["slots", "gc"], "--dr").contains(&"--dry-run".to_owned()));
     assert!(complete(&["slots"], "").contains(&"gc".to_owned()));
     assert!(complete(&["--color"], "ne").contains(&"never".to_owned()));
@@ -201,4 +202,52 @@ fn quiet_drops_summaries_but_keeps_results_and_errors() {
     assert!(stdout.stdout.contains("kind:"), "-q dropped the result: {stdout}");
     let failed = project.run(&["-q", "render", "--env", "nope"]).expect_code(1);
     assert!(failed.stderr.contains("nope"), "-q dropped the error: {failed}");
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+#[test]
+fn validate_speaks_json_with_counts_or_located_errors() {
+    let project = Project::example();
+    let ok = json(&project.ok(&["validate", "--format", "json"]).stdout);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(ok["objects"].as_u64().unwrap_or(0) > 0 && ok["environments"].as_u64().unwrap_or(0) > 0, "{ok}");
+    assert!(ok["diagnostics"].as_array().unwrap().iter().all(|d| d["severity"] == "warning"), "{ok}");
+    project.edit("services.yaml", "project: shop", "projekt: shop");
+    let bad = project.run(&["validate", "--format", "json"]).expect_code(1);
+    let report = json(&bad.stdout);
+    assert_eq!(report["ok"], false, "{report}");
+    let first = &report["diagnostics"].as_array().unwrap().iter().find(|d| d["severity"] == "error").cloned().unwrap();
+    assert_eq!(first["file"], "services.yaml", "{report}");
+    assert_eq!(first["line"], 13, "{report}");
+    assert!(first["message"].as_str().unwrap().contains("projekt"), "{report}");
+}
+
+#[test]
+fn render_and_render_check_speak_json() {
+    let project = Project::example();
+    project.ok(&["render", "--all"]);
+    let run = json(&project.ok(&["render", "--env", "staging", "--force", "--format", "json"]).stdout);
+    assert_eq!(run["targets"], serde_json::json!(["staging"]), "{run}");
+    assert!(run["changes"].is_array() && run["commit"].is_null(), "{run}");
+    let current = json(&project.ok(&["render", "--all", "--check", "--format", "json"]).stdout);
+    assert_eq!(current["upToDate"], true, "{current}");
+    assert_eq!(current["drift"], serde_json::json!([]), "{current}");
+    project.edit("rendered/staging/kustomization.yaml", "resources:", "resources: # edited\n");
+    let drift = project.run(&["render", "--all", "--check", "--format", "json"]).expect_code(3);
+    let drift = json(&drift.stdout);
+    assert_eq!(drift["upToDate"], false, "{drift}");
+    assert_eq!(drift["drift"][0]["path"], "staging/kustomization.yaml", "{drift}");
+    assert_eq!(drift["drift"][0]["kind"], "changed", "{drift}");
+}
+
+#[test]
+fn slots_gc_speaks_json() {
+    let project = Project::example();
+    let none = json(&project.ok(&["slots", "gc", "--dry-run", "--format", "json"]).stdout);
+    assert_eq!(none["expired"], serde_json::json!([]), "{none}");
+    assert_eq!(none["removed"], serde_json::json!([]), "{none}");
+    assert_eq!(none["dryRun"], true, "{none}");
 }

@@ -16,6 +16,30 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Output format of a command's result or summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Text for people (summaries on stderr).
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// A diagnostic as JSON: severity, file, line and column (when known),
+/// message, the source line and the hint.
+pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "severity": if d.is_error() { "error" } else { "warning" },
+        "file": d.file.to_string_lossy().replace('\\', "/"),
+        "line": d.location.map(|l| l.line),
+        "column": d.location.map(|l| l.col),
+        "message": d.message,
+        "sourceLine": d.source_line,
+        "help": d.help,
+    })
+}
+
 /// The writers a command prints to.
 pub struct Output {
     /// Results.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use super::output::Format;
 use super::targets::{self, RequestArgs, Selection};
 use super::{exit, load_project, Exit, Output, Project};
 use crate::git;
@@ -29,6 +30,10 @@ pub struct Args {
     /// Print one target as a YAML stream; write nothing.
     #[arg(long, conflicts_with_all = ["commit", "branch", "push", "all"])]
     stdout: bool,
+    /// Output format of the run summary: `json` prints `{targets, unchanged, changes, commit, pushed}` (with --check:
+    /// `{upToDate, targets, drift}`) on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text, conflicts_with = "stdout")]
+    format: Format,
     /// With --stdout: only these components (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
     only: Vec<String>,
@@ -132,7 +137,33 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let shown = report.shown;
     match report.kind {
         ReportKind::Stdout(one) => print_stream(&one, &args.only, &args.skip, out),
+        ReportKind::Checked { total, changes } if args.format == Format::Json => {
+            let drift: Vec<serde_json::Value> = changes.iter().map(change_json).collect();
+            let report = serde_json::json!({"upToDate": changes.is_empty(), "targets": total, "drift": drift});
+            writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
+            if changes.is_empty() {
+                Ok(exit::OK)
+            } else {
+                Err(Exit(exit::DRIFT).into())
+            }
+        }
         ReportKind::Checked { total, changes } => report_check(&shown, total, &changes, out),
+        ReportKind::Written { tree, commit } if args.format == Format::Json => {
+            let (targets, unchanged, changes) = match &tree {
+                Some(w) => (w.dirs.clone(), w.unchanged, w.changes.iter().map(change_json).collect()),
+                None => (Vec::new(), 0, Vec::new()),
+            };
+            let commit = match commit {
+                Some(git::Outcome::Committed(oid)) => Some(oid.to_string()),
+                _ => None,
+            };
+            let pushed = commit.as_ref().and(args.push.clone());
+            let report = serde_json::json!({
+                "targets": targets, "unchanged": unchanged, "changes": changes, "commit": commit, "pushed": pushed,
+            });
+            writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
+            Ok(exit::OK)
+        }
         ReportKind::Written { tree, commit } => {
             if let Some(w) = tree {
                 summarize(out, &shown, &w.dirs, w.unchanged, &w.changes)?;
@@ -150,6 +181,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// A changed file as JSON: `{"kind": "added|changed|removed", "path": …}` (relative to `--out`).
+fn change_json(c: &tree::Change) -> serde_json::Value {
+    serde_json::json!({"kind": format!("{:?}", c.kind).to_lowercase(), "path": c.path})
 }
 
 fn summarize(out: &mut Output, shown: &str, dirs: &[String], unchanged: usize, changes: &[tree::Change]) -> Result<()> {
