@@ -12,7 +12,12 @@ fn bin() -> String {
 }
 
 fn bash(script: &str) -> String {
-    let out = Command::new("bash").arg("-c").arg(script).env("CODEX_K8S", bin()).output().expect("run bash");
+    bash_in(&std::env::current_dir().expect("cwd"), script)
+}
+
+fn bash_in(dir: &std::path::Path, script: &str) -> String {
+    let out =
+        Command::new("bash").arg("-c").arg(script).current_dir(dir).env("CODEX_K8S", bin()).output().expect("run bash");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "bash failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     stdout
@@ -72,6 +77,11 @@ fn completions_into_a_closed_pipe_exit_zero() {
 
 /// What bash offers after `codex-k8s WORDS… CUR`, through the generated script.
 fn complete(words: &[&str], cur: &str) -> Vec<String> {
+    complete_in(&std::env::current_dir().expect("cwd"), words, cur)
+}
+
+/// [`complete`] in the project at `dir`.
+fn complete_in(dir: &std::path::Path, words: &[&str], cur: &str) -> Vec<String> {
     let prev = words.last().copied().unwrap_or("codex-k8s");
     let all: Vec<String> =
         std::iter::once("codex-k8s").chain(words.iter().copied()).chain([cur]).map(|w| format!("'{w}'")).collect();
@@ -84,7 +94,25 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
         words = all.join(" "),
         cword = words.len() + 1,
     );
-    bash(&script).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    bash_in(dir, &script).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+/// Issue 30: `--env`, `--slot` and `--only` completed file names.
+#[test]
+fn bash_completes_environment_slot_and_component_names() {
+    let project = Project::example();
+    project.ok(&["render", "--env", "ai", "--slot", "pr-1", "--run-id", "r1"]);
+    let root = project.root.clone();
+    let envs = complete_in(&root, &["render", "--env"], "");
+    for env in ["ai", "dev", "staging"] {
+        assert!(envs.contains(&env.to_owned()), "--env offers {envs:?}");
+    }
+    assert_eq!(complete_in(&root, &["plan", "--env"], "sta"), ["staging"]);
+    assert_eq!(complete_in(&root, &["render", "--env", "ai", "--slot"], "pr"), ["pr-1"]);
+    assert_eq!(complete_in(&root, &["slots", "remove", "--env", "ai", "--slot"], ""), ["pr-1"]);
+    let only = complete_in(&root, &["render", "--env", "dev", "--stdout", "--only"], "us");
+    assert!(only.contains(&"users".to_owned()) && only.iter().all(|c| c.starts_with("us")), "--only offers {only:?}");
+    assert!(complete_in(&root, &["render", "--env"], "services").is_empty(), "no file names");
 }
 
 #[test]

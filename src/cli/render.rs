@@ -35,10 +35,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Text, conflicts_with = "stdout")]
     format: Format,
     /// With --stdout: only these components (comma-separated).
-    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
+    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…", add = clap_complete::ArgValueCandidates::new(super::complete::components))]
     only: Vec<String>,
     /// With --stdout: skip these components (comma-separated).
-    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
+    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…", add = clap_complete::ArgValueCandidates::new(super::complete::components))]
     skip: Vec<String>,
     /// Commit the rendered targets on the current branch (one commit, none if nothing changed).
     #[arg(long)]
@@ -73,8 +73,8 @@ pub struct Args {
 /// from uncommitted inputs would not match what a clean checkout of that
 /// commit renders, and every `render --check` there would fail.
 fn refuse_dirty_sources(inventory: &crate::inventory::Inventory) -> Result<()> {
-    let Ok(repo) = git2::Repository::discover(&inventory.root) else { return Ok(()) };
-    let dirty = git::dirty_sources(&repo, &crate::publish::source_paths(&repo, inventory));
+    let sources: Vec<std::path::PathBuf> = inventory.sources.iter().map(|s| inventory.root.join(s)).collect();
+    let dirty = git::dirty_files(&inventory.root, &sources);
     if dirty.is_empty() {
         return Ok(());
     }

@@ -36,7 +36,7 @@ pub enum Action {
     /// List slots: namespace, host, owner, last change, idle time, TTL left.
     List {
         /// Only this environment.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
         env: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
@@ -45,10 +45,10 @@ pub enum Action {
     /// Remove one slot (its directory and its Flux file); an absent slot is success.
     Remove {
         /// Environment.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
         env: String,
         /// Slot.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
         slot: SlotName,
         /// Commit the removal (implied by --branch and --push).
         #[arg(long)]

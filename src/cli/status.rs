@@ -14,10 +14,10 @@ use crate::watch::{run, slot_envs, source::Source, status, wait, Clock};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this slot environment.
-    #[arg(long)]
+    #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
     env: Option<String>,
     /// Only this slot (with --env).
-    #[arg(long, requires = "env")]
+    #[arg(long, requires = "env", add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
     slot: Option<SlotName>,
     /// Wait until every stage of --slot is ready and its agent Job started, then print the slot's URL
     /// (exit 4 on timeout, 5 when a stage failed).

@@ -178,10 +178,28 @@ pub fn rendered_from(repo: Option<&Repository>, sources: &[String]) -> String {
     format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
 }
 
+/// The files among `paths` (on disk) that differ from `HEAD` in the
+/// repository holding `root`, as repository paths; none outside git.
+pub fn dirty_files(root: &Path, paths: &[std::path::PathBuf]) -> Vec<String> {
+    let Ok(repo) = Repository::discover(root) else { return Vec::new() };
+    let workdir = repo.workdir().and_then(|w| w.canonicalize().ok());
+    let relative: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let p = p.canonicalize().unwrap_or_else(|_| p.clone());
+            match &workdir {
+                Some(w) => p.strip_prefix(w).unwrap_or(&p).to_string_lossy().replace('\\', "/"),
+                None => p.to_string_lossy().into_owned(),
+            }
+        })
+        .collect();
+    dirty_sources(&repo, &relative)
+}
+
 /// The `sources` (repository paths) whose file on disk differs from `HEAD`'s
 /// (changed, missing, or not committed yet); every one when there is no
 /// `HEAD`. In input order.
-pub fn dirty_sources(repo: &Repository, sources: &[String]) -> Vec<String> {
+fn dirty_sources(repo: &Repository, sources: &[String]) -> Vec<String> {
     let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return sources.to_vec() };
     // Hash each input file and compare it with HEAD's blob: no index read and
     // no status scan, whose cost would follow the size of the rendered tree.
