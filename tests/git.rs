@@ -119,9 +119,25 @@ fn rendered_from_marks_uncommitted_inputs_as_dirty() {
     let project = Project::example();
     let source = project.git(&["rev-parse", "HEAD"]).trim().to_owned();
     project.edit("environments/staging.yaml", "replicas: 2", "replicas: 3");
-    project.ok(&["render", "--env", "staging", "--commit"]);
+    project.ok(&["render", "--env", "staging", "--commit", "--allow-dirty"]);
     let trailers = trailers(&project.root, &head_message(&project));
     assert_eq!(trailers.get("Rendered-From"), Some(&format!("{source} (dirty)")));
+}
+
+/// Issue 30: a commit of output rendered from uncommitted sources makes every
+/// clean checkout's `render --check` fail; `--commit` refuses it.
+#[test]
+fn render_commit_refuses_uncommitted_sources_unless_allow_dirty() {
+    let project = Project::example();
+    let head = project.git(&["rev-parse", "HEAD"]);
+    project.edit("environments/staging.yaml", "replicas: 2", "replicas: 3");
+    let refused = project.run(&["render", "--env", "staging", "--commit"]).expect_code(1);
+    assert!(refused.stderr.contains("environments/staging.yaml"), "names the file: {refused}");
+    assert!(refused.stderr.contains("--allow-dirty"), "names the way out: {refused}");
+    assert_eq!(project.git(&["rev-parse", "HEAD"]), head, "nothing committed");
+    assert!(project.git(&["status", "--porcelain", "rendered"]).is_empty(), "nothing written");
+    project.git(&["commit", "-q", "-am", "staging: 3 replicas"]);
+    project.ok(&["render", "--env", "staging", "--commit"]);
 }
 
 #[test]

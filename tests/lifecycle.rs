@@ -674,7 +674,8 @@ fn yaml_text(value: &Yaml) -> String {
 fn the_workflows_run_the_deploy_branch_lifecycle() {
     let render = workflow("render.yml");
     let slot = workflow("slot.yml");
-    for (name, flow) in [("render.yml", &render), ("slot.yml", &slot)] {
+    let gc = workflow("slots-gc.yml");
+    for (name, flow) in [("render.yml", &render), ("slot.yml", &slot), ("slots-gc.yml", &gc)] {
         assert!(!yaml_text(&flow["on"]).contains("pull_request_target"), "{name}: pull_request_target");
         assert_eq!(flow["permissions"], Yaml::Mapping(Default::default()), "{name}: no default permissions");
         assert!(flow["concurrency"]["group"].is_string(), "{name}: a concurrency group");
@@ -705,7 +706,13 @@ fn the_workflows_run_the_deploy_branch_lifecycle() {
     let all = yaml_text(&slot["jobs"]);
     assert!(all.contains("--source-ref \"$SOURCE_REF\""), "the slot job names its source");
     assert!(all.contains("slots remove --env ai --slot \"$SLOT\""), "closing removes the slot");
-    assert!(all.contains("diff --source-base \"$BASE_SHA\" --format markdown"), "the review diff from source");
+    // Issue 30: against the merge-base, not the base branch's tip (`base.sha`).
+    assert!(all.contains("diff --source-base \"$MERGE_BASE\" --format markdown"), "the review diff from source");
+    assert!(all.contains(".github/scripts/merge-base.sh \"$BASE_SHA\" \"$HEAD_SHA\""), "the merge-base");
+    assert!(!all.contains("diff --source-base \"$BASE_SHA\""), "a review diff against the base branch's tip");
+    let gc_runs = yaml_text(&gc["jobs"]);
+    assert!(gc_runs.contains("codex-k8s slots gc --branch rendered --push origin"), "slots gc on the deploy branch");
+    assert!(yaml_text(&gc["on"]["schedule"]).contains("cron"), "slots gc on a schedule");
     for (job, body) in jobs(&slot) {
         let writes = body["permissions"]["contents"].as_str() == Some("write");
         if writes {
@@ -730,6 +737,11 @@ fn the_workflows_run_the_deploy_branch_lifecycle() {
     let comment = comment.expect("the sticky comment step");
     assert!(yaml_text(&comment["if"]).contains("always()"), "the comment is posted when a step failed");
     let script = yaml_text(&comment["with"]["script"]);
-    assert!(script.contains("updateComment") && script.contains("marker"), "one comment, updated in place");
-    assert!(script.contains("65536"), "the comment is kept within GitHub's size limit");
+    assert!(script.contains("updateComment") && script.contains("MARKER"), "one comment, updated in place");
+    assert!(script.contains(".github/scripts/preview-comment.js"), "the comment's text from the tested module");
+    let module = fs::read_to_string(crate::support::repo_root().join(".github/scripts/preview-comment.js")).unwrap();
+    assert!(module.contains("65536"), "the comment is kept within GitHub's size limit");
+    // The preview: the slot job's report and, with cluster access, readiness.
+    assert!(all.contains("codex-k8s status --env \"$SLOT_ENV\" --slot \"$SLOT\" --wait --timeout"), "readiness");
+    assert!(all.contains("slot-report"), "the slot job reports to the comment");
 }

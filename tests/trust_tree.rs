@@ -138,6 +138,7 @@ fn a_detached_head_is_refused_before_anything_is_written() {
     let project = Project::example();
     project.git(&["checkout", "-q", "--detach"]);
     project.edit("services.yaml", "users: \"1.4.0\"", "users: \"9.9.9\"");
+    project.git(&["commit", "-q", "-am", "users 9.9.9"]);
     let before = project.snapshot("rendered");
     for args in [&["render", "--all", "--commit"][..], &["render", "--all", "--commit", "--push", "origin"][..]] {
         let run = project.run(args);
@@ -151,6 +152,7 @@ fn a_detached_head_is_refused_before_anything_is_written() {
 fn a_missing_remote_is_refused_before_anything_is_written() {
     let project = Project::example();
     project.edit("services.yaml", "users: \"1.4.0\"", "users: \"9.9.9\"");
+    project.git(&["commit", "-q", "-am", "users 9.9.9"]);
     let before = project.snapshot("rendered");
     let head_before = head(&project);
     let run = project.run(&["render", "--all", "--commit", "--push", "nosuchremote"]);

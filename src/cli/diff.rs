@@ -33,10 +33,10 @@ pub struct Args {
     #[arg(long, value_name = "REV", requires = "source_base")]
     source_head: Option<String>,
     /// Only this environment (with `--source-base`).
-    #[arg(long, value_name = "ENV", requires = "source_base")]
+    #[arg(long, value_name = "ENV", requires = "source_base", add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
     env: Option<String>,
     /// The slot to diff a slot environment with (default: a probe slot, `probe`).
-    #[arg(long, value_name = "SLOT", requires = "env")]
+    #[arg(long, value_name = "SLOT", requires = "env", add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
     slot: Option<SlotName>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

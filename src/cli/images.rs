@@ -17,10 +17,10 @@ use crate::render::{image_uses, render_target, target_context, ImageUse};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Environment.
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
     env: String,
     /// Slot (slot environments).
-    #[arg(long, value_name = "SLOT")]
+    #[arg(long, value_name = "SLOT", add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
     slot: Option<SlotName>,
     #[command(flatten)]
     request: RequestArgs,

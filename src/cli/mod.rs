@@ -2,6 +2,7 @@
 //! arguments into typed library calls. One file per command; only this
 //! module knows every layer.
 
+mod complete;
 mod diff;
 mod exit;
 mod images;
@@ -43,6 +44,9 @@ pub struct Cli {
     /// When to colour diagnostics.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Quiet: no summaries or progress on stderr; results, warnings and errors still print.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -81,6 +85,9 @@ pub enum Command {
 
 /// Runs the CLI with the process arguments; returns the exit code.
 pub fn main() -> u8 {
+    // `COMPLETE=<shell> codex-k8s -- WORDS…` (the script `completions` prints
+    // calls this on each Tab): print the candidates and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // clap's own output (usage errors, help) follows `--color` too; it is
     // read before parsing because parsing is what prints those messages.
@@ -98,7 +105,7 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let mut out = Output::stdio(cli.color);
+    let mut out = Output::stdio(cli.color).quiet(cli.quiet);
     match run(cli, &mut out) {
         Ok(code) => code,
         Err(err) => report(&err, &mut out),
@@ -175,34 +182,22 @@ pub fn run(cli: Cli, out: &mut Output) -> Result<u8> {
         #[cfg(feature = "watch")]
         Command::Status(args) => status::run(&cli.file, args, out),
         Command::Completions { shell } => {
-            // Generated into memory (clap_complete panics on a write error),
-            // then written: a closed pipe is reported like any other.
+            // The dynamic registration (`complete.rs`): the script calls the
+            // binary on each Tab (`COMPLETE=<shell>`, answered in `main`).
+            // Written into memory first, then out: a closed pipe is
+            // reported like any other write error.
+            let name = shell.to_string();
+            let shells = clap_complete::env::Shells::builtins();
+            let completer = shells.completer(&name).with_context(|| format!("no completion for {name}"))?;
+            let bin = std::env::args_os().next().map(|a| a.to_string_lossy().into_owned());
+            let bin = bin.unwrap_or_else(|| "codex-k8s".into());
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "codex-k8s", &mut script);
-            if shell == clap_complete::Shell::Bash {
-                script = fix_bash_completion(&script, "codex-k8s").into_bytes();
-            }
+            completer.write_registration("COMPLETE", "codex-k8s", "codex-k8s", &bin, &mut script)?;
             std::io::Write::write_all(&mut out.out, &script)?;
             std::io::Write::flush(&mut out.out)?;
             Ok(exit::OK)
         }
     }
-}
-
-/// clap_complete's bash script tracks the command being completed in `cmd`
-/// (`codex__k8s__subcmd__render`) but labels the branches that complete each
-/// subcommand's flags with the binary's hyphen turned into a separator too
-/// (`codex__subcmd__k8s__subcmd__render)`, clap-rs/clap#6421): no branch
-/// matched, so no subcommand flag was ever completed. The workaround
-/// rewrites the labels to the form the `cmd=` assignments use.
-fn fix_bash_completion(script: &[u8], bin: &str) -> String {
-    let text = String::from_utf8_lossy(script);
-    let label = bin.replace('-', "__subcmd__");
-    let state = bin.replace('-', "__");
-    if label == state {
-        return text.into_owned();
-    }
-    text.replace(&label, &state)
 }
 
 /// A loaded project: the inventory and its compiled templates.

@@ -16,6 +16,30 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Output format of a command's result or summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Text for people (summaries on stderr).
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// A diagnostic as JSON: severity, file, line and column (when known),
+/// message, the source line and the hint.
+pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "severity": if d.is_error() { "error" } else { "warning" },
+        "file": d.file.to_string_lossy().replace('\\', "/"),
+        "line": d.location.map(|l| l.line),
+        "column": d.location.map(|l| l.col),
+        "message": d.message,
+        "sourceLine": d.source_line,
+        "help": d.help,
+    })
+}
+
 /// The writers a command prints to.
 pub struct Output {
     /// Results.
@@ -24,8 +48,11 @@ pub struct Output {
     pub err: Box<dyn Write>,
     /// Colour diagnostics.
     pub color: bool,
-    /// Show progress bars (stderr is a terminal, not CI).
+    /// Show progress bars (stderr is a terminal, not CI, not `-q`).
     pub progress: bool,
+    /// `-q`: summaries and progress go nowhere; results, warnings and errors stay.
+    pub quiet: bool,
+    sink: io::Sink,
 }
 
 impl Output {
@@ -38,7 +65,30 @@ impl Output {
             ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         };
         let ci = std::env::var_os("CI").is_some();
-        Output { out: Box::new(io::stdout().lock()), err: Box::new(io::stderr()), color, progress: tty && !ci }
+        Output {
+            out: Box::new(io::stdout().lock()),
+            err: Box::new(io::stderr()),
+            color,
+            progress: tty && !ci,
+            quiet: false,
+            sink: io::sink(),
+        }
+    }
+
+    /// `-q`: no summaries, no progress.
+    pub fn quiet(mut self, quiet: bool) -> Output {
+        self.quiet = quiet;
+        self.progress &= !quiet;
+        self
+    }
+
+    /// Where summaries and progress lines go: stderr, or nowhere with `-q`.
+    pub fn info(&mut self) -> &mut dyn Write {
+        if self.quiet {
+            &mut self.sink
+        } else {
+            &mut *self.err
+        }
     }
 
     /// Prints one diagnostic to stderr.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use super::output::Format;
 use super::targets::{self, RequestArgs, Selection};
 use super::{exit, load_project, Exit, Output, Project};
 use crate::git;
@@ -29,15 +30,22 @@ pub struct Args {
     /// Print one target as a YAML stream; write nothing.
     #[arg(long, conflicts_with_all = ["commit", "branch", "push", "all"])]
     stdout: bool,
+    /// Output format of the run summary: `json` prints `{targets, unchanged, changes, commit, pushed}` (with --check:
+    /// `{upToDate, targets, drift}`) on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text, conflicts_with = "stdout")]
+    format: Format,
     /// With --stdout: only these components (comma-separated).
-    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
+    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…", add = clap_complete::ArgValueCandidates::new(super::complete::components))]
     only: Vec<String>,
     /// With --stdout: skip these components (comma-separated).
-    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…")]
+    #[arg(long, value_delimiter = ',', requires = "stdout", value_name = "C,…", add = clap_complete::ArgValueCandidates::new(super::complete::components))]
     skip: Vec<String>,
     /// Commit the rendered targets on the current branch (one commit, none if nothing changed).
     #[arg(long)]
     commit: bool,
+    /// With --commit: commit even when the inventory or templates differ from HEAD (the commit says `(dirty)`).
+    #[arg(long, requires = "commit")]
+    allow_dirty: bool,
     /// Subject of the commit (default: `render(<targets>): <counts>`).
     #[arg(long, short = 'm', value_name = "M")]
     message: Option<String>,
@@ -67,6 +75,24 @@ pub struct Args {
     shard: Option<Shard>,
 }
 
+/// `--commit` puts the output on the source's own branch: output rendered
+/// from uncommitted inputs would not match what a clean checkout of that
+/// commit renders, and every `render --check` there would fail.
+fn refuse_dirty_sources(inventory: &crate::inventory::Inventory) -> Result<()> {
+    let sources: Vec<std::path::PathBuf> = inventory.sources.iter().map(|s| inventory.root.join(s)).collect();
+    let dirty = git::dirty_files(&inventory.root, &sources);
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let more = dirty.len().saturating_sub(10);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    bail!(
+        "--commit: the inputs differ from HEAD: {}{more}; commit them first (the output would not match what a clean \
+         checkout renders), or pass --allow-dirty",
+        dirty.iter().take(10).map(String::as_str).collect::<Vec<_>>().join(", ")
+    )
+}
+
 /// Renders the selected targets.
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
@@ -74,6 +100,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         if inventory.component(name).is_none() && name != "namespace" {
             bail!("unknown component `{name}` in --only/--skip");
         }
+    }
+    if args.commit && args.branch.is_none() && !args.allow_dirty {
+        refuse_dirty_sources(&inventory)?;
     }
     let action = if args.check {
         Action::Check
@@ -107,7 +136,7 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
         let more = report.foreign.len().saturating_sub(names.len());
         let more = if more > 0 { format!(" and {more} more") } else { String::new() };
         writeln!(
-            out.err,
+            out.info(),
             "left {} slot(s) owned by other sources as they are: {}{more}",
             report.foreign.len(),
             names.join(", ")
@@ -116,24 +145,55 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let shown = report.shown;
     match report.kind {
         ReportKind::Stdout(one) => print_stream(&one, &args.only, &args.skip, out),
+        ReportKind::Checked { total, changes } if args.format == Format::Json => {
+            let drift: Vec<serde_json::Value> = changes.iter().map(change_json).collect();
+            let report = serde_json::json!({"upToDate": changes.is_empty(), "targets": total, "drift": drift});
+            writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
+            if changes.is_empty() {
+                Ok(exit::OK)
+            } else {
+                Err(Exit(exit::DRIFT).into())
+            }
+        }
         ReportKind::Checked { total, changes } => report_check(&shown, total, &changes, out),
+        ReportKind::Written { tree, commit } if args.format == Format::Json => {
+            let (targets, unchanged, changes) = match &tree {
+                Some(w) => (w.dirs.clone(), w.unchanged, w.changes.iter().map(change_json).collect()),
+                None => (Vec::new(), 0, Vec::new()),
+            };
+            let commit = match commit {
+                Some(git::Outcome::Committed(oid)) => Some(oid.to_string()),
+                _ => None,
+            };
+            let pushed = commit.as_ref().and(args.push.clone());
+            let report = serde_json::json!({
+                "targets": targets, "unchanged": unchanged, "changes": changes, "commit": commit, "pushed": pushed,
+            });
+            writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
+            Ok(exit::OK)
+        }
         ReportKind::Written { tree, commit } => {
             if let Some(w) = tree {
                 summarize(out, &shown, &w.dirs, w.unchanged, &w.changes)?;
             }
             match commit {
                 Some(git::Outcome::Committed(oid)) => writeln!(
-                    out.err,
+                    out.info(),
                     "committed {}{}",
                     &oid.to_string()[..12],
                     args.push.as_ref().map(|r| format!(" and pushed to {r}")).unwrap_or_default()
                 )?,
-                Some(git::Outcome::Unchanged) => writeln!(out.err, "nothing to commit: the tree already matches")?,
+                Some(git::Outcome::Unchanged) => writeln!(out.info(), "nothing to commit: the tree already matches")?,
                 None => {}
             }
             Ok(exit::OK)
         }
     }
+}
+
+/// A changed file as JSON: `{"kind": "added|changed|removed", "path": …}` (relative to `--out`).
+fn change_json(c: &tree::Change) -> serde_json::Value {
+    serde_json::json!({"kind": format!("{:?}", c.kind).to_lowercase(), "path": c.path})
 }
 
 fn summarize(out: &mut Output, shown: &str, dirs: &[String], unchanged: usize, changes: &[tree::Change]) -> Result<()> {
@@ -150,7 +210,7 @@ fn summarize(out: &mut Output, shown: &str, dirs: &[String], unchanged: usize, c
         })
         .collect();
     writeln!(
-        out.err,
+        out.info(),
         "rendered {} target(s) into {shown} ({unchanged} more already current): {} file(s) changed in {} target(s) ({} added, {} changed, {} removed)",
         dirs.len(),
         changes.len(),
@@ -210,7 +270,7 @@ impl Progress for Spinner {
 /// The answer of `--check`: up to date (exit 0), or the drifted files (exit 3).
 fn report_check(shown: &str, total: usize, changes: &[tree::Change], out: &mut Output) -> Result<u8> {
     if changes.is_empty() {
-        writeln!(out.err, "{shown}: {total} target(s) up to date")?;
+        writeln!(out.info(), "{shown}: {total} target(s) up to date")?;
         return Ok(exit::OK);
     }
     writeln!(out.out, "drift in {shown} ({} file(s)); run `codex-k8s render` to update:", changes.len())?;

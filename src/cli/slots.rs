@@ -36,7 +36,7 @@ pub enum Action {
     /// List slots: namespace, host, owner, last change, idle time, TTL left.
     List {
         /// Only this environment.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
         env: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
@@ -45,10 +45,10 @@ pub enum Action {
     /// Remove one slot (its directory and its Flux file); an absent slot is success.
     Remove {
         /// Environment.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
         env: String,
         /// Slot.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
         slot: SlotName,
         /// Commit the removal (implied by --branch and --push).
         #[arg(long)]
@@ -62,6 +62,9 @@ pub enum Action {
         /// Only report what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Output format: `json` prints `{dryRun, expired: [{env, slot, idleSeconds, ttlSeconds}], removed, absent, commit}`.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
         /// Commit the removal (implied by --branch and --push).
         #[arg(long)]
         commit: bool,
@@ -117,7 +120,32 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             let reason = Reason { by: "slots remove".into(), why: reason };
             remove(&inventory, &view, &[(env, slot.into_string())], commit, &reason, out)
         }
-        Action::Gc { dry_run, commit } => {
+        Action::Gc { dry_run, commit, format: ListFormat::Json } => {
+            let expired: Vec<slots::SlotInfo> =
+                view.list(&inventory, None)?.into_iter().filter(|s| s.expired).collect();
+            let listed: Vec<serde_json::Value> = expired
+                .iter()
+                .map(|s| {
+                    serde_json::json!({"env": s.env, "slot": s.slot, "idleSeconds": s.idle_seconds, "ttlSeconds": s.ttl_seconds})
+                })
+                .collect();
+            let mut report = serde_json::json!({
+                "dryRun": dry_run, "expired": listed, "removed": [], "absent": [], "commit": null,
+            });
+            if !dry_run && !expired.is_empty() {
+                let list: Vec<(String, String)> = expired.into_iter().map(|s| (s.env, s.slot)).collect();
+                let reason = Reason { by: "slots gc".into(), why: "idle past idleTTL".into() };
+                let done = slots::remove(&inventory, &view, &list, commit, &reason)?;
+                report["removed"] = serde_json::json!(done.removed.iter().map(ToString::to_string).collect::<Vec<_>>());
+                report["absent"] = serde_json::json!(done.absent.iter().map(ToString::to_string).collect::<Vec<_>>());
+                if let Some(git::Outcome::Committed(oid)) = done.commit {
+                    report["commit"] = serde_json::json!(oid.to_string());
+                }
+            }
+            writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
+            Ok(exit::OK)
+        }
+        Action::Gc { dry_run, commit, format: ListFormat::Text } => {
             let mut expired = Vec::new();
             for s in view.list(&inventory, None)?.into_iter().filter(|s| s.expired) {
                 // The list is the result (stdout); counts are summaries (stderr).
@@ -132,11 +160,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 expired.push((s.env, s.slot));
             }
             if expired.is_empty() {
-                writeln!(out.err, "no slot is idle past its TTL")?;
+                writeln!(out.info(), "no slot is idle past its TTL")?;
                 return Ok(exit::OK);
             }
             if dry_run {
-                writeln!(out.err, "dry run: would remove {} slot(s)", expired.len())?;
+                writeln!(out.info(), "dry run: would remove {} slot(s)", expired.len())?;
                 return Ok(exit::OK);
             }
             let reason = Reason { by: "slots gc".into(), why: "idle past idleTTL".into() };
@@ -173,14 +201,14 @@ fn remove(
 ) -> Result<u8> {
     let done = slots::remove(inventory, view, list, commit, reason)?;
     for t in &done.absent {
-        writeln!(out.err, "{t}: already absent")?;
+        writeln!(out.info(), "{t}: already absent")?;
     }
     for t in &done.removed {
-        writeln!(out.err, "removed {t}")?;
+        writeln!(out.info(), "removed {t}")?;
     }
     match done.commit {
-        Some(git::Outcome::Committed(oid)) => writeln!(out.err, "committed {}", &oid.to_string()[..12])?,
-        Some(git::Outcome::Unchanged) => writeln!(out.err, "nothing to commit: already removed")?,
+        Some(git::Outcome::Committed(oid)) => writeln!(out.info(), "committed {}", &oid.to_string()[..12])?,
+        Some(git::Outcome::Unchanged) => writeln!(out.info(), "nothing to commit: already removed")?,
         None => {}
     }
     Ok(exit::OK)

@@ -14,10 +14,10 @@ use crate::watch::{run, slot_envs, source::Source, status, wait, Clock};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this slot environment.
-    #[arg(long)]
+    #[arg(long, add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
     env: Option<String>,
     /// Only this slot (with --env).
-    #[arg(long, requires = "env")]
+    #[arg(long, requires = "env", add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
     slot: Option<SlotName>,
     /// Wait until every stage of --slot is ready and its agent Job started, then print the slot's URL
     /// (exit 4 on timeout, 5 when a stage failed).
@@ -139,7 +139,7 @@ const POLL: Duration = Duration::from_secs(2);
 /// `status --wait`: progress on stderr; the URL (or the JSON report) on stdout.
 fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format, out: &mut Output) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let err = &mut out.err;
+    let err = out.info();
     let report = rt
         .block_on(async {
             let client = run::client(cluster).await?;
@@ -155,11 +155,11 @@ fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format
     let name = format!("{}/{}", report.env, report.slot);
     match &report.outcome {
         wait::Outcome::Ready => {
-            writeln!(out.err, "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
+            writeln!(out.info(), "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
             match (&report.url, format) {
                 (Some(url), Format::Text) => writeln!(out.out, "{url}")?,
                 (None, _) => {
-                    writeln!(out.err, "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?
+                    writeln!(out.info(), "{name}: no URL: the slot has no host (target.json) and no Ingress rule")?
                 }
                 _ => {}
             }

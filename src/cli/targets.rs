@@ -18,10 +18,10 @@ pub use crate::publish::{out_dir, out_prefix, DiskTree};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Selection {
     /// Environment to render.
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", add = clap_complete::ArgValueCandidates::new(super::complete::environments))]
     pub env: Option<String>,
     /// Slot of a slot environment (repeatable).
-    #[arg(long = "slot", value_name = "SLOT")]
+    #[arg(long = "slot", value_name = "SLOT", add = clap_complete::ArgValueCandidates::new(super::complete::slots))]
     pub slots: Vec<SlotName>,
     /// Every plain environment plus every slot already in the tree.
     #[arg(long, conflicts_with_all = ["env", "slots"])]

@@ -174,16 +174,46 @@ fn sync_index(repo: &Repository, req: &CommitRequest) -> Result<()> {
 pub fn rendered_from(repo: Option<&Repository>, sources: &[String]) -> String {
     let Some(repo) = repo else { return "worktree".into() };
     let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return "worktree (no commits yet)".into() };
+    let dirty = !dirty_sources(repo, sources).is_empty();
+    format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
+}
+
+/// The files among `paths` (on disk) that differ from `HEAD` in the
+/// repository holding `root`, as repository paths; none outside git.
+pub fn dirty_files(root: &Path, paths: &[std::path::PathBuf]) -> Vec<String> {
+    let Ok(repo) = Repository::discover(root) else { return Vec::new() };
+    let workdir = repo.workdir().and_then(|w| w.canonicalize().ok());
+    let relative: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let p = p.canonicalize().unwrap_or_else(|_| p.clone());
+            match &workdir {
+                Some(w) => p.strip_prefix(w).unwrap_or(&p).to_string_lossy().replace('\\', "/"),
+                None => p.to_string_lossy().into_owned(),
+            }
+        })
+        .collect();
+    dirty_sources(&repo, &relative)
+}
+
+/// The `sources` (repository paths) whose file on disk differs from `HEAD`'s
+/// (changed, missing, or not committed yet); every one when there is no
+/// `HEAD`. In input order.
+fn dirty_sources(repo: &Repository, sources: &[String]) -> Vec<String> {
+    let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) else { return sources.to_vec() };
     // Hash each input file and compare it with HEAD's blob: no index read and
     // no status scan, whose cost would follow the size of the rendered tree.
     let workdir = repo.workdir().map(Path::to_path_buf);
     let tree = head.tree().ok();
-    let dirty = sources.iter().any(|s| {
-        let on_disk = workdir.as_ref().and_then(|w| Oid::hash_file(git2::ObjectType::Blob, w.join(s)).ok());
-        let committed = tree.as_ref().and_then(|t| t.get_path(Path::new(s)).ok()).map(|e| e.id());
-        on_disk.is_none() || on_disk != committed
-    });
-    format!("{}{}", head.id(), if dirty { " (dirty)" } else { "" })
+    sources
+        .iter()
+        .filter(|s| {
+            let on_disk = workdir.as_ref().and_then(|w| Oid::hash_file(git2::ObjectType::Blob, w.join(s)).ok());
+            let committed = tree.as_ref().and_then(|t| t.get_path(Path::new(s)).ok()).map(|e| e.id());
+            on_disk.is_none() || on_disk != committed
+        })
+        .cloned()
+        .collect()
 }
 
 /// Makes the index entries under `prefix` (a repository path, `""` for all)
