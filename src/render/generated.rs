@@ -22,9 +22,9 @@ pub const EXTERNAL_SECRET: &str = "external-secrets.io/v1";
 /// The ESO generator API (`Password`).
 pub const GENERATORS: &str = "generators.external-secrets.io/v1alpha1";
 /// Component name of the generated secret declarations.
-pub const SECRETS: &str = "secrets";
+pub const SECRETS: &str = crate::inventory::GENERATED_COMPONENTS[1];
 /// Component name of the generated bounds.
-pub const BOUNDS: &str = "bounds";
+pub const BOUNDS: &str = crate::inventory::GENERATED_COMPONENTS[2];
 
 /// What every generator reads.
 struct Gen<'a> {

@@ -243,7 +243,7 @@ pub(super) fn namespace_object(inventory: &Inventory, target: &Target, namespace
     object.insert("apiVersion".into(), "v1".into());
     object.insert("kind".into(), "Namespace".into());
     object.insert("metadata".into(), Value::Mapping(metadata));
-    generated_object(inventory, target, "namespace", Value::Mapping(object), None)
+    generated_object(inventory, target, crate::inventory::GENERATED_COMPONENTS[0], Value::Mapping(object), None)
 }
 
 /// An object the renderer generates (not a template's): in the first stage
