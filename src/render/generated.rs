@@ -9,8 +9,8 @@
 use minijinja::value::Value as JValue;
 use serde_json::{json, Value};
 
+use super::nouns::Target;
 use super::place::generated_object;
-use super::plan::Target;
 use super::RenderedObject;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::{Environment, Inventory};

@@ -11,8 +11,10 @@ mod images;
 pub mod isolation;
 mod kinds;
 mod memo;
+mod nouns;
 mod object;
 mod overlay;
+mod part;
 mod place;
 mod plan;
 mod policy;
@@ -24,15 +26,15 @@ mod target;
 pub use context::target_context;
 pub use documents::excerpt;
 pub use images::{image_uses, ImageUse};
+pub use nouns::{Enablement, PlannedComponent, RenderedTarget, Request, Target};
 pub use object::{ObjectId, RenderedObject};
 pub use overlay::{add_env, add_pvc_mount, Mount};
 pub use place::labels;
 pub use plan::{disabled_dependencies, plan_target};
-pub use plan::{Enablement, PlannedComponent, Target};
 pub use policy::{is_watcher_key, slot_kinds};
 pub use shard::Shard;
 pub use source::Source;
-pub use target::{render_target, RenderedTarget, Request};
+pub use target::render_target;
 
 use rayon::prelude::*;
 

@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
-use super::documents::Document;
+use super::nouns::{Document, Target};
 use super::object::{ObjectId, RenderedObject};
 use super::overlay::{self, RenderedOverlay};
-use super::plan::Target;
+use super::part::Part;
 use super::policy;
-use super::target::Part;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::yaml::YamlPath;
 use crate::inventory::{Component, ComponentKind, Environment, Inventory};
