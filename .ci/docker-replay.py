@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,7 +124,11 @@ def main():
         run(install, ROOT)
     cache = os.environ.get("CI_DOCKER_TARGET", os.path.expanduser("~/.cache/codex-k8s-ci-docker-target"))
     os.makedirs(cache, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="docker-replay-")
+    # A fixed directory (like the image's /src): the stage directories keep
+    # their paths from run to run, so the cached target stays valid.
+    work = os.environ.get("CI_DOCKER_WORK", os.path.expanduser("~/.cache/codex-k8s-ci-docker-work"))
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
     dirs = {}
     try:
         for st in all_stages:

@@ -10,6 +10,8 @@ pub const ARGOCD_DIR: &str = "argocd";
 pub const FLUX_DIR: &str = "flux";
 /// Directory of a target's metadata, inside the target directory.
 pub const META_DIR: &str = ".codex-k8s";
+/// Where the protected render records the walls, relative to the tree root.
+pub const WALLS_JSON: &str = ".codex-k8s/walls.json";
 /// Where a target's metadata lives, relative to the target directory.
 pub const TARGET_JSON: &str = ".codex-k8s/target.json";
 /// The writer's staging directory, at the tree root.

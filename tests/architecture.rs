@@ -282,7 +282,7 @@ fn the_checker_sees_functions_and_skips_test_modules() {
 
 /// The sibling modules of `src/watch/` a text refers to through `super::`
 /// (`super::run::x`, `super::{lease, run::Config}`).
-fn watch_siblings_used(code: &str, siblings: &[String]) -> Vec<String> {
+fn siblings_used(code: &str, siblings: &[String]) -> Vec<String> {
     let mut used = Vec::new();
     for (at, _) in code.match_indices("super::") {
         let rest = &code[at + 7..];
@@ -324,21 +324,35 @@ fn watch_siblings_used(code: &str, siblings: &[String]) -> Vec<String> {
     used
 }
 
-/// `src/watch/` has no import cycle between its files: shared nouns and
-/// deadlines live below the files that use them (issue 26, item 1).
+/// No folder of `src/` has an import cycle between its files: shared nouns,
+/// deadlines and helpers live below the files that use them, so each folder
+/// reads in one order (issue 26, item 1).
 #[test]
-fn the_watchers_files_import_without_cycles() {
-    let dir = src().join("watch");
-    let files: Vec<PathBuf> = rust_files().into_iter().filter(|f| f.parent() == Some(dir.as_path())).collect();
+fn no_folder_has_an_import_cycle_between_its_files() {
+    let mut dirs: Vec<PathBuf> = rust_files().iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut problems = Vec::new();
+    for dir in &dirs {
+        problems.extend(folder_cycles(dir));
+    }
+    assert!(problems.is_empty(), "import cycles inside folders:\n{}", problems.join("\n"));
+}
+
+/// The files of `dir` (not its subfolders) that import each other in a loop.
+fn folder_cycles(dir: &Path) -> Vec<String> {
+    let files: Vec<PathBuf> = rust_files().into_iter().filter(|f| f.parent() == Some(dir)).collect();
     let stem = |f: &Path| f.file_stem().unwrap().to_string_lossy().into_owned();
-    let siblings: Vec<String> = files.iter().map(|f| stem(f)).filter(|s| s != "mod").collect();
+    let siblings: Vec<String> =
+        files.iter().map(|f| stem(f)).filter(|s| s != "mod" && s != "lib" && s != "main").collect();
     let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in files.iter().filter(|f| stem(f) != "mod") {
+    for f in files.iter().filter(|f| siblings.contains(&stem(f))) {
         let text = std::fs::read_to_string(f).unwrap();
         let code: String = non_test_lines(&text).into_iter().map(|(_, _, c)| c + "\n").collect();
-        let used = watch_siblings_used(&code, &siblings).into_iter().filter(|u| *u != stem(f)).collect();
+        let used = siblings_used(&code, &siblings).into_iter().filter(|u| *u != stem(f)).collect();
         graph.insert(stem(f), used);
     }
+    let shown = dir.strip_prefix(src().parent().unwrap()).unwrap_or(dir).display().to_string();
     let mut problems = Vec::new();
     for (a, uses) in &graph {
         // Every module reachable from `a`; a cycle when `a` is among them.
@@ -353,15 +367,15 @@ fn the_watchers_files_import_without_cycles() {
         }
         if seen.contains(a) {
             let back: Vec<&String> = uses.iter().filter(|u| graph.get(*u).is_some_and(|g| g.contains(a))).collect();
-            problems.push(format!("src/watch/{a}.rs is in an import cycle (direct: {back:?})"));
+            problems.push(format!("{shown}/{a}.rs is in an import cycle (direct: {back:?})"));
         }
     }
-    assert!(problems.is_empty(), "import cycles in src/watch/:\n{}", problems.join("\n"));
+    problems
 }
 
 #[test]
 fn the_cycle_checker_reads_use_groups() {
     let siblings: Vec<String> = ["run", "lease", "bounded"].iter().map(|s| s.to_string()).collect();
     let code = "use super::run::{a, b};\nuse super::{lease::{self, x}, Clock, bounded};\nlet t = super::run::T;";
-    assert_eq!(watch_siblings_used(code, &siblings), ["run", "lease", "bounded"]);
+    assert_eq!(siblings_used(code, &siblings), ["run", "lease", "bounded"]);
 }

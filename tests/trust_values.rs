@@ -95,7 +95,12 @@ fn data(run: &Run) -> BTreeMap<String, String> {
 fn expected_shape(slot: bool) -> Vec<(String, String, Vec<String>)> {
     let cm = ("ConfigMap".to_owned(), "api".to_owned(), ["e", "j", "version", "x"].map(str::to_owned).to_vec());
     let namespace = if slot { "shop-ai-s1" } else { "shop-dev" };
-    vec![("Namespace".to_owned(), namespace.to_owned(), Vec::new()), cm]
+    let mut shape = vec![("Namespace".to_owned(), namespace.to_owned(), Vec::new()), cm];
+    if slot {
+        // A slot's NetworkPolicy, which the renderer adds.
+        shape.insert(0, ("NetworkPolicy".to_owned(), "shop-slot".to_owned(), Vec::new()));
+    }
+    shape
 }
 
 /// A `target.json` recording `sets` for slot `ai/s1`.

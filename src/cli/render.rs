@@ -97,7 +97,7 @@ fn refuse_dirty_sources(inventory: &crate::inventory::Inventory) -> Result<()> {
 pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     let Project { inventory, engine } = load_project(file, out)?;
     for name in args.only.iter().chain(&args.skip) {
-        if inventory.component(name).is_none() && name != "namespace" {
+        if inventory.component(name).is_none() && !crate::inventory::GENERATED_COMPONENTS.contains(&name.as_str()) {
             bail!("unknown component `{name}` in --only/--skip");
         }
     }

@@ -20,6 +20,10 @@ use crate::diagnostic::Location;
 pub const DEFAULT_STAGES: [&str; 5] = ["stateful", "migrations", "internal", "edge", "frontend"];
 /// Idle TTL of slot environments that do not set `idleTTL`.
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Component names of the objects the renderer generates (the Namespace,
+/// the secret declarations, a namespace's bounds): no component may take
+/// one, or the two would share a directory and a label.
+pub const GENERATED_COMPONENTS: [&str; 3] = ["namespace", "secrets", "bounds"];
 /// Stage name used for the agent's directory and labels.
 pub const AGENT_STAGE: &str = "agent";
 

@@ -139,7 +139,7 @@ impl TreeState for DiskTree<'_> {
         tree::list_slots(self.0, env)
     }
     fn read_walls(&self) -> Result<Option<crate::inventory::Walls>> {
-        let path = self.0.join(super::walls::WALLS_JSON);
+        let path = self.0.join(crate::layout::WALLS_JSON);
         let Ok(meta) = path.symlink_metadata() else { return Ok(None) };
         if !meta.is_file() || meta.len() > crate::inventory::walls::MAX_RECORD_BYTES as u64 {
             bail!("{}: not a regular file of at most 1 MiB; the protected render rewrites it", self.walls_file());
@@ -148,7 +148,7 @@ impl TreeState for DiskTree<'_> {
         parse_walls(&self.walls_file(), &bytes).map(Some)
     }
     fn walls_file(&self) -> String {
-        self.0.join(super::walls::WALLS_JSON).display().to_string()
+        self.0.join(crate::layout::WALLS_JSON).display().to_string()
     }
 }
 
@@ -190,7 +190,7 @@ impl TreeState for GitTree<'_> {
     }
     fn read_walls(&self) -> Result<Option<crate::inventory::Walls>> {
         let Some(root) = self.tree.as_ref() else { return Ok(None) };
-        let Ok(entry) = root.get_path(Path::new(&self.path(super::walls::WALLS_JSON))) else { return Ok(None) };
+        let Ok(entry) = root.get_path(Path::new(&self.path(crate::layout::WALLS_JSON))) else { return Ok(None) };
         let blob =
             self.repo.find_blob(entry.id()).map_err(|e| anyhow::anyhow!("{}: {}", self.walls_file(), e.message()))?;
         if blob.size() > crate::inventory::walls::MAX_RECORD_BYTES {
@@ -199,7 +199,7 @@ impl TreeState for GitTree<'_> {
         parse_walls(&self.walls_file(), blob.content()).map(Some)
     }
     fn walls_file(&self) -> String {
-        format!("{} (committed on {})", self.path(super::walls::WALLS_JSON), self.place)
+        format!("{} (committed on {})", self.path(crate::layout::WALLS_JSON), self.place)
     }
     fn list_slots(&self, env: &str) -> Vec<String> {
         let Some(root) = &self.tree else { return Vec::new() };

@@ -19,8 +19,7 @@ use crate::inventory::walls::show;
 use crate::inventory::{Inventory, Walls};
 use crate::render::{Request, Source};
 
-/// Where the walls record lives, relative to the tree root.
-pub const WALLS_JSON: &str = ".codex-k8s/walls.json";
+use crate::layout::WALLS_JSON;
 
 /// The protected ref when neither `--protected-ref` nor
 /// `CODEX_K8S_PROTECTED_REF` names one.

@@ -9,12 +9,32 @@ use std::path::Path;
 use minijinja::value::Value as JValue;
 use serde_yaml::Mapping;
 
-use super::target::Request;
+use super::nouns::Request;
 use crate::diagnostic::{Diagnostic, Diagnostics, Location};
 use crate::inventory::names::dns_label_problem;
 use crate::inventory::values;
 use crate::inventory::{Component, Environment, Inventory};
-use crate::template::{ComponentContext, Engine, SourceContext, TargetContext, TlsContext};
+use crate::template::{detail, ComponentContext, Engine, SourceContext, TargetContext, TlsContext};
+
+/// Namespaces of the cluster itself, never a slot's.
+pub const RESERVED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
+
+/// Why `namespace` may not be a slot's, if it may not: the cluster's own
+/// namespaces, the GitOps controllers' (`gitops.argocd.namespace`,
+/// `gitops.flux.namespace`) and `policy.reservedNamespaces`.
+pub fn reserved_reason(inventory: &Inventory, namespace: &str) -> Option<&'static str> {
+    if RESERVED_NAMESPACES.contains(&namespace) {
+        Some("a namespace of the cluster itself")
+    } else if namespace == inventory.gitops.argocd_namespace {
+        Some("Argo CD's namespace (gitops)")
+    } else if namespace == inventory.gitops.flux_namespace {
+        Some("Flux's namespace (gitops)")
+    } else if inventory.policy.reserved_namespaces.iter().any(|n| n == namespace) {
+        Some("listed in policy.reservedNamespaces")
+    } else {
+        None
+    }
+}
 
 /// An override that cannot be applied to a component's values.
 pub(super) fn override_error(inventory: &Inventory, message: String) -> Diagnostic {
@@ -33,11 +53,6 @@ pub(super) fn own_vars(
         return Ok(None);
     }
     values::component_vars(env, Some(c), &req.sets).map(Some).map_err(|e| override_error(inventory, e))
-}
-
-/// minijinja's message without its `(in <string>:1)` suffix.
-pub(super) fn detail(err: &minijinja::Error) -> String {
-    err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string())
 }
 
 /// An inline template of environment `env` (namespace, domain, image) that
@@ -103,7 +118,7 @@ pub fn target_context(inventory: &Inventory, engine: &Engine, req: &Request) -> 
         ));
     }
     if req.target.slot.is_some() {
-        if let Some(why) = super::isolation::reserved_reason(inventory, &ctx.namespace) {
+        if let Some(why) = reserved_reason(inventory, &ctx.namespace) {
             return Err(fail(
                 Diagnostic::error(
                     &env.file,

@@ -3,28 +3,17 @@
 //! into documents, each checked to be one named Kubernetes object. A fault
 //! shows the rendered lines around it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde_yaml::Value;
 
 use super::memo::{self, Rendered};
-use super::plan::Target;
-use super::target::Part;
+use super::nouns::{Document, Target};
+use super::part::Part;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::template::Engine;
-
-/// One document of rendered template output.
-#[derive(Debug, Clone)]
-pub(super) struct Document {
-    /// The manifest template that rendered it.
-    pub template: PathBuf,
-    /// Its 0-based index among the template's documents.
-    pub index: usize,
-    /// The object.
-    pub value: Value,
-}
 
 /// Renders every manifest of every part in parallel: the documents of
 /// `parts[i]` at index `i`, in manifest order. Every failing manifest is

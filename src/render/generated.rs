@@ -9,8 +9,8 @@
 use minijinja::value::Value as JValue;
 use serde_json::{json, Value};
 
+use super::nouns::Target;
 use super::place::generated_object;
-use super::plan::Target;
 use super::RenderedObject;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::{Environment, Inventory};
@@ -22,9 +22,9 @@ pub const EXTERNAL_SECRET: &str = "external-secrets.io/v1";
 /// The ESO generator API (`Password`).
 pub const GENERATORS: &str = "generators.external-secrets.io/v1alpha1";
 /// Component name of the generated secret declarations.
-pub const SECRETS: &str = "secrets";
+pub const SECRETS: &str = crate::inventory::GENERATED_COMPONENTS[1];
 /// Component name of the generated bounds.
-pub const BOUNDS: &str = "bounds";
+pub const BOUNDS: &str = crate::inventory::GENERATED_COMPONENTS[2];
 
 /// What every generator reads.
 struct Gen<'a> {

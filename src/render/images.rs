@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
-use super::plan::Target;
+use super::nouns::Target;
 use super::RenderedObject;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Component, Inventory};

@@ -5,31 +5,12 @@
 use std::collections::BTreeMap;
 
 use super::context::target_context;
-use super::plan::Target;
-use super::target::Request;
+use super::nouns::{Request, Target};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::Inventory;
 use crate::template::Engine;
 
-/// Namespaces of the cluster itself, never a slot's.
-pub const RESERVED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
-
-/// Why `namespace` may not be a slot's, if it may not: the cluster's own
-/// namespaces, the GitOps controllers' (`gitops.argocd.namespace`,
-/// `gitops.flux.namespace`) and `policy.reservedNamespaces`.
-pub fn reserved_reason(inventory: &Inventory, namespace: &str) -> Option<&'static str> {
-    if RESERVED_NAMESPACES.contains(&namespace) {
-        Some("a namespace of the cluster itself")
-    } else if namespace == inventory.gitops.argocd_namespace {
-        Some("Argo CD's namespace (gitops)")
-    } else if namespace == inventory.gitops.flux_namespace {
-        Some("Flux's namespace (gitops)")
-    } else if inventory.policy.reserved_namespaces.iter().any(|n| n == namespace) {
-        Some("listed in policy.reservedNamespaces")
-    } else {
-        None
-    }
-}
+pub use super::context::{reserved_reason, RESERVED_NAMESPACES};
 
 /// The namespace `target` must have, computed from the inventory alone.
 pub fn namespace_of(inventory: &Inventory, engine: &Engine, target: &Target) -> Result<String, Diagnostics> {

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 
 use minijinja::Value;
 
-use super::documents::Document;
+use super::nouns::Document;
 use crate::diagnostic::Diagnostic;
 use crate::template::{fingerprint, Access, Engine, CONTEXT_VARS};
 

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use minijinja::value::Value as JValue;
 use serde_yaml::{Mapping, Value};
 
-use super::context::detail;
 use crate::inventory::yaml::YamlPath;
 use crate::inventory::Overlay;
+use crate::template::detail;
 use crate::template::Engine;
 
 /// A PVC mount with its templates already rendered.

@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
-use super::documents::Document;
+use super::nouns::{Document, Target};
 use super::object::{ObjectId, RenderedObject};
 use super::overlay::{self, RenderedOverlay};
-use super::plan::Target;
+use super::part::Part;
 use super::policy;
-use super::target::Part;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::yaml::YamlPath;
 use crate::inventory::{Component, ComponentKind, Environment, Inventory};
@@ -243,7 +242,7 @@ pub(super) fn namespace_object(inventory: &Inventory, target: &Target, namespace
     object.insert("apiVersion".into(), "v1".into());
     object.insert("kind".into(), "Namespace".into());
     object.insert("metadata".into(), Value::Mapping(metadata));
-    generated_object(inventory, target, "namespace", Value::Mapping(object), None)
+    generated_object(inventory, target, crate::inventory::GENERATED_COMPONENTS[0], Value::Mapping(object), None)
 }
 
 /// An object the renderer generates (not a template's): in the first stage

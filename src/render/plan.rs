@@ -7,73 +7,16 @@
 use std::collections::BTreeMap;
 
 use minijinja::value::Value as JValue;
-use serde::Serialize;
 
-use super::context::{component_ctx, detail, own_vars};
-use super::target::Request;
+use super::context::{component_ctx, own_vars};
+use super::nouns::{Enablement, PlannedComponent, Request, Target};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inventory::yaml::YamlPath;
 use crate::inventory::{Component, ComponentKind, Inventory};
-use crate::template::{component_scope, Engine, TargetContext};
+use crate::template::{component_scope, detail, Engine, TargetContext};
 
 /// Deepest `dependsOn` chain inside one stage that still fits the wave numbering.
 pub const MAX_DEPTH_IN_STAGE: u32 = 9;
-
-/// A render target: an environment, or an environment × slot.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Target {
-    /// Environment name.
-    pub env: String,
-    /// Slot name (slot environments only).
-    pub slot: Option<String>,
-}
-
-impl Target {
-    /// Directory of the target inside the rendered tree: `env` or `env/slot`.
-    pub fn dir(&self) -> String {
-        crate::layout::target_dir(&self.env, self.slot.as_deref())
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.dir())
-    }
-}
-
-/// Why a component is or is not part of a target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "state", content = "reason")]
-pub enum Enablement {
-    /// Rendered.
-    Enabled,
-    /// Not rendered: `envs` does not list the environment.
-    NotInEnvs,
-    /// Not rendered: `when` evaluated to false.
-    WhenFalse,
-    /// Not rendered: the agent needs a slot environment and a run id.
-    AgentIdle(String),
-}
-
-/// One component's place in a target.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlannedComponent {
-    /// Component name.
-    pub name: String,
-    /// Stage name.
-    pub stage: String,
-    /// Stage index.
-    pub stage_index: usize,
-    /// Depth of its dependency chain inside the stage.
-    pub depth: u32,
-    /// Sync wave.
-    pub wave: u32,
-    /// Enabled or why not.
-    pub enablement: Enablement,
-    /// Its dependencies.
-    pub depends_on: Vec<String>,
-}
 
 /// Computes depths and waves for the enabled components (`enabled[i]` is the
 /// verdict for `components[i]`) and returns them ordered for rendering.

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use super::plan::Target;
+use super::nouns::Target;
 
 /// Shard `index` of `count` (1-based): `1/1` is the whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

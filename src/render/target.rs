@@ -15,64 +15,14 @@ use serde_yaml::Mapping;
 use super::context::{component_ctx, own_vars, target_context};
 use super::documents::render_manifests;
 use super::memo::{Fingerprints, TargetPrints};
+use super::nouns::{Enablement, PlannedComponent, RenderedTarget, Request, Target};
 use super::object::RenderedObject;
+use super::part::Part;
 use super::place::Placement;
-use super::plan::{plan_target, Enablement, PlannedComponent, Target};
+use super::plan::plan_target;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::inventory::values::Overrides;
 use crate::inventory::{Component, ComponentKind, Environment, Inventory};
 use crate::template::{component_scope, Engine, RunContext, TargetContext};
-
-/// What to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// The target.
-    pub target: Target,
-    /// Agent run id (slot targets).
-    pub run_id: Option<String>,
-    /// Overrides (`--set`, `--values`, the slot's recorded ones), checked.
-    pub sets: Overrides,
-    /// The source it is rendered from (its owner), recorded in `target.json`.
-    pub source: Option<super::Source>,
-}
-
-/// A rendered target.
-#[derive(Debug, Clone)]
-pub struct RenderedTarget {
-    /// The target.
-    pub target: Target,
-    /// Its namespace.
-    pub namespace: String,
-    /// Its host.
-    pub host: Option<String>,
-    /// The run id used.
-    pub run_id: Option<String>,
-    /// The overrides used.
-    pub sets: Overrides,
-    /// The source it was rendered from.
-    pub source: Option<super::Source>,
-    /// The target's `vars` (the environment's, overrides applied).
-    pub vars: Mapping,
-    /// The `vars` of components that have values of their own (component
-    /// `vars`, `overlays.<env>.vars`), overrides applied.
-    pub component_vars: BTreeMap<String, Mapping>,
-    /// Components with their verdicts and waves.
-    pub plan: Vec<PlannedComponent>,
-    /// Objects, ordered by wave then path.
-    pub objects: Vec<RenderedObject>,
-}
-
-/// One enabled component of a target, with the context its templates see.
-pub(super) struct Part<'a> {
-    /// Its place in the plan.
-    pub planned: &'a PlannedComponent,
-    /// The component.
-    pub component: &'a Component,
-    /// The target's context plus `component`, `run` and its own `vars`.
-    pub context: JValue,
-    /// Fingerprints of its context's values (the memo's keys).
-    pub prints: Fingerprints,
-}
 
 /// Renders one target.
 pub fn render_target(inventory: &Inventory, engine: &Engine, req: &Request) -> Result<RenderedTarget, Diagnostics> {

@@ -391,6 +391,12 @@ fn error_chain(err: &Error) -> Vec<&Error> {
     chain
 }
 
+/// minijinja's message without its `(in <string>:1)` suffix: what an
+/// error of an inline template (a namespace, an overlay string) says.
+pub fn detail(err: &Error) -> String {
+    err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string())
+}
+
 /// Turns a minijinja error into a diagnostic at the template's `file:line:col`
 /// with the offending source line.
 pub fn diagnostic_from(err: &Error, sources: &BTreeMap<String, String>, fallback: &Path) -> Diagnostic {

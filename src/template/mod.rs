@@ -15,7 +15,7 @@ pub use context::{
     component_scope, is_reserved, ComponentContext, RunContext, SourceContext, TargetContext, TlsContext, CONTEXT_VARS,
     HELPERS,
 };
-pub use engine::{diagnostic_from, template_name, Engine};
+pub use engine::{detail, diagnostic_from, template_name, Engine};
 pub use partials::{scan_macros, MacroDef};
 
 #[cfg(test)]

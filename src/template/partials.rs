@@ -115,7 +115,9 @@ pub const BUILTIN_FILTERS: [&str; 79] = [
 /// Macro names defined in `source`, with positions, in source order.
 pub fn scan_macros(source: &str) -> Vec<(String, Location)> {
     // Strip `{# … #}` comments first, keeping line structure intact.
-    let comment = Regex::new(r"(?s)\{#.*?#\}").expect("static regex");
+    // and `{% raw %} … {% endraw %}` blocks, whose macros are text.
+    let comment =
+        Regex::new(r"(?s)\{#.*?#\}|\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\}").expect("static regex");
     let cleaned = comment.replace_all(source, |c: &regex::Captures| {
         c[0].chars().map(|ch| if ch == '\n' { '\n' } else { ' ' }).collect::<String>()
     });
@@ -206,6 +208,22 @@ mod tests {
         assert_eq!(found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(found[0].1, Location { line: 2, col: 10 });
         assert_eq!(found[1].1.line, 3);
+    }
+
+    /// A macro written inside `{% raw %}` is text, not a definition: it was
+    /// counted, and a second file's real macro of that name was refused as
+    /// "defined twice".
+    #[test]
+    fn macros_inside_raw_blocks_are_text() {
+        let src = "{% raw %}\n{% macro x() %}{% endmacro %}\n{% endraw %}\n{%- raw -%}{% macro y() %}{%- endraw -%}\n{% macro z() %}{% endmacro %}";
+        let found = scan_macros(src);
+        assert_eq!(found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["z"]);
+        assert_eq!(found[0].1.line, 5, "lines are kept");
+        let files = vec![
+            (PathBuf::from("partials/a.j2"), "{% raw %}{% macro x() %}{% endmacro %}{% endraw %}".to_owned()),
+            (PathBuf::from("partials/b.j2"), "{% macro x() %}{% endmacro %}".to_owned()),
+        ];
+        assert!(index(&files).is_ok());
     }
 
     #[test]

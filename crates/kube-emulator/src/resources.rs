@@ -201,6 +201,20 @@ pub static RESOURCES: &[ResourceDef] = &[
         field_selectors: NAME_NS,
     },
     ResourceDef {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "networkpolicies",
+        singular: "networkpolicy",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        bucket: "networkpolicies",
+        status_subresource: false,
+        has_generation: true,
+        create_on_update: false,
+        short_names: &["netpol"],
+        field_selectors: NAME_NS,
+    },
+    ResourceDef {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -483,6 +497,7 @@ mod tests {
         assert_eq!(resolve("deploy").unwrap().group, "apps");
         assert_eq!(resolve("StatefulSet").unwrap().plural, "statefulsets");
         assert_eq!(resolve("ingresses").unwrap().group, "networking.k8s.io");
+        assert_eq!(resolve("networkpolicies").unwrap().kind, "NetworkPolicy");
         assert!(resolve("widgets").is_none());
     }
 }

@@ -268,6 +268,13 @@ impl Resolver {
                 raw.services.iter().enumerate().map(|(i, c)| (YamlPath::default().key("services").index(i), &c.name)),
             );
         for (path, name) in all {
+            if crate::inventory::GENERATED_COMPONENTS.contains(&name.as_str()) {
+                self.error_at_value(
+                    &path.key("name"),
+                    format!("the component name `{name}` is reserved for the objects codex-k8s generates (its directory and label would be shared)"),
+                    format!("rename the component; reserved: {}", crate::inventory::GENERATED_COMPONENTS.join(", ")),
+                );
+            }
             if has_agent && name == "agent" {
                 self.error_at_value(
                     &path.key("name"),

@@ -43,9 +43,10 @@ fn sample(node: &serde_json::Value, schema: &serde_json::Value, field: &str) -> 
         "integer" => json!(7),
         "number" => json!(1.5),
         "array" => json!([sample(&node["items"], schema, field)]),
-        _ => match node.get("properties").and_then(|p| p.as_object()) {
-            Some(props) => props.iter().map(|(k, v)| (k.clone(), sample(v, schema, k))).collect(),
-            None => json!({"key": format!("{field}-from-parent")}),
+        _ => match (node.get("properties").and_then(|p| p.as_object()), node.get("additionalProperties")) {
+            (Some(props), _) => props.iter().map(|(k, v)| (k.clone(), sample(v, schema, k))).collect(),
+            (None, Some(values)) if values.is_object() => json!({"key": sample(values, schema, field)}),
+            (None, _) => json!({"key": format!("{field}-from-parent")}),
         },
     }
 }
