@@ -9,6 +9,7 @@ mod imports;
 mod load;
 mod model;
 pub mod names;
+mod prerequisites;
 mod raw;
 mod resolve;
 mod scalar;

@@ -71,7 +71,7 @@ pub struct RawInventory {
     /// What the cluster provides that no target renders: the classes,
     /// issuers and CRDs rendered references may name.
     #[serde(default)]
-    pub prerequisites: super::model::Prerequisites,
+    pub prerequisites: super::prerequisites::Prerequisites,
     /// The Secrets targets need, declared: read from a store the environment
     /// allows, generated in the cluster, or provided out of band. The
     /// renderer never sees a value: it writes External Secrets Operator
