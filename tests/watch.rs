@@ -1171,8 +1171,14 @@ const READY_AGENT: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: \
 
 /// The slot's rendered objects as a GitOps controller applies them.
 fn rendered_objects(root: &Path, target: &str) -> Vec<Value> {
+    objects_in(&root.join("rendered").join(target))
+}
+
+/// The objects of a rendered target directory, the Namespace first, as
+/// Argo CD's waves and Flux apply them.
+pub(crate) fn objects_in(dir: &Path) -> Vec<Value> {
     let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(root.join("rendered").join(target)).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.unwrap();
         let path = entry.path();
         let name = path.file_name().unwrap().to_string_lossy();
@@ -1182,7 +1188,6 @@ fn rendered_objects(root: &Path, target: &str) -> Vec<Value> {
         let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         out.push(serde_json::to_value(yaml).unwrap());
     }
-    // The Namespace first, as Argo CD's waves and Flux apply it.
     out.sort_by_key(|o| o["kind"] != "Namespace");
     out
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use kube_emulator::Emulator;
 use serde_json::{json, Value};
 
-use crate::watch::{event_reasons, slot_ns, terminating_or_gone, wait, HOUR};
+use crate::watch::{event_reasons, objects_in as objects, slot_ns, terminating_or_gone, wait, HOUR};
 
 const STACK: &str = r#"apiVersion: codex-k8s.io/v1alpha1
 kind: ServiceStack
@@ -106,22 +106,6 @@ impl Project {
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-}
-
-/// The slot's rendered objects, the Namespace first, as a GitOps controller applies them.
-fn objects(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !entry.file_type().is_file() || !name.ends_with(".yaml") || name == "kustomization.yaml" {
-            continue;
-        }
-        let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-        out.push(serde_json::to_value(yaml).unwrap());
-    }
-    out.sort_by_key(|o| o["kind"] != "Namespace");
-    out
 }
 
 /// The TTL pass deletes the namespace of a slot gone from git past the
