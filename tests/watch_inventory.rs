@@ -4,7 +4,7 @@
 //! a renamed inventory and with a project in a subdirectory of its
 //! repository.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use kube_emulator::Emulator;
