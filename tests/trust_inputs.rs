@@ -243,3 +243,93 @@ fn a_link_committed_in_a_source_revision_is_not_read_either() {
         assert_refused(&run, &[rel, says]);
     }
 }
+
+// Class 5: fields read from the tree or a person's message.
+
+/// The project with slot `ai/s1` rendered and committed.
+fn with_slot() -> Project {
+    let p = project();
+    p.ok(&["render", "--env", "ai", "--slot", "s1", "--commit"]);
+    p
+}
+
+const META: &str = "rendered/ai/s1/.codex-k8s/target.json";
+
+/// `target.json` of `ai/s1` with `field` replaced by `value`.
+fn forge_meta(p: &Project, field: &str, value: &str) {
+    let mut meta: serde_json::Value = serde_json::from_str(&p.read(META)).unwrap();
+    meta[field] = serde_json::Value::from(value);
+    p.write(META, &meta.to_string());
+}
+
+#[test]
+fn slots_list_prints_only_checked_fields_and_slot_names() {
+    let forged = [
+        ("namespace", "Evil\nFORGED-LINE"),
+        ("namespace", "x\u{1b}[2J"),
+        ("host", "a.example.com\nFORGED-LINE: yes"),
+        ("host", "a.example.com\u{2028}FORGED-LINE"),
+        ("runId", "r1\rFORGED-LINE"),
+    ];
+    for (field, value) in forged {
+        let p = with_slot();
+        forge_meta(&p, field, value);
+        let forged_line = |text: &str| text.lines().any(|l| l.trim_start().starts_with("FORGED-LINE"));
+        let run = p.ok(&["slots", "list"]);
+        assert!(!forged_line(&run.output()), "{field}={value:?} added a line\n{run}");
+        assert!(!run.output().contains(['\u{1b}', '\r', '\u{2028}']), "{run}");
+        assert!(run.stdout.contains("ai/s1"), "the slot is still listed\n{run}");
+        assert!(run.stderr.contains("target.json"), "the bad file is named\n{run}");
+        let run = p.ok(&["slots", "list", "--format", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let slot = &list[0];
+        assert_eq!(slot["slot"], "s1", "{run}");
+        for key in ["namespace", "host", "runId"] {
+            assert!(!slot[key].to_string().contains("FORGED"), "{key} printed unchecked\n{run}");
+        }
+        assert!(slot["problem"].as_str().is_some_and(|p| !p.contains(['\n', '\r'])), "{run}");
+    }
+    // Directories that are not slot names are not slots.
+    let p = with_slot();
+    for dir in ["Not_A_Slot", "x\ny", "-lead"] {
+        p.write(&format!("rendered/ai/{dir}/.codex-k8s/target.json"), &p.read(META));
+    }
+    let run = p.ok(&["slots", "list"]);
+    assert!(
+        !run.stdout.contains("Not_A_Slot") && !run.stdout.contains("-lead") && !run.stdout.contains("x\ny"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("ai/s1"), "{run}");
+}
+
+#[test]
+fn a_removal_reason_or_a_commit_message_cannot_add_lines_or_trailers() {
+    let forged = [
+        "closed\n\nSource-Ref: refs/heads/other",
+        "closed\nSource-Ref: refs/heads/other",
+        "closed\rSource-Ref: x",
+        "closed\u{85}Source-Ref: x",
+        "closed\u{2028}Source-Ref: x",
+        "closed\u{1b}[2J",
+    ];
+    for text in forged {
+        let p = with_slot();
+        let before = p.git(&["rev-parse", "HEAD"]);
+        let run = p.run(&["slots", "remove", "--env", "ai", "--slot", "s1", "--commit", "--reason", text]);
+        assert_ne!(run.code, Some(0), "{text:?}\n{run}");
+        assert!(run.stderr.contains("--reason"), "{run}");
+        assert_eq!(p.git(&["rev-parse", "HEAD"]), before, "a commit was made\n{run}");
+        assert!(p.exists(META), "the slot was removed\n{run}");
+        p.edit("environments/dev.yaml", "plain", "changed");
+        let run = p.run(&["render", "--env", "dev", "--commit", "-m", text]);
+        assert_ne!(run.code, Some(0), "{text:?}\n{run}");
+        assert!(run.stderr.contains("-m"), "{run}");
+        assert_eq!(p.git(&["rev-parse", "HEAD"]), before, "a commit was made\n{run}");
+        assert!(!p.exists("rendered/dev"), "{run}");
+    }
+    // One line of text still works, and lands as written.
+    let p = with_slot();
+    p.ok(&["slots", "remove", "--env", "ai", "--slot", "s1", "--commit", "--reason", "pull request #7 closed: done"]);
+    let message = p.git(&["log", "-1", "--format=%B"]);
+    assert!(message.contains("Reason: pull request #7 closed: done"), "{message}");
+}

@@ -75,6 +75,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             bail!("unknown component `{name}` in --only/--skip");
         }
     }
+    if let Some(problem) = args.message.as_deref().and_then(crate::inventory::names::message_problem) {
+        bail!("invalid -m/--message: it {problem}; give a one-line subject (the tool writes the trailers)");
+    }
     let action = if args.check {
         Action::Check
     } else if args.stdout {

@@ -23,12 +23,14 @@ pub fn read_values_file(file: &Path, project: &Path) -> Result<Vec<Override>, Ve
     let rel = match (real_dir, project.canonicalize()) {
         (Ok(dir), Ok(project)) => match dir.strip_prefix(&project) {
             Ok(dir) => dir.join(name),
-            Err(_) => return Err(vec![Diagnostic::error(
+            Err(_) => {
+                return Err(vec![Diagnostic::error(
                 file,
                 None,
                 "the values file leads outside the project directory (the directory of services.yaml); it is not read",
             )
-            .with_help(help)]),
+            .with_help(help)])
+            }
         },
         (Err(e), _) | (_, Err(e)) => {
             return Err(vec![Diagnostic::error(file, None, format!("cannot read file: {e}")).with_help(help)])
