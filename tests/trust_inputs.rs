@@ -333,3 +333,71 @@ fn a_removal_reason_or_a_commit_message_cannot_add_lines_or_trailers() {
     let message = p.git(&["log", "-1", "--format=%B"]);
     assert!(message.contains("Reason: pull request #7 closed: done"), "{message}");
 }
+
+// Class 3: namespace isolation with each slot's recorded overrides.
+
+/// The project with a slot namespace a value can move:
+/// `shop-ai-{{ vars.ns or slot }}`.
+fn movable() -> Project {
+    let p = project();
+    p.edit(
+        "services.yaml",
+        "namespace: \"shop-ai-{{ slot }}\"\n    vars: {x: plain}",
+        "namespace: \"shop-ai-{{ vars.ns or slot }}\"\n    vars: {x: plain, ns: \"\"}",
+    );
+    p.git(&["commit", "-qam", "movable namespace"]);
+    p
+}
+
+#[test]
+fn a_recorded_override_that_moves_a_slot_onto_another_is_a_clash_in_every_mode() {
+    let p = movable();
+    // s2 records `vars.ns=s1`: its namespace is shop-ai-s1.
+    p.ok(&["render", "--env", "ai", "--slot", "s2", "--set", "vars.ns=s1"]);
+    assert_eq!(p.target_json("ai/s2")["namespace"], "shop-ai-s1");
+    let modes: &[&[&str]] = &[
+        &["render", "--env", "ai", "--slot", "s1"],
+        &["render", "--env", "ai", "--slot", "s1", "--force"],
+        &["render", "--env", "ai", "--slot", "s1", "--commit"],
+    ];
+    for args in modes {
+        let run = p.run(args);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stderr.contains("both render namespace `shop-ai-s1`"), "{run}");
+        assert!(!p.exists("rendered/ai/s1"), "{run}");
+    }
+    // The same pair already in the tree (written by hand): --all, --check
+    // and --all --force see it.
+    fs::create_dir_all(p.path("rendered/ai/s1")).unwrap();
+    let other = p.read("rendered/ai/s2/.codex-k8s/target.json");
+    let mut meta: serde_json::Value = serde_json::from_str(&other).unwrap();
+    meta["slot"] = "s1".into();
+    meta["sets"] = serde_json::json!({});
+    p.write("rendered/ai/s1/.codex-k8s/target.json", &meta.to_string());
+    for args in [&["render", "--all"][..], &["render", "--all", "--check"], &["render", "--all", "--force"]] {
+        let run = p.run(args);
+        assert_ne!(run.code, Some(0), "{run}");
+        assert!(run.stderr.contains("both render namespace `shop-ai-s1`"), "{run}");
+    }
+}
+
+#[test]
+fn a_recorded_override_that_moves_a_slot_away_frees_its_namespace_in_every_mode() {
+    let p = movable();
+    // s1 records `vars.ns=elsewhere`: shop-ai-s1 is free.
+    p.ok(&["render", "--env", "ai", "--slot", "s1", "--set", "vars.ns=elsewhere"]);
+    assert_eq!(p.target_json("ai/s1")["namespace"], "shop-ai-elsewhere");
+    p.ok(&["render", "--env", "ai", "--slot", "s3", "--set", "vars.ns=s1"]);
+    assert_eq!(p.target_json("ai/s3")["namespace"], "shop-ai-s1");
+    for args in [
+        &["render", "--env", "ai", "--slot", "s3"][..],
+        &["render", "--env", "ai", "--slot", "s3", "--force"],
+        &["render", "--env", "ai", "--slot", "s1", "--check"],
+        &["render", "--all"],
+        &["render", "--all", "--check"],
+        &["render", "--all", "--force"],
+    ] {
+        p.ok(args);
+    }
+    p.ok(&["render", "--all", "--commit"]);
+}
