@@ -401,3 +401,49 @@ fn a_recorded_override_that_moves_a_slot_away_frees_its_namespace_in_every_mode(
     }
     p.ok(&["render", "--all", "--commit"]);
 }
+
+// Class 2: recorded overrides round-trip, or are refused before anything is written.
+
+#[test]
+fn every_recorded_override_round_trips_or_is_refused_before_anything_is_written() {
+    // (values file, what stderr names) for values no record can hold.
+    let refused = [
+        ("vars: {m: {\"\": x}}\n", "empty key"),
+        ("vars: {f: .inf}\n", "finite"),
+        ("vars: {f: -.inf}\n", "finite"),
+        ("vars: {f: .nan}\n", "finite"),
+        ("vars: {l: [1, .nan]}\n", "finite"),
+    ];
+    for (values, says) in refused {
+        let p = project();
+        p.write("values.yaml", values);
+        let run = p.run(&["render", "--env", "ai", "--slot", "s1", "--values", "values.yaml"]);
+        assert_eq!(run.code, Some(1), "{values}\n{run}");
+        assert!(run.stderr.contains(says), "{values}\n{run}");
+        assert!(!p.exists("rendered"), "{values}\n{run}");
+    }
+    // Values that must come back exactly from the record, through a second
+    // render that reads only `target.json`.
+    let kept = [
+        ("vars: {big: 123456789012345678901234567890}\n", "big", serde_json::json!("123456789012345678901234567890")),
+        ("vars: {big: 18446744073709551615}\n", "big", serde_json::json!(18446744073709551615u64)),
+        ("vars: {m: {\"a.b\": 1}}\n", "m", serde_json::json!({"a.b": 1})),
+        ("vars: {m: {\"a[0]\": x, \"k=v\": y}}\n", "m", serde_json::json!({"a[0]": "x", "k=v": "y"})),
+    ];
+    for (values, key, want) in kept {
+        let p = project();
+        p.write("values.yaml", values);
+        p.write("manifests/api.yaml.j2", &format!("{MANIFEST}  v: {{{{ vars.{key} | tojson | quote }}}}\n"));
+        let first = p.run(&["render", "--env", "ai", "--slot", "s1", "--values", "values.yaml", "--stdout"]);
+        p.ok(&["render", "--env", "ai", "--slot", "s1", "--values", "values.yaml"]);
+        p.ok(&["render", "--all"]);
+        let run = p.ok(&["render", "--env", "ai", "--slot", "s1", "--stdout"]);
+        let got = |run: &Run| -> serde_json::Value {
+            let docs = crate::support::yaml_documents(&run.stdout);
+            let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap_or_else(|| panic!("{run}"));
+            serde_json::from_str(cm["data"]["v"].as_str().unwrap()).unwrap()
+        };
+        assert_eq!(got(&first), want, "{values}: first render\n{first}");
+        assert_eq!(got(&run), want, "{values}: read back from target.json\n{run}");
+    }
+}
