@@ -447,3 +447,91 @@ fn every_recorded_override_round_trips_or_is_refused_before_anything_is_written(
         assert_eq!(got(&run), want, "{values}: read back from target.json\n{run}");
     }
 }
+
+// Class 4: every input is bounded.
+
+#[test]
+fn set_paths_are_bounded_in_indices_and_depth() {
+    let p = project();
+    let wide = format!("vars.a{}=1", "[65536]".repeat(300));
+    let deep = format!("vars.a{}=1", "[0]".repeat(40_000));
+    let sum = "vars.a[40000][40000]=1".to_owned();
+    for (set, says) in [(wide, "indices"), (deep, "deeper than"), (sum, "indices")] {
+        let run = p.run(&["render", "--env", "dev", "--stdout", "--set", &set]);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stderr.contains(says), "{}", &run.stderr[..run.stderr.len().min(400)]);
+    }
+    // The same paths recorded in a committed target.json are refused by `render --all`.
+    let p = with_slot();
+    let mut meta: serde_json::Value = serde_json::from_str(&p.read(META)).unwrap();
+    meta["sets"] = serde_json::json!({ format!("vars.a{}", "[65536]".repeat(300)): 1 });
+    p.write(META, &meta.to_string());
+    let run = p.run(&["render", "--all"]);
+    assert_eq!(run.code, Some(1), "{}", &run.stderr[..run.stderr.len().min(400)]);
+    assert!(run.stderr.contains("target.json"), "{}", &run.stderr[..run.stderr.len().min(400)]);
+    p.ok(&["render", "--env", "ai", "--slot", "s2", "--set", "vars.a[3][2]=1"]);
+}
+
+#[test]
+fn a_values_file_is_a_regular_file_of_bounded_size() {
+    let p = project();
+    let fifo = p.path("values.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let run = p.run(&["render", "--env", "dev", "--stdout", "--values", "values.fifo"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("not a regular file"), "{run}");
+    link(&p, "zero.yaml", Path::new("/dev/zero"));
+    let run = p.run(&["render", "--env", "dev", "--stdout", "--values", "zero.yaml"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    p.write("big.yaml", &format!("vars: {{x: \"{}\"}}\n", "y".repeat(5 << 20)));
+    let run = p.run(&["render", "--env", "dev", "--stdout", "--values", "big.yaml"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("the limit is 4194304"), "{run}");
+}
+
+/// Commits a tree of `dirs` directories each holding `files` entries that
+/// all point at one blob (3 objects in all) as `bomb/` next to the project.
+fn commit_bomb(p: &Project, dirs: usize, files: usize) {
+    let repo = git2::Repository::open(&p.root).unwrap();
+    let blob = repo.blob(b"x: 1\n").unwrap();
+    let mut inner = repo.treebuilder(None).unwrap();
+    for i in 0..files {
+        inner.insert(format!("f{i}.txt"), blob, 0o100644).unwrap();
+    }
+    let inner = inner.write().unwrap();
+    let mut bomb = repo.treebuilder(None).unwrap();
+    for i in 0..dirs {
+        bomb.insert(format!("d{i}"), inner, 0o040000).unwrap();
+    }
+    let bomb = bomb.write().unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let mut root = repo.treebuilder(Some(&head.tree().unwrap())).unwrap();
+    root.insert("bomb", bomb, 0o040000).unwrap();
+    let tree = repo.find_tree(root.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "bomb", &tree, &[&head]).unwrap();
+}
+
+#[test]
+fn an_exported_revision_is_bounded_in_files_and_bytes() {
+    let p = project();
+    commit_bomb(&p, 300, 1_000);
+    let run = p.run(&["diff", "--source-base", "HEAD~1", "--source-head", "HEAD"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("more than 100000 files"), "{run}");
+    let p = project();
+    commit_bomb(&p, 2, 1_000);
+    p.ok(&["diff", "--source-base", "HEAD~1", "--source-head", "HEAD"]);
+}
+
+#[test]
+fn a_non_utf8_file_name_in_a_revision_is_not_a_malformed_commit() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = project();
+    let name = std::ffi::OsStr::from_bytes(b"notes-\xff.txt");
+    fs::write(p.root.join(name), "x").unwrap();
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "a non-UTF-8 name"]);
+    let run = p.ok(&["diff", "--source-base", "HEAD~1", "--source-head", "HEAD"]);
+    assert!(!run.stderr.contains("malformed"), "{run}");
+}
