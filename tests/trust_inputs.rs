@@ -535,3 +535,26 @@ fn a_non_utf8_file_name_in_a_revision_is_not_a_malformed_commit() {
     let run = p.ok(&["diff", "--source-base", "HEAD~1", "--source-head", "HEAD"]);
     assert!(!run.stderr.contains("malformed"), "{run}");
 }
+
+#[test]
+fn use_of_a_large_preset_many_times_is_bounded() {
+    let p = project();
+    let vars: String = (0..20_000).map(|i| format!("k{i}: 1, ")).collect();
+    let services: String =
+        (0..10).map(|i| format!("  - {{name: s{i}, use: [big], manifests: [manifests/api.yaml.j2]}}\n")).collect();
+    let text =
+        SERVICES.replace("services:\n", &format!("presets:\n  big: {{vars: {{{vars}}}}}\nservices:\n{services}"));
+    p.write("services.yaml", &text);
+    let run = p.run(&["validate"]);
+    assert_eq!(run.code, Some(1), "{}", &run.stderr[..run.stderr.len().min(600)]);
+    assert!(run.stderr.contains("exceed 200000 values"), "{}", &run.stderr[..run.stderr.len().min(600)]);
+    // Used a few times, the same preset is fine.
+    let few: String =
+        (0..2).map(|i| format!("  - {{name: s{i}, use: [big], manifests: [manifests/api.yaml.j2]}}\n")).collect();
+    p.write(
+        "services.yaml",
+        &SERVICES.replace("services:\n", &format!("presets:\n  big: {{vars: {{{vars}}}}}\nservices:\n{few}")),
+    );
+    let run = p.run(&["validate"]);
+    assert!(!run.stderr.contains("exceed 200000 values"), "{}", &run.stderr[..run.stderr.len().min(600)]);
+}

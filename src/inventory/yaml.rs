@@ -385,7 +385,8 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     }
 }
 
-fn value_size(v: &Value) -> usize {
+/// Nodes in `v`, counted as the document budget counts them.
+pub(crate) fn value_size(v: &Value) -> usize {
     match v {
         Value::Sequence(s) => 1 + s.iter().map(value_size).sum::<usize>(),
         Value::Mapping(m) => 1 + m.iter().map(|(_, v)| 1 + value_size(v)).sum::<usize>(),
