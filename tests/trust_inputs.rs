@@ -558,3 +558,22 @@ fn use_of_a_large_preset_many_times_is_bounded() {
     let run = p.run(&["validate"]);
     assert!(!run.stderr.contains("exceed 200000 values"), "{}", &run.stderr[..run.stderr.len().min(600)]);
 }
+
+// Class 6: the missing-remote message names the path.
+
+#[test]
+fn a_push_to_a_missing_local_path_names_the_path() {
+    let p = project();
+    let missing = p.root.parent().unwrap().join("no-such-repo.git");
+    p.git(&["remote", "add", "origin", &missing.display().to_string()]);
+    for remote in ["origin", "file-url"] {
+        if remote == "file-url" {
+            p.git(&["remote", "set-url", "origin", &format!("file://{}", missing.display())]);
+        }
+        let run = p.run(&["render", "--env", "dev", "--commit", "--push", "origin"]);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(run.stderr.contains(&missing.display().to_string()), "{run}");
+        assert!(!run.stderr.contains("unsupported URL protocol"), "{run}");
+        assert!(!p.exists("rendered"), "{run}");
+    }
+}
