@@ -50,7 +50,7 @@ pub fn load_all(root: &Path, main: Parsed, walk: &dyn Fn() -> Vec<PathBuf>) -> R
     let mut files = vec![main];
     let mut diags = Vec::new();
     let mut stack = vec![files[0].source.path.clone()];
-    let first: std::collections::HashSet<PathBuf> = stack.iter().cloned().collect();
+    let first: std::collections::BTreeSet<PathBuf> = stack.iter().cloned().collect();
     let index = ProjectIndex {
         walk,
         sorted: std::cell::OnceCell::new(),
@@ -77,9 +77,9 @@ struct ProjectIndex<'w> {
     walk: &'w dyn Fn() -> Vec<PathBuf>,
     sorted: std::cell::OnceCell<Vec<(String, PathBuf)>>,
     /// The files of the import chain being read (cycle check), as a set.
-    on_stack: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
+    on_stack: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
     /// Every file read so far.
-    seen: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
+    seen: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl ProjectIndex<'_> {
