@@ -95,13 +95,79 @@ impl fmt::Display for Diagnostic {
         if let (Some(line), Some(loc)) = (&self.source_line, self.location) {
             let number = loc.line.to_string();
             let pad = " ".repeat(number.len());
-            write!(f, "\n{pad} |\n{number} | {line}\n{pad} | {}^", " ".repeat(loc.col.saturating_sub(1)))?;
+            let (line, caret) = excerpt(line, loc.col);
+            write!(f, "\n{pad} |\n{number} | {line}\n{pad} | {}^", " ".repeat(caret))?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n  = help: {help}")?;
         }
         Ok(())
     }
+}
+
+/// Most characters of a source line a diagnostic quotes.
+pub const MAX_QUOTED_CHARS: usize = 160;
+
+/// The part of `line` a diagnostic quotes, escaped, and the caret's offset
+/// in it for the 1-based column `col`: at most [`MAX_QUOTED_CHARS`]
+/// characters around the column (`…` marks a cut), with every character that
+/// could act on a terminal, a log or a pull-request comment written as
+/// `\u{…}` (see [`escape_char`]).
+pub fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = col.saturating_sub(1).min(chars.len());
+    let start = col.saturating_sub(MAX_QUOTED_CHARS / 2).min(chars.len().saturating_sub(MAX_QUOTED_CHARS));
+    let end = (start + MAX_QUOTED_CHARS).min(chars.len());
+    let mut out = String::new();
+    let mut caret = 0;
+    if start > 0 {
+        out.push('…');
+    }
+    for (i, c) in chars[start..end].iter().enumerate() {
+        if start + i == col {
+            caret = out.chars().count();
+        }
+        escape_char(*c, &mut out);
+    }
+    if col >= end {
+        caret = out.chars().count();
+    }
+    if end < chars.len() {
+        out.push('…');
+    }
+    (out, caret)
+}
+
+/// Writes `c`, or `\u{hex}` when it is a control character (C0, DEL, C1),
+/// a line or paragraph separator, a byte-order mark, a bidirectional
+/// formatting character or a noncharacter: what is printed stays one line
+/// and reads as it is.
+pub fn escape_char(c: char, out: &mut String) {
+    let u = c as u32;
+    let hidden = c.is_control()
+        || matches!(u, 0x2028 | 0x2029 | 0xFEFF | 0x200E | 0x200F | 0x061C | 0x202A..=0x202E | 0x2066..=0x2069)
+        || (0xFDD0..=0xFDEF).contains(&u)
+        || (u & 0xFFFE) == 0xFFFE;
+    if hidden {
+        out.push_str(&format!("\\u{{{u:x}}}"));
+    } else {
+        out.push(c);
+    }
+}
+
+/// `text` with every character [`escape_char`] hides escaped, cut to
+/// `max` characters (`…` marks the cut): for a field read from a file or a
+/// message that is printed on one line.
+pub fn escape_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        escape_char(c, &mut out);
+    }
+    out
 }
 
 /// Shows a path with forward slashes, as users write them in `services.yaml`.
@@ -173,6 +239,23 @@ mod tests {
     fn did_you_mean_finds_a_typo() {
         assert_eq!(did_you_mean("dependOn", ["name", "dependsOn", "stage"]), Some("dependsOn"));
         assert_eq!(did_you_mean("zzz", ["name", "dependsOn"]), None);
+    }
+
+    #[test]
+    fn a_quoted_line_is_escaped_and_bounded_around_the_column() {
+        assert_eq!(excerpt("a: \u{1b}[31mx\r", 4), ("a: \\u{1b}[31mx\\u{d}".to_owned(), 3));
+        assert_eq!(
+            excerpt("k: \u{2028}\u{85}\u{feff}\u{fffe}\u{202e}", 1).0,
+            "k: \\u{2028}\\u{85}\\u{feff}\\u{fffe}\\u{202e}"
+        );
+        let long = format!("{}X{}", "a".repeat(4_000), "b".repeat(4_000));
+        let (text, caret) = excerpt(&long, 4_001);
+        assert!(text.starts_with('…') && text.ends_with('…'), "{text}");
+        assert_eq!(text.chars().count(), MAX_QUOTED_CHARS + 2);
+        assert_eq!(text.chars().nth(caret), Some('X'));
+        assert_eq!(excerpt("short", 99), ("short".to_owned(), 5));
+        assert_eq!(escape_line("a\nb", 10), "a\\u{a}b");
+        assert_eq!(escape_line("abcdef", 3), "abc…");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod source_diff;
 mod stream;
 mod support;
 mod templates;
+mod trust_inputs;
 mod trust_tree;
 mod trust_values;
 mod values;

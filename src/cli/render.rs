@@ -101,6 +101,9 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
             bail!("unknown component `{name}` in --only/--skip");
         }
     }
+    if let Some(problem) = args.message.as_deref().and_then(crate::inventory::names::message_problem) {
+        bail!("invalid -m/--message: it {problem}; give a one-line subject (the tool writes the trailers)");
+    }
     if args.commit && args.branch.is_none() && !args.allow_dirty {
         refuse_dirty_sources(&inventory)?;
     }

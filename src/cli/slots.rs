@@ -109,6 +109,11 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
                 slot_env(&inventory, e)?;
             }
             let slots = view.list(&inventory, env.as_deref())?;
+            for s in &slots {
+                if let Some(problem) = &s.problem {
+                    writeln!(out.err, "warning: {}/{}: {problem}; its recorded fields are not shown", s.env, s.slot)?;
+                }
+            }
             match format {
                 ListFormat::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&slots)?)?,
                 ListFormat::Text => print_table(&slots, out)?,

@@ -97,6 +97,15 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     if let Some(slot) = &args.slot {
         rows.retain(|r| r.slot == slot.as_str());
     }
+    // A host comes from a `target.json` a pull request can edit, or an
+    // Ingress a slot renders: only a DNS name is printed.
+    for r in &mut rows {
+        if let Some(problem) = r.host.as_deref().and_then(crate::inventory::names::host_problem) {
+            let host = crate::diagnostic::escape_line(r.host.as_deref().unwrap_or_default(), 80);
+            writeln!(out.err, "warning: {}/{}: host `{host}` {problem}; not shown", r.env, r.slot)?;
+            r.host = None;
+        }
+    }
     match args.format {
         Format::Json => writeln!(out.out, "{}", serde_json::to_string_pretty(&rows)?)?,
         Format::Text => {
@@ -133,6 +142,18 @@ pub fn run(file: &Path, args: Args, out: &mut Output) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// `url` when it is `http(s)://<DNS name>/`, the only shape `status --wait`
+/// prints (CI writes it to `$GITHUB_OUTPUT`, where a line break would add a
+/// variable); else why not, escaped.
+fn checked_url(url: &str) -> Result<&str, String> {
+    let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).map(|r| r.trim_end_matches('/'));
+    match host.map(|h| (h, crate::inventory::names::host_problem(h))) {
+        Some((_, None)) => Ok(url),
+        Some((h, Some(problem))) => Err(format!("the host `{}` {problem}", crate::diagnostic::escape_line(h, 80))),
+        None => Err(format!("`{}` is not an http(s) URL", crate::diagnostic::escape_line(url, 80))),
+    }
+}
+
 /// Time between two looks of `status --wait`.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -140,7 +161,7 @@ const POLL: Duration = Duration::from_secs(2);
 fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format, out: &mut Output) -> Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let err = out.info();
-    let report = rt
+    let mut report = rt
         .block_on(async {
             let client = run::client(cluster).await?;
             wait::wait(&client, src, w, |line| {
@@ -149,10 +170,14 @@ fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format
             .await
         })
         .context("status --wait failed")?;
+    let name = format!("{}/{}", report.env, report.slot);
+    if let Some(Err(problem)) = report.url.as_deref().map(checked_url) {
+        writeln!(out.err, "warning: {name}: {problem}; no URL is printed")?;
+        report.url = None;
+    }
     if format == Format::Json {
         writeln!(out.out, "{}", serde_json::to_string_pretty(&report)?)?;
     }
-    let name = format!("{}/{}", report.env, report.slot);
     match &report.outcome {
         wait::Outcome::Ready => {
             writeln!(out.info(), "{name}: every stage ready, agent started (rendering {})", report.rendering)?;
@@ -173,6 +198,29 @@ fn wait_for(cluster: &run::Cluster, src: &Source, w: &wait::Wait, format: Format
             let after = humantime::format_duration(w.timeout);
             writeln!(out.err, "error: {name}: not ready after {after}: stage {stage} waits for {object}: {why}")?;
             Ok(exit::NOT_READY)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_url;
+
+    #[test]
+    fn only_a_url_of_a_dns_name_is_printed() {
+        assert_eq!(checked_url("https://pr-1.shop.example.com/"), Ok("https://pr-1.shop.example.com/"));
+        assert_eq!(checked_url("http://a.example/"), Ok("http://a.example/"));
+        for bad in [
+            "https://a.example.com\nURL=https://evil/",
+            "https://a.example.com\r/",
+            "https://a.example.com\u{2028}x/",
+            "https://A_B.example/",
+            "https:///",
+            "javascript:alert(1)",
+            "https://a.example.com/\nX=1",
+        ] {
+            let err = checked_url(bad).expect_err(bad);
+            assert!(!err.contains(['\n', '\r', '\u{2028}']), "{err}");
         }
     }
 }

@@ -126,7 +126,7 @@ pub fn parse_values(inventory: &Inventory, args: &ValueArgs) -> Result<Vec<Overr
         let parsed = match item {
             ValueArg::Set(text) => values::parse_set("--set", text, false).map_err(anyhow::Error::msg)?,
             ValueArg::SetString(text) => values::parse_set("--set-string", text, true).map_err(anyhow::Error::msg)?,
-            ValueArg::File(file) => values::read_values_file(file).map_err(Diagnostics)?,
+            ValueArg::File(file) => values::read_values_file(file, &inventory.root).map_err(Diagnostics)?,
         };
         for o in parsed {
             o.check(inventory).map_err(anyhow::Error::msg)?;

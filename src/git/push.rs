@@ -289,7 +289,25 @@ fn is_verdict(message: &str) -> bool {
 /// Checks that `remote` names a configured remote or a repository path on
 /// this machine, so a run can refuse a typo before it writes anything.
 pub fn check_remote(repo: &Repository, remote: &str) -> Result<()> {
-    if repo.find_remote(remote).is_ok() {
+    if let Ok(r) = repo.find_remote(remote) {
+        // A configured remote on this machine must exist, or libgit2 says
+        // only "unsupported URL protocol".
+        let url = r.url().unwrap_or_default();
+        let local = url.strip_prefix("file://").map(str::to_owned).or_else(|| {
+            let remote_like = url.contains("://") || url.contains('@') && url.contains(':');
+            (!remote_like && !url.is_empty()).then(|| url.to_owned())
+        });
+        if let Some(path) = local {
+            let path = std::path::PathBuf::from(path);
+            let full = if path.is_relative() { repo.workdir().unwrap_or(repo.path()).join(&path) } else { path };
+            if !full.exists() {
+                return Err(Error::Push(format!(
+                    "remote `{remote}` points at {}, which does not exist: create the repository (`git init --bare {}`) or fix the URL (`git remote set-url {remote} URL`)",
+                    full.display(),
+                    full.display()
+                )));
+            }
+        }
         return Ok(());
     }
     if remote.contains("://") || remote.contains('@') && remote.contains(':') {

@@ -114,6 +114,10 @@ fn export_into(
     if let Some(sub) = sub {
         snap.has_project_dir = true;
         let mut w = Writer { repo, rev, project, skip, files: 0 };
+        // Counted before anything is written: a tree can name one blob or
+        // one subtree millions of times (a "git bomb" of a few objects).
+        let mut census = Census::default();
+        w.census(&sub, "", 0, &mut census)?;
         w.write_tree(&sub, "", &root)?;
         snap.files = w.files;
     }
@@ -128,7 +132,57 @@ struct Writer<'a> {
     files: usize,
 }
 
+/// Most files an exported revision may hold.
+pub const MAX_EXPORT_FILES: usize = 100_000;
+/// Most bytes the files of an exported revision may hold together.
+pub const MAX_EXPORT_BYTES: u64 = 512 * 1024 * 1024;
+/// Deepest directory nesting of an exported revision.
+pub const MAX_EXPORT_DEPTH: usize = 64;
+
+/// What a revision would write: files and bytes so far.
+#[derive(Default)]
+struct Census {
+    files: usize,
+    bytes: u64,
+}
+
 impl Writer<'_> {
+    /// Counts the files and bytes `tree` would write, refusing the revision
+    /// past [`MAX_EXPORT_FILES`], [`MAX_EXPORT_BYTES`] or
+    /// [`MAX_EXPORT_DEPTH`] (blob sizes come from object headers: nothing is
+    /// loaded).
+    fn census(&self, tree: &Tree<'_>, rel: &str, depth: usize, c: &mut Census) -> Result<()> {
+        let too_big = |what: String| {
+            Error::Refused(format!(
+                "{} holds {what}; a source revision is a project's sources, not that big (refused before anything was written)",
+                self.label(rel)
+            ))
+        };
+        if depth > MAX_EXPORT_DEPTH {
+            return Err(too_big(format!("directories nested deeper than {MAX_EXPORT_DEPTH}")));
+        }
+        let odb = self.repo.odb()?;
+        for entry in tree.iter() {
+            let path = crate::layout::join(rel, &String::from_utf8_lossy(entry.name_bytes()));
+            match (entry.kind(), entry.filemode()) {
+                (Some(ObjectType::Tree), _) if self.skip.contains(&path) => {}
+                (Some(ObjectType::Tree), _) => self.census(&self.repo.find_tree(entry.id())?, &path, depth + 1, c)?,
+                (Some(ObjectType::Blob), _) => {
+                    c.files += 1;
+                    c.bytes += odb.read_header(entry.id())?.0 as u64;
+                    if c.files > MAX_EXPORT_FILES {
+                        return Err(too_big(format!("more than {MAX_EXPORT_FILES} files")));
+                    }
+                    if c.bytes > MAX_EXPORT_BYTES {
+                        return Err(too_big(format!("more than {MAX_EXPORT_BYTES} bytes of files")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// How messages name `rel`: `REV:path` with the repository path.
     fn label(&self, rel: &str) -> String {
         format!("{}:{}", self.rev, crate::layout::join(self.project, rel))
@@ -136,15 +190,19 @@ impl Writer<'_> {
 
     fn write_tree(&mut self, tree: &Tree<'_>, rel: &str, dir: &Path) -> Result<()> {
         for entry in tree.iter() {
-            let Some(name) = entry.name().filter(|n| is_plain_name(n)) else {
+            // A name need not be UTF-8 (git stores bytes): it is written as
+            // the bytes it is; messages show it lossily.
+            let bytes = entry.name_bytes();
+            let shown = String::from_utf8_lossy(bytes);
+            if !is_plain_name(&shown) || bytes.contains(&0) {
                 return Err(Error::Refused(format!(
                     "{} holds an entry named {:?}, which no checkout could write; the commit is malformed",
                     self.label(rel),
-                    String::from_utf8_lossy(entry.name_bytes())
+                    crate::diagnostic::escape_line(&shown, 80)
                 )));
-            };
-            let path = crate::layout::join(rel, name);
-            let full = dir.join(name);
+            }
+            let path = crate::layout::join(rel, &shown);
+            let full = dir.join(os_name(bytes));
             match (entry.kind(), entry.filemode()) {
                 (Some(ObjectType::Tree), _) => {
                     if self.skip.contains(&path) {
@@ -191,6 +249,16 @@ impl Writer<'_> {
 /// A name a checkout can write: not empty, `.`, `..`, and without separators.
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+#[cfg(unix)]
+fn os_name(bytes: &[u8]) -> &std::ffi::OsStr {
+    std::os::unix::ffi::OsStrExt::from_bytes(bytes)
+}
+
+#[cfg(not(unix))]
+fn os_name(bytes: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(bytes).into_owned().into()
 }
 
 fn mkdir(path: &Path) -> std::io::Result<()> {

@@ -50,7 +50,14 @@ pub fn load_all(root: &Path, main: Parsed, walk: &dyn Fn() -> Vec<PathBuf>) -> R
     let mut files = vec![main];
     let mut diags = Vec::new();
     let mut stack = vec![files[0].source.path.clone()];
-    import(root, &mut files, 0, &mut stack, walk, &mut diags);
+    let first: std::collections::BTreeSet<PathBuf> = stack.iter().cloned().collect();
+    let index = ProjectIndex {
+        walk,
+        sorted: std::cell::OnceCell::new(),
+        on_stack: std::cell::RefCell::new(first.clone()),
+        seen: std::cell::RefCell::new(first),
+    };
+    import(root, &mut files, 0, &mut stack, &index, &mut diags);
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -61,6 +68,38 @@ fn error_at(file: &Parsed, path: &YamlPath, message: String, help: &str) -> Diag
     Diagnostic::error(&file.source.path, Some(file.doc.value_location(path)), message)
         .with_source(&file.source.text)
         .with_help(help.to_owned())
+}
+
+/// The project's files for glob imports: walked once, on the first glob,
+/// and kept sorted as text, so each glob looks only at the files that
+/// start with its literal prefix (imports stay linear in their number).
+struct ProjectIndex<'w> {
+    walk: &'w dyn Fn() -> Vec<PathBuf>,
+    sorted: std::cell::OnceCell<Vec<(String, PathBuf)>>,
+    /// The files of the import chain being read (cycle check), as a set.
+    on_stack: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
+    /// Every file read so far.
+    seen: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
+}
+
+impl ProjectIndex<'_> {
+    /// The files `glob` (a pattern relative to the root) matches.
+    fn matches(&self, rel: &str, glob: &globset::GlobMatcher) -> Vec<PathBuf> {
+        let sorted = self.sorted.get_or_init(|| {
+            let mut v: Vec<(String, PathBuf)> =
+                (self.walk)().into_iter().map(|p| (p.to_string_lossy().replace('\\', "/"), p)).collect();
+            v.sort();
+            v
+        });
+        let literal = &rel[..rel.find(['*', '?', '[', '{', '\\']).unwrap_or(rel.len())];
+        let start = sorted.partition_point(|(text, _)| text.as_str() < literal);
+        sorted[start..]
+            .iter()
+            .take_while(|(text, _)| text.starts_with(literal))
+            .filter(|(_, path)| glob.is_match(path))
+            .map(|(_, path)| path.clone())
+            .collect()
+    }
 }
 
 /// `dir/pattern` with `.` and `..` resolved, or `None` when it leaves the root.
@@ -89,7 +128,7 @@ fn import(
     files: &mut Vec<Parsed>,
     idx: usize,
     stack: &mut Vec<PathBuf>,
-    walk: &dyn Fn() -> Vec<PathBuf>,
+    index: &ProjectIndex<'_>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let top = YamlPath::default().key("imports");
@@ -125,10 +164,7 @@ fn import(
         let rel = joined.to_string_lossy().replace('\\', "/");
         let mut matches: Vec<PathBuf> = if pattern.contains(['*', '?', '[', '{']) {
             match Glob::new(&rel) {
-                Ok(g) => {
-                    let m = g.compile_matcher();
-                    walk().into_iter().filter(|f| m.is_match(f)).collect()
-                }
+                Ok(g) => index.matches(&rel, &g.compile_matcher()),
                 Err(e) => {
                     diags.push(error_at(
                         &files[idx],
@@ -176,7 +212,7 @@ fn import(
                     continue;
                 }
             }
-            if stack.contains(&m) {
+            if index.on_stack.borrow().contains(&m) {
                 let mut chain: Vec<String> = stack.iter().map(|p| p.display().to_string()).collect();
                 chain.push(m.display().to_string());
                 diags.push(error_at(
@@ -187,7 +223,7 @@ fn import(
                 ));
                 continue;
             }
-            if files.iter().any(|f| f.source.path == m) {
+            if index.seen.borrow().contains(&m) {
                 continue;
             }
             let parsed = load::read_source(root, &m).and_then(|source| {
@@ -198,9 +234,13 @@ fn import(
                 Ok(p) => {
                     files.push(p);
                     let new = files.len() - 1;
+                    index.seen.borrow_mut().insert(m.clone());
+                    index.on_stack.borrow_mut().insert(m.clone());
                     stack.push(m);
-                    import(root, files, new, stack, walk, diags);
-                    stack.pop();
+                    import(root, files, new, stack, index, diags);
+                    if let Some(done) = stack.pop() {
+                        index.on_stack.borrow_mut().remove(&done);
+                    }
                 }
                 Err(d) => diags.push(d),
             }
@@ -342,5 +382,41 @@ fn merge_value(base: &mut Value, over: &Value, path: &YamlPath, conflicts: &mut 
             }
         }
         _ => conflicts.push(path.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of `n` fragments, each importing the next through a glob.
+    fn chain(n: usize) -> (tempfile::TempDir, Parsed) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("parts")).unwrap();
+        for i in 0..n {
+            let text = match i + 1 < n {
+                true => format!("{{imports: [p{}.y*ml], versions: {{v{i}: \"1\"}}}}\n", i + 1),
+                false => format!("versions: {{v{i}: \"1\"}}\n"),
+            };
+            std::fs::write(tmp.path().join(format!("parts/p{i}.yaml")), text).unwrap();
+        }
+        let source = load::SourceFile { path: "services.yaml".into(), text: "imports: [parts/p0.yaml]\n".into() };
+        let doc = load::parse_document(&source).unwrap();
+        (tmp, Parsed { source, doc })
+    }
+
+    #[test]
+    fn glob_imports_walk_the_project_once_however_many_there_are() {
+        let (tmp, main) = chain(200);
+        let root = tmp.path().canonicalize().unwrap();
+        let walks = std::cell::Cell::new(0);
+        let walk = || {
+            walks.set(walks.get() + 1);
+            crate::inventory::resolve::walk_project_for_tests(&root)
+        };
+        let merged = load_all(&root, main, &walk).unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(merged.files.len(), 201);
+        assert_eq!(merged.doc.value["versions"].as_mapping().map(|m| m.len()), Some(200));
+        assert_eq!(walks.get(), 1, "the project is walked once, not once per glob import");
     }
 }

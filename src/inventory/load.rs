@@ -25,22 +25,35 @@ pub struct SourceFile {
     pub text: String,
 }
 
-/// Reads `root/rel` as UTF-8, refusing huge and binary files.
+/// Reads `root/rel` as UTF-8, refusing huge and binary files, anything but
+/// a regular file (a FIFO, a device), a file whose real path (links
+/// followed) leaves `root`, and a file inside `.git/`. A refused file is
+/// never opened, so no message can quote it.
 pub fn read_source(root: &Path, rel: &Path) -> Result<SourceFile, Diagnostic> {
-    let full = root.join(rel);
+    let full = inside_project(root, rel)?;
     let meta = std::fs::metadata(&full).map_err(|e| {
         Diagnostic::error(rel, None, format!("cannot read file: {e}"))
             .with_help("check the path; paths are relative to the directory of services.yaml")
     })?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
-            rel,
-            None,
-            format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", meta.len()),
-        )
-        .with_help("split it; inventories and templates are small text files"));
+    if !meta.is_file() {
+        return Err(Diagnostic::error(rel, None, "not a regular file (a directory, a FIFO or a device)")
+            .with_help("inputs are regular text files inside the project"));
     }
-    let bytes = std::fs::read(&full).map_err(|e| Diagnostic::error(rel, None, format!("cannot read file: {e}")))?;
+    let too_big = |size: String| {
+        Diagnostic::error(rel, None, format!("file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
+            .with_help("split it; inventories and templates are small text files")
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big(meta.len().to_string()));
+    }
+    let mut bytes = Vec::new();
+    let file =
+        std::fs::File::open(&full).map_err(|e| Diagnostic::error(rel, None, format!("cannot read file: {e}")))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE_BYTES + 1), &mut bytes)
+        .map_err(|e| Diagnostic::error(rel, None, format!("cannot read file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(format!("more than {MAX_FILE_BYTES}")));
+    }
     // A UTF-8 byte-order mark (editors on Windows write one) is not content.
     let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => rest.to_vec(),
@@ -56,6 +69,34 @@ pub fn read_source(root: &Path, rel: &Path) -> Result<SourceFile, Diagnostic> {
                 .with_help("save the file as UTF-8"))
         }
     }
+}
+
+/// `root/rel` with its links followed, when that stays inside `root` and
+/// outside `.git/`; else an error naming `rel` (never what it points to).
+pub fn inside_project(root: &Path, rel: &Path) -> Result<std::path::PathBuf, Diagnostic> {
+    let cannot = |e: std::io::Error| {
+        Diagnostic::error(rel, None, format!("cannot read file: {e}"))
+            .with_help("check the path; paths are relative to the directory of services.yaml")
+    };
+    let real_root = root.canonicalize().map_err(cannot)?;
+    let real = root.join(rel).canonicalize().map_err(cannot)?;
+    let Ok(inner) = real.strip_prefix(&real_root) else {
+        return Err(Diagnostic::error(
+            rel,
+            None,
+            "the file leads outside the project directory (a symlink or a path out of it); it is not read",
+        )
+        .with_help("copy the file into the project directory instead of linking to it"));
+    };
+    if inner.components().any(|c| c.as_os_str() == ".git") {
+        return Err(Diagnostic::error(
+            rel,
+            None,
+            "the file is inside `.git/`, which holds the repository's credentials and is never read as input",
+        )
+        .with_help("inputs are the project's own files; move the content into a file outside .git/"));
+    }
+    Ok(real)
 }
 
 /// Parses `source` into a positioned document.

@@ -14,6 +14,7 @@ pub fn dns_label_problem(name: &str) -> Option<String> {
         return Some(format!("is {} characters long; the limit is 63", name.len()));
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        let c = crate::diagnostic::escape_line(&c.to_string(), 1);
         return Some(format!("contains `{c}`; only a-z, 0-9 and `-` are allowed"));
     }
     if name.starts_with('-') || name.ends_with('-') {
@@ -35,6 +36,40 @@ pub fn value_problem(value: &str) -> Option<String> {
         _ => "a control character",
     };
     Some(format!("contains {what} ({c:?} at byte {i}); values must be a single line of printable text"))
+}
+
+/// Most characters of a message a person gives for a commit (`-m`,
+/// `slots remove --reason`).
+pub const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Why `text` (a commit subject from `-m`, a removal reason) cannot go into
+/// a commit message, if it cannot: it must be one line of printable text
+/// (see [`value_problem`]; a line break would add lines, and a line such as
+/// `Source-Ref: …` a trailer), not empty, and at most [`MAX_MESSAGE_CHARS`].
+pub fn message_problem(text: &str) -> Option<String> {
+    if text.trim().is_empty() {
+        return Some("is empty".into());
+    }
+    if let Some(p) = value_problem(text) {
+        return Some(p.replace("values must be", "a message must be"));
+    }
+    let n = text.chars().count();
+    (n > MAX_MESSAGE_CHARS).then(|| format!("is {n} characters long; the limit is {MAX_MESSAGE_CHARS}"))
+}
+
+/// Why `host` (a slot's public host, read back from a `target.json`) is not
+/// a DNS name, if it is not: lowercase letters, digits, `-` and `.`, labels
+/// of 1 to 63 characters, at most 253 in all.
+pub fn host_problem(host: &str) -> Option<String> {
+    if host.is_empty() || host.len() > 253 {
+        return Some("must be 1 to 253 characters".into());
+    }
+    for label in host.split('.') {
+        if let Some(p) = dns_label_problem(label) {
+            return Some(format!("is not a DNS name: a label {p}"));
+        }
+    }
+    None
 }
 
 /// Turns arbitrary text into a DNS label: lower-case, invalid runs become `-`,
@@ -124,6 +159,20 @@ mod tests {
         for bad in ["", "Shop", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
             assert!(dns_label_problem(bad).is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn messages_are_one_bounded_line_and_hosts_are_dns_names() {
+        assert_eq!(message_problem("pull request #7 closed: done"), None);
+        for bad in ["", "  ", "a\nSource-Ref: x", "a\r", "a\u{85}b", "a\u{2028}b", "a\u{1b}[2J", "a\tb"] {
+            assert!(message_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(message_problem(&"x".repeat(MAX_MESSAGE_CHARS + 1)).is_some());
+        assert_eq!(host_problem("pr-1.shop.example.com"), None);
+        for bad in ["", "a..b", "A.example", "a.example.com\nX: y", "a_b.example", "-a.example", &"a".repeat(254)] {
+            assert!(host_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(!dns_label_problem("a\nb").unwrap().contains('\n'), "the character is escaped");
     }
 
     #[test]

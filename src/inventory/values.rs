@@ -89,9 +89,15 @@ fn data_problem(v: &Value) -> Option<String> {
         Value::String(s) => value_problem(s),
         Value::Sequence(items) => items.iter().find_map(data_problem),
         Value::Mapping(m) => m.iter().find_map(|(k, v)| match k {
+            // `target.json` records a path per leaf: an empty key has none.
+            Value::String(k) if k.is_empty() => Some("has an empty key, which target.json cannot record".into()),
             Value::String(k) => value_problem(k).or_else(|| data_problem(v)),
             _ => Some("has a key that is not a string".into()),
         }),
+        // JSON (and so target.json) has no infinity or NaN.
+        Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => {
+            Some(format!("is `{n}`, not a finite number, which target.json cannot record; quote it to pass the text"))
+        }
         Value::Tagged(_) => Some("is a tagged value".into()),
         _ => None,
     }

@@ -350,6 +350,15 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     if let Ok(i) = text.parse::<i64>() {
         return Value::Number(Number::from(i));
     }
+    if let Ok(u) = text.parse::<u64>() {
+        return Value::Number(Number::from(u));
+    }
+    // An integer no 64-bit number holds keeps its digits as text: read as a
+    // float it would print other digits.
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(&text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Value::String(text);
+    }
     if let Some(hex) = text.strip_prefix("0x") {
         if let Ok(i) = i64::from_str_radix(hex, 16) {
             return Value::Number(Number::from(i));
@@ -376,7 +385,8 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     }
 }
 
-fn value_size(v: &Value) -> usize {
+/// Nodes in `v`, counted as the document budget counts them.
+pub(crate) fn value_size(v: &Value) -> usize {
     match v {
         Value::Sequence(s) => 1 + s.iter().map(value_size).sum::<usize>(),
         Value::Mapping(m) => 1 + m.iter().map(|(_, v)| 1 + value_size(v)).sum::<usize>(),

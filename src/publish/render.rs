@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use super::commit::{self, Undo};
 use super::lock::{lock_path, lock_tree, TreeLock};
 use super::requests::{requests, Options, Selection};
-use super::state::{out_prefix, DiskTree, GitTree, TreeState};
+use super::state::{check_meta, check_slot, out_prefix, DiskTree, GitTree, TreeState};
 use super::{source, walls, NothingWritten};
 use crate::diagnostic::Diagnostics;
 use crate::git;
@@ -346,21 +346,46 @@ impl Ctx<'_> {
     /// The namespace clashes of a run's targets with each other, with the
     /// plain environments and with the slots already in the tree (which
     /// keep their namespaces: a new slot may not take one).
+    ///
+    /// A target this run did not render (another slot, a plain environment,
+    /// a target skipped as current) has the namespace its recorded
+    /// overrides (`target.json` `sets`) give it, as its own render would.
     fn namespace_clashes(&self, mut namespaces: Vec<(Target, String)>) -> Diagnostics {
         let (inventory, engine) = (self.run.inventory, self.run.engine);
         let known: BTreeSet<Target> = namespaces.iter().map(|(t, _)| t.clone()).collect();
-        for env in inventory.environments.values().filter(|e| e.slots) {
-            for slot in self.state.list_slots(&env.name) {
-                let target = Target { env: env.name.clone(), slot: Some(slot) };
-                if known.contains(&target) {
-                    continue;
-                }
-                if let Ok(ns) = crate::render::isolation::namespace_of(inventory, engine, &target) {
+        for env in inventory.environments.values() {
+            let targets: Vec<Target> = if env.slots {
+                let slots = self.state.list_slots(&env.name).into_iter().filter(|s| check_slot(s).is_ok());
+                slots.map(|slot| Target { env: env.name.clone(), slot: Some(slot) }).collect()
+            } else {
+                vec![Target { env: env.name.clone(), slot: None }]
+            };
+            for target in targets.into_iter().filter(|t| !known.contains(t)) {
+                let request = self.recorded_request(&target);
+                if let Ok(ns) = crate::render::isolation::namespace_for(inventory, engine, &request) {
                     namespaces.push((target, ns));
                 }
             }
         }
         crate::render::isolation::clashes(inventory, engine, &namespaces)
+    }
+
+    /// `target` with the overrides its `target.json` records, checked as a
+    /// render of it would check them; none when it records none or fails
+    /// the checks (its render would be refused).
+    fn recorded_request(&self, target: &Target) -> Request {
+        let inventory = self.run.inventory;
+        let dir = target.dir();
+        let sets = match self.state.read_meta(&dir) {
+            Ok(Some(meta)) if check_meta(inventory, &self.state.meta_file(&dir), target, &meta).is_ok() => {
+                crate::inventory::values::from_recorded(&meta.sets, "`sets`")
+                    .ok()
+                    .and_then(|recorded| super::requests::target_overrides(inventory, &target.env, &recorded, &[]).ok())
+                    .unwrap_or_default()
+            }
+            _ => Default::default(),
+        };
+        Request { target: target.clone(), run_id: None, sets, source: None }
     }
 
     /// A committing run: render in memory, write the tree when committing on

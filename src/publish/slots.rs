@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::commit::{self, commit_or_push};
 use super::lock::lock_tree;
-use super::state::{out_prefix, DiskTree, GitTree, TreeState};
+use super::state::{check_meta, check_slot, out_prefix, DiskTree, GitTree, TreeState};
 use crate::git;
 use crate::inventory::Inventory;
 use crate::render::{Source, Target};
@@ -53,6 +53,10 @@ pub struct SlotInfo {
     pub ttl_seconds: u64,
     /// Idle longer than the TTL.
     pub expired: bool,
+    /// Why the slot's `target.json` was not believed (it failed the checks
+    /// of `check_meta`), escaped to one line; its fields are then left empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The TTL judgement, the one the CLI and the watcher share: how long a
@@ -127,7 +131,8 @@ impl<'r> View<'r> {
             if only_env.is_some_and(|o| o != name) {
                 continue;
             }
-            for slot in state.list_slots(name) {
+            // A directory whose name is not a slot name is not a slot.
+            for slot in state.list_slots(name).into_iter().filter(|s| check_slot(s).is_ok()) {
                 slots.push((name.clone(), slot, env.idle_ttl.unwrap_or(crate::inventory::DEFAULT_IDLE_TTL)));
             }
         }
@@ -144,7 +149,18 @@ impl<'r> View<'r> {
             .into_iter()
             .zip(dirs)
             .map(|((env, slot, ttl), dir)| {
-                let meta = state.read_meta(&format!("{env}/{slot}")).ok().flatten();
+                let rel = format!("{env}/{slot}");
+                let target = Target { env: env.clone(), slot: Some(slot.clone()) };
+                // Only a checked record is printed: the file is untrusted.
+                let (meta, problem) = match state.read_meta(&rel) {
+                    Ok(Some(m)) => match check_meta(inventory, &state.meta_file(&rel), &target, &m) {
+                        Ok(()) => (Some(m), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    },
+                    Ok(None) => (None, None),
+                    Err(e) => (None, Some(e)),
+                };
+                let problem = problem.map(|p| crate::diagnostic::escape_line(&p, 500));
                 let last_change = touches.get(&dir).map(|t| t.time);
                 let idle = last_change.map(|t| judge(t.saturating_mul(1000), now, ttl));
                 SlotInfo {
@@ -158,6 +174,7 @@ impl<'r> View<'r> {
                     idle_seconds: idle.map_or(0, |i| i.seconds),
                     ttl_seconds: ttl.as_secs(),
                     expired: idle.is_some_and(|i| i.expired),
+                    problem,
                 }
             })
             .collect())
@@ -241,6 +258,9 @@ pub fn remove(
     commit: bool,
     reason: &Reason,
 ) -> Result<Removed> {
+    if let Some(problem) = crate::inventory::names::message_problem(&reason.why) {
+        anyhow::bail!("invalid --reason: it {problem}; give one line of text (it goes into the commit message)");
+    }
     let out_dir = view.out_dir;
     if view.place.branch.is_none() {
         // A link in the way is named before anything else is judged.

@@ -74,25 +74,33 @@ pub fn check_slot(slot: &str) -> Result<(), String> {
 /// it) with the same checks as the command-line flags: it is untrusted input,
 /// a pull request can edit it.
 pub fn check_meta(inventory: &Inventory, file: &str, target: &Target, meta: &tree::TargetMeta) -> Result<()> {
+    // Every field is quoted escaped and cut: the file is untrusted, and
+    // the message may reach a log or a pull-request comment.
     let fail = |e: String| anyhow::anyhow!("{file}: {e}; fix or delete the file (a render recreates it)");
+    let quote = |text: &str| crate::diagnostic::escape_line(text, 80);
     if meta.project != inventory.project {
         return Err(fail(format!(
             "records project `{}`, but services.yaml is project `{}`",
-            meta.project, inventory.project
+            quote(&meta.project),
+            inventory.project
         )));
     }
     if meta.env != target.env || meta.slot != target.slot {
-        let recorded = Target { env: meta.env.clone(), slot: meta.slot.clone() };
+        let recorded = format!("{}/{}", quote(&meta.env), quote(meta.slot.as_deref().unwrap_or("")));
         return Err(fail(format!("records target {recorded}, but lies in the directory of {target}")));
     }
     if let Some(slot) = &meta.slot {
-        check_slot(slot).map_err(fail)?;
+        check_slot(slot).map_err(|e| fail(crate::diagnostic::escape_line(&e, 200)))?;
     }
     if let Some(problem) = dns_label_problem(&meta.namespace) {
-        return Err(fail(format!("invalid namespace `{}`: it {problem}", meta.namespace)));
+        return Err(fail(format!("invalid namespace `{}`: it {problem}", quote(&meta.namespace))));
+    }
+    if let Some(problem) = meta.host.as_deref().and_then(crate::inventory::names::host_problem) {
+        let host = quote(meta.host.as_deref().unwrap_or_default());
+        return Err(fail(format!("invalid host `{host}`: it {problem}")));
     }
     if let Some(id) = &meta.run_id {
-        check_run_id(id).map_err(fail)?;
+        check_run_id(id).map_err(|e| fail(crate::diagnostic::escape_line(&e, 200)))?;
     }
     if let Some(source) = &meta.source {
         source.check().map_err(fail)?;

@@ -15,7 +15,13 @@ pub use super::context::{reserved_reason, RESERVED_NAMESPACES};
 /// The namespace `target` must have, computed from the inventory alone.
 pub fn namespace_of(inventory: &Inventory, engine: &Engine, target: &Target) -> Result<String, Diagnostics> {
     let req = Request { target: target.clone(), run_id: None, sets: Default::default(), source: None };
-    target_context(inventory, engine, &req).map(|c| c.namespace)
+    namespace_for(inventory, engine, &req)
+}
+
+/// The namespace `req` renders (its target with its overrides, e.g. the
+/// ones a slot's `target.json` records).
+pub fn namespace_for(inventory: &Inventory, engine: &Engine, req: &Request) -> Result<String, Diagnostics> {
+    target_context(inventory, engine, req).map(|c| c.namespace)
 }
 
 /// Every pair of targets among `targets` (target, namespace) that share a

@@ -119,7 +119,15 @@ impl Engine {
             }
         }
         for (name, text) in &sources {
-            if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
+            // `{{ }}` inside a quoted scalar prints through a quoting filter
+            // (`super::quoting::mark_quoted`); messages show the text as written.
+            let compiled = super::quoting::mark_quoted(text).unwrap_or_else(|| text.clone());
+            let added = match env.add_template_owned(name.clone(), compiled) {
+                Ok(()) => Ok(()),
+                // A syntax error is reported on the text as written.
+                Err(e) => env.add_template_owned(name.clone(), text.clone()).and(Err(e)),
+            };
+            if let Err(e) = added {
                 diags.push(diagnostic_from(&e, &sources, Path::new(name)));
             }
         }
@@ -256,6 +264,14 @@ fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory) {
     env.add_function("ns", minijinja::functions::namespace);
     env.add_filter("nindent", helpers::nindent);
     env.add_filter("quote", |v: Value| helpers::quote(&v));
+    env.add_filter(super::quoting::IN_DQ, |v: Value| super::quoting::in_dq(&v));
+    env.add_filter(super::quoting::IN_SQ, |v: Value| super::quoting::in_sq(&v));
+    // minijinja's `tojson`, with the characters JSON keeps raw and YAML
+    // reads otherwise (NEL, LS, PS, BOM, …) escaped.
+    env.add_filter("tojson", |v: Value, indent: Option<Value>, kwargs: minijinja::value::Kwargs| {
+        let json = minijinja::filters::tojson(&v, indent, kwargs)?;
+        Ok::<_, minijinja::Error>(Value::from_safe_string(super::quoting::json_for_yaml(&json.to_string())))
+    });
     env.add_filter("squote", |v: Value| helpers::squote(&v));
     env.add_filter("to_yaml", helpers::to_yaml);
     env.add_filter("b64encode", helpers::b64encode);

@@ -151,14 +151,20 @@ fn write_flow(out: &mut String, value: &Value) {
 }
 
 fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialize")
+    super::quoting::json_for_yaml(&serde_json::to_string(s).expect("strings serialize"))
 }
 
 /// The formatter of `{{ }}`: [`display`], written unescaped. Strings and
 /// numbers (most output) go straight to minijinja's writer, unallocated.
 pub fn format_output(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
     match value.kind() {
-        ValueKind::String | ValueKind::Number => minijinja::escape_formatter(out, state, value),
+        ValueKind::String => {
+            if let Some(text) = value.as_str() {
+                super::quoting::check_unquoted(text)?;
+            }
+            minijinja::escape_formatter(out, state, value)
+        }
+        ValueKind::Number => minijinja::escape_formatter(out, state, value),
         _ => match display(value) {
             Some(text) => out.write_str(&text).map_err(Error::from),
             None => Ok(()),
@@ -187,7 +193,9 @@ pub fn quote(value: &Value) -> Result<String, Error> {
 /// quotes. A `'` inside is doubled, as YAML spells it (Helm writes it as is,
 /// which no YAML reader accepts); none gives nothing.
 pub fn squote(value: &Value) -> Result<String, Error> {
-    Ok(strval("squote", value)?.map(|s| format!("'{}'", s.replace('\'', "''"))).unwrap_or_default())
+    let Some(text) = strval("squote", value)? else { return Ok(String::new()) };
+    super::quoting::check_single_quotable(&text)?;
+    Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
 /// `s` quoted as Go's `strconv.Quote` (`%q`) quotes it: `"` and `\`

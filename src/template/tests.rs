@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use minijinja::Value;
+use proptest::strategy::Strategy as _;
 
 use super::Engine;
 use crate::inventory;
@@ -247,5 +248,118 @@ fn every_from_helm_example_renders_as_documented() {
     for missing in ["{{ tpl(vars.t) }}", "{{ lookup('v1', 'Secret', namespace, 'x') }}"] {
         let err = render_with(missing, partial, "{t: x}").unwrap_err();
         assert!(err.contains("unknown function"), "{missing}: {err}");
+    }
+}
+
+// ------------------------------------------------------------ round trip (issue 28 class 2)
+
+/// Characters from every class that YAML or JSON treats specially: ASCII
+/// syntax, C0 and C1 controls, DEL, NEL, LS/PS, the BOM, noncharacters,
+/// astral characters.
+fn hostile_char() -> impl proptest::strategy::Strategy<Value = char> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::sample::select(vec![
+            'a', ' ', '"', '\'', '\\', ':', '#', '-', '{', '}', '[', ']', ',', '&', '*', '!', '|', '>', '%', '@', '`',
+            '?', '\t', '\n', '\r'
+        ]),
+        (0u32..0x20).prop_map(|u| char::from_u32(u).unwrap()),
+        (0x7Fu32..0xA0).prop_map(|u| char::from_u32(u).unwrap()),
+        proptest::sample::select(vec![
+            '\u{85}', '\u{a0}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{fffe}', '\u{ffff}', '\u{fdd0}', '\u{200b}',
+            '\u{202e}'
+        ]),
+        proptest::sample::select(vec!['é', '中', '\u{1f600}', '\u{10ffff}', '\u{1fffe}', '\u{e0001}', '\u{f0000}']),
+    ]
+}
+
+/// `out` read back by the project's YAML reader (serde_yaml) and by an
+/// independent one (yaml-rust2): the string at key `v` of each, or why not.
+fn read_back(out: &str) -> Result<(String, String), String> {
+    let ours: serde_yaml::Value = serde_yaml::from_str(out).map_err(|e| format!("serde_yaml: {e}"))?;
+    let theirs = yaml_rust2::YamlLoader::load_from_str(out).map_err(|e| format!("yaml-rust2: {e}"))?;
+    let first = |v: &serde_yaml::Value| match v {
+        serde_yaml::Value::Sequence(s) => s.first().cloned(),
+        serde_yaml::Value::Mapping(m) => m.get("k").cloned(),
+        other => Some(other.clone()),
+    };
+    let ours = first(&ours["v"]).and_then(|v| v.as_str().map(str::to_owned)).ok_or("serde_yaml: not a string")?;
+    let t = &theirs.first().ok_or("yaml-rust2: no document")?["v"];
+    let t = if t.as_vec().is_some() {
+        &t[0]
+    } else if t.as_hash().is_some() {
+        &t["k"]
+    } else {
+        t
+    };
+    let theirs = t.as_str().ok_or("yaml-rust2: not a string")?.to_owned();
+    Ok((ours, theirs))
+}
+
+/// Every value printed by `quote`, `squote`, `tojson`, `{{ }}` in a `"…"` or
+/// `'…'` slot, and the YAML printing of lists and maps reads back as the
+/// same string by both readers, or the render fails naming the value.
+#[test]
+fn every_printed_string_reads_back_the_same_or_the_render_fails() {
+    use proptest::test_runner::{Config, TestRunner};
+    let forms = [
+        "v: {{ vars.s | quote }}\n",
+        "v: {{ vars.s | squote }}\n",
+        "v: {{ vars.s | tojson }}\n",
+        "v: \"{{ vars.s }}\"\n",
+        "v: '{{ vars.s }}'\n",
+        "v: {{ [vars.s] }}\n",
+        "v: {{ {'k': vars.s} }}\n",
+        "v: {{ [vars.s] | tojson }}\n",
+    ];
+    let fixtures: Vec<Fixture> = forms.iter().map(|f| fixture(f, "")).collect();
+    let strategy = proptest::collection::vec(hostile_char(), 0..10).prop_map(|cs| cs.into_iter().collect::<String>());
+    let mut runner = TestRunner::new(Config { cases: 400, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&strategy, |s| {
+            let ctx = minijinja::context! { vars => minijinja::context! { s => s.clone() }, namespace => "shop-dev" };
+            for (form, f) in forms.iter().zip(&fixtures) {
+                match f.engine.render_file(Path::new("manifests/t.yaml.j2"), &ctx) {
+                    Ok(out) => match read_back(&out) {
+                        Ok((ours, theirs)) => {
+                            proptest::prop_assert_eq!(&ours, &s, "serde_yaml, {:?} printed {:?}", form, out);
+                            proptest::prop_assert_eq!(&theirs, &s, "yaml-rust2, {:?} printed {:?}", form, out);
+                        }
+                        Err(e) => proptest::prop_assert!(false, "{:?} printed {:?}, not YAML: {}", form, out, e),
+                    },
+                    Err(d) => proptest::prop_assert!(
+                        d.message.contains("vars.s") || d.message.contains("value"),
+                        "{}",
+                        d.message
+                    ),
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Integers and floats at their edges print as YAML numbers that read back
+/// as the same number.
+#[test]
+fn every_printed_number_reads_back_the_same() {
+    let f = fixture("v: {{ vars.n }}\nl: {{ [vars.n] }}\nj: {{ vars.n | tojson }}\n", "");
+    let ints = [0i64, -1, i64::MAX, i64::MIN, 1 << 53, (1 << 53) + 1];
+    for n in ints {
+        let ctx = minijinja::context! { vars => minijinja::context! { n => n } };
+        let out = f.engine.render_file(Path::new("manifests/t.yaml.j2"), &ctx).unwrap();
+        let back: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+        for k in ["v", "j"] {
+            assert_eq!(back[k].as_i64(), Some(n), "{out}");
+        }
+        assert_eq!(back["l"][0].as_i64(), Some(n), "{out}");
+    }
+    for x in [0.5f64, -0.0, 1e300, 1e-300, f64::MAX, f64::MIN_POSITIVE, 0.1 + 0.2, 1e16, 123456789.125] {
+        let ctx = minijinja::context! { vars => minijinja::context! { n => x } };
+        let out = f.engine.render_file(Path::new("manifests/t.yaml.j2"), &ctx).unwrap();
+        let back: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+        for v in [&back["v"], &back["j"], &back["l"][0]] {
+            assert_eq!(v.as_f64().map(f64::to_bits), Some(x.to_bits()), "{x}: {out}");
+        }
     }
 }

@@ -218,6 +218,9 @@ impl Resolver {
                     "set the registry path",
                 );
             }
+            if let Some(build) = &img.build {
+                self.check_build_paths(&path.key("build"), name, build);
+            }
             let positions =
                 (self.main.doc.value_location(&path.key("repository")), self.main.doc.value_location(&path.key("tag")));
             let file = self.file_of(&path).path.clone();
@@ -234,6 +237,28 @@ impl Resolver {
         }
         out
     }
+    /// `build.context` and `build.dockerfile` name paths inside the project
+    /// (CI hands them to `docker build`): relative, no `..`, nothing in
+    /// `.git/`, and no symlink that leads out.
+    fn check_build_paths(&mut self, path: &YamlPath, name: &str, build: &ImageBuild) {
+        for (key, value) in [("context", build.context.as_deref()), ("dockerfile", build.dockerfile.as_deref())] {
+            let Some(value) = value else { continue };
+            let git = || std::path::Path::new(value).components().any(|c| c.as_os_str() == ".git");
+            let problem =
+                super::walk::escape_problem(value).or_else(|| git().then_some("is inside `.git/`")).or_else(|| {
+                    let real = self.root.join(value).canonicalize().ok()?;
+                    (!real.starts_with(&self.root)).then_some("is a symlink that leads outside the project directory")
+                });
+            if let Some(problem) = problem {
+                self.error_at_value(
+                    &path.key(key),
+                    format!("`images.{name}.build.{key}` `{value}` {problem}"),
+                    "CI builds from the project only: use a path relative to services.yaml, inside the project",
+                );
+            }
+        }
+    }
+
     pub(super) fn check_image(&mut self, path: &YamlPath, image: Option<&str>, images: &BTreeMap<String, Image>) {
         let Some(image) = image else { return };
         if !images.contains_key(image) {

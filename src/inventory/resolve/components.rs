@@ -24,10 +24,27 @@ impl Resolver {
             ("services", &raw.services, ComponentKind::Service),
         ];
         let mut components = Vec::new();
+        // Presets copy their values into every component that uses them:
+        // the copies share the document's node budget, so `use` of a large
+        // preset many times cannot multiply memory.
+        let mut expanded = 0usize;
         for (section, list, kind) in sections {
             for (i, c) in list.iter().enumerate() {
                 let path = YamlPath::default().key(section).index(i);
                 let (c, fields) = self.with_presets(&path, c, &raw.presets);
+                expanded += expanded_size(&c);
+                if expanded > crate::inventory::yaml::MAX_NODES {
+                    self.error_at_value(
+                        &path.key("use"),
+                        format!(
+                            "the components' values, with their presets applied, exceed {} values at component `{}`",
+                            crate::inventory::yaml::MAX_NODES,
+                            c.name
+                        ),
+                        "use smaller presets, or fewer of them: every `use` copies the preset's vars and overlays",
+                    );
+                    return components;
+                }
                 components.push(self.resolve_component(&path, &c, &fields, kind, stages, images, &env_names));
             }
         }
@@ -339,4 +356,13 @@ fn merge_vars(base: Option<serde_yaml::Mapping>, over: Option<&serde_yaml::Mappi
         }
         (b, o) => o.cloned().or(b),
     }
+}
+
+/// Values a component holds once its presets are applied: its `vars` and
+/// its overlays' `vars`.
+fn expanded_size(c: &RawComponent) -> usize {
+    let size = |m: &Option<serde_yaml::Mapping>| {
+        m.as_ref().map_or(0, |m| crate::inventory::yaml::value_size(&serde_yaml::Value::Mapping(m.clone())))
+    };
+    1 + size(&c.vars) + c.overlays.values().map(|o| size(&o.vars)).sum::<usize>()
 }

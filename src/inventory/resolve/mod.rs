@@ -279,3 +279,9 @@ pub fn deep_merge(base: &mut serde_yaml::Mapping, over: &serde_yaml::Mapping) {
         }
     }
 }
+
+/// The project walk of glob imports and manifests, for tests elsewhere.
+#[cfg(test)]
+pub(crate) fn walk_project_for_tests(root: &Path) -> Vec<PathBuf> {
+    walk::walk_project(root)
+}

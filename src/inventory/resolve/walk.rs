@@ -66,6 +66,11 @@ impl Resolver {
         let mut kept = Vec::new();
         for m in matches {
             match self.root.join(&m).canonicalize() {
+                Ok(real) if in_git_dir(&self.root, &real) => self.error_at_value(
+                    path,
+                    format!("{what} `{}` is inside `.git/`, which templates may never read", m.display()),
+                    "`.git/` holds the repository's credentials (actions/checkout stores its token in .git/config); name the project's own files",
+                ),
                 Ok(real) if real.starts_with(&self.root) => {
                     self.sources.insert(m.clone());
                     kept.push(m);
@@ -133,6 +138,11 @@ pub(super) fn walk_project(root: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// Whether `real` (a canonical path) is inside a `.git` directory below `root`.
+fn in_git_dir(root: &Path, real: &Path) -> bool {
+    real.strip_prefix(root).is_ok_and(|inner| inner.components().any(|c| c.as_os_str() == ".git"))
 }
 
 /// Why a relative path pattern would leave the project directory, if it would.

@@ -11,15 +11,34 @@ use crate::inventory::load;
 use crate::inventory::names::value_problem;
 use crate::inventory::yaml::{Segment, YamlPath};
 
+/// `file` relative to `project`, when its directory (links followed) lies
+/// inside the project directory; else an error naming `file` (unread).
+fn project_relative(file: &Path, project: &Path) -> Result<std::path::PathBuf, Diagnostic> {
+    let name = file.file_name().map(Path::new).unwrap_or(file);
+    let real_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize();
+    match (real_dir, project.canonicalize()) {
+        (Ok(dir), Ok(project)) => match dir.strip_prefix(&project) {
+            Ok(dir) => Ok(dir.join(name)),
+            Err(_) => Err(Diagnostic::error(
+                file,
+                None,
+                "the values file leads outside the project directory (the directory of services.yaml); it is not read",
+            )),
+        },
+        (Err(e), _) | (_, Err(e)) => Err(Diagnostic::error(file, None, format!("cannot read file: {e}"))),
+    }
+}
+
 /// Reads a `--values FILE`: YAML with `versions:` and/or `vars:`. Errors
-/// are positioned in the file.
-pub fn read_values_file(file: &Path) -> Result<Vec<Override>, Vec<Diagnostic>> {
+/// are positioned in the file. The file must be a regular file inside
+/// `project` (the directory of services.yaml), links followed: one that
+/// leads elsewhere is refused unread.
+pub fn read_values_file(file: &Path, project: &Path) -> Result<Vec<Override>, Vec<Diagnostic>> {
     let origin = format!("--values {}", file.display());
-    let root = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = Path::new(file.file_name().unwrap_or(file.as_os_str()));
-    let source = load::read_source(root, name).map_err(|d| {
-        vec![Diagnostic { file: file.to_path_buf(), ..d }.with_help("pass an existing YAML file to --values")]
-    })?;
+    let help = "pass a YAML file inside the project directory to --values";
+    let rel = project_relative(file, project).map_err(|d| vec![d.with_help(help)])?;
+    let source = load::read_source(project, &rel)
+        .map_err(|d| vec![Diagnostic { file: file.to_path_buf(), ..d }.with_help(help)])?;
     let source = load::SourceFile { path: file.to_path_buf(), text: source.text };
     let doc = load::parse_document(&source).map_err(|d| vec![d])?;
     let at = |path: &YamlPath, message: String, help: &str| {

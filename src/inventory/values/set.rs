@@ -117,6 +117,14 @@ pub(super) fn parse_path(sc: &mut Scanner) -> Result<Vec<Segment>, String> {
                 Err(_) => return Err(format!("`[{text}]` is not a list index; write a number such as `[0]`")),
             };
             steps.push(Segment::Index(index));
+            if steps.len() > MAX_STEPS {
+                return Err(format!("the path is deeper than {MAX_STEPS} steps"));
+            }
+            // Each index fills the list before it: bound what one path makes.
+            let filled: usize = steps.iter().map(|s| if let Segment::Index(i) = s { *i } else { 0 }).sum();
+            if filled > MAX_INDEX {
+                return Err(format!("the indices of one path add up to more than {MAX_INDEX}"));
+            }
             let (extra, last) = sc.until(&['[', '.', '='])?;
             if !extra.is_empty() {
                 return Err(format!("unexpected `{extra}` after `[{index}]`"));
