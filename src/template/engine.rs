@@ -270,7 +270,7 @@ fn register_helpers(env: &mut Environment<'static>, inventory: &Inventory) {
     // reads otherwise (NEL, LS, PS, BOM, …) escaped.
     env.add_filter("tojson", |v: Value, indent: Option<Value>, kwargs: minijinja::value::Kwargs| {
         let json = minijinja::filters::tojson(&v, indent, kwargs)?;
-        Ok::<_, minijinja::Error>(Value::from_safe_string(super::quoting::json_for_yaml(&json.to_string())))
+        Ok::<_, minijinja::Error>(Value::from_safe_string(super::printing::json_for_yaml(&json.to_string())))
     });
     env.add_filter("squote", |v: Value| helpers::squote(&v));
     env.add_filter("to_yaml", helpers::to_yaml);

@@ -9,6 +9,7 @@ mod context;
 mod engine;
 mod helpers;
 mod partials;
+mod printing;
 mod quoting;
 
 pub use access::{fingerprint, Access};

@@ -11,43 +11,15 @@
 
 use minijinja::{Error, ErrorKind, Value};
 
+use super::printing::never_literal;
+
 /// The filter a `{{ }}` inside `"…"` gets.
 pub const IN_DQ: &str = "__in_dq";
 /// The filter a `{{ }}` inside `'…'` gets.
 pub const IN_SQ: &str = "__in_sq";
 
-/// Characters YAML never reads back as themselves when written as they are:
-/// line breaks other than `\n` (`\r`, NEL, LS, PS: YAML 1.1 readers break
-/// lines there), other C0 controls but tab, DEL, C1 controls, and the
-/// noncharacters U+FFFE and U+FFFF (not printable in YAML: the file would
-/// not parse). A byte-order mark inside a scalar reads back (both readers
-/// of the round-trip test agree).
-pub fn never_literal(c: char) -> bool {
-    let u = c as u32;
-    (u < 0x20 && c != '\t' && c != '\n') || (0x7F..=0x9F).contains(&u) || matches!(u, 0x2028 | 0x2029 | 0xFFFE | 0xFFFF)
-}
-
 fn is_line_break(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
-}
-
-/// JSON text (from serde_json or minijinja's `tojson`) with every
-/// [`never_literal`] character written as `\uXXXX`: JSON strings keep them
-/// raw, and YAML would read NEL, LS and PS as line breaks. Outside strings
-/// JSON is ASCII, so this only touches string contents.
-pub fn json_for_yaml(json: &str) -> String {
-    if !json.chars().any(never_literal) {
-        return json.to_owned();
-    }
-    let mut out = String::with_capacity(json.len() + 8);
-    for c in json.chars() {
-        if never_literal(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn refuse(slot: &str, value: &str, what: &str, help: &str) -> Error {
@@ -66,7 +38,7 @@ pub fn in_dq(value: &Value) -> Result<Value, Error> {
     if value.is_undefined() {
         return Ok(Value::UNDEFINED);
     }
-    let Some(text) = super::helpers::display(value) else { return Ok(Value::from("")) };
+    let Some(text) = super::printing::display(value) else { return Ok(Value::from("")) };
     if text.chars().any(is_line_break) {
         return Err(refuse(
             "\"…\"",
@@ -75,7 +47,7 @@ pub fn in_dq(value: &Value) -> Result<Value, Error> {
             "print it with `{{ x | tojson }}` (no quotes around it) or `| quote`, or use a block scalar",
         ));
     }
-    let quoted = super::helpers::go_quote(&text);
+    let quoted = super::printing::go_quote(&text);
     Ok(Value::from(&quoted[1..quoted.len() - 1]))
 }
 
@@ -85,7 +57,7 @@ pub fn in_sq(value: &Value) -> Result<Value, Error> {
     if value.is_undefined() {
         return Ok(Value::UNDEFINED);
     }
-    let Some(text) = super::helpers::display(value) else { return Ok(Value::from("")) };
+    let Some(text) = super::printing::display(value) else { return Ok(Value::from("")) };
     check_single_quotable(&text)?;
     Ok(Value::from(text.replace('\'', "''")))
 }
@@ -247,6 +219,7 @@ fn strip_marker(inner: &str, lead: bool) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::printing::json_for_yaml;
 
     #[test]
     fn expressions_inside_quoted_scalars_are_marked() {
